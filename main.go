@@ -1,0 +1,102 @@
+// Command wsmill runs the WebSocket server: it upgrades GET /ws on the raw
+// TCP connection, greets with "Hi Client!", echoes every message, pushes the
+// server time every -push-interval, and serves the demo page at / and a
+// health check at /healthz on the same port.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/wsmill/wsmill/server"
+)
+
+//go:embed web/index.html
+var indexHTML []byte
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		slog.Error("wsmill", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("wsmill", flag.ContinueOnError)
+	addr := fs.String("addr", ":8080", "listen address")
+	push := fs.Duration("push-interval", 5*time.Second, "time push period")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "worker pool size")
+	maxMsg := fs.Int("max-message", 1<<20, "largest accepted message in bytes")
+	maxConns := fs.Int("max-conns", server.DefaultMaxConns(), "connection cap (beyond it the upgrade answers 503); default: open-file limit less reserve")
+	drain := fs.Duration("drain-timeout", 3*time.Second, "how long shutdown waits for clients to answer Close 1001")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	srv, err := server.New(server.Config{
+		PushInterval: *push,
+		Workers:      *workers,
+		MaxMessage:   *maxMsg,
+		MaxConns:     *maxConns,
+		Handler:      newMux(),
+		OnError:      func(err error) { log.Warn("server", "err", err) },
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	cfg := srv.Config()
+	log.Info("wsmill started", "addr", ln.Addr().String(), "push_interval", cfg.PushInterval,
+		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_conns", cfg.MaxConns,
+		"max_outbound", cfg.MaxOutbound, "handshake_timeout", cfg.HandshakeTimeout)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String(), "open", srv.Stats().Open)
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	err = srv.Shutdown(ctx)
+	st := srv.Stats()
+	log.Info("wsmill stopped", "upgraded", st.Upgraded, "rejected", st.Rejected, "pushes", st.Pushes,
+		"pushes_skipped", st.PushesSkipped, "left_open", st.Live)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func newMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(indexHTML)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}

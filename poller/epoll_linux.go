@@ -1,0 +1,108 @@
+//go:build linux
+
+package poller
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/mailru/easygo/netpoll"
+)
+
+// epoll adapts easygo's netpoll.Epoll, whose callbacks are per descriptor
+// (func(EpollEvent), no fd argument), to a single Dispatch function.
+//
+// easygo wants a distinct callback per descriptor. Making a closure on every
+// Add would allocate per connection, so one closure per descriptor number is
+// made the first time that number is seen and kept: the kernel reuses small
+// numbers, and after warm-up Add allocates nothing.
+type epoll struct {
+	ep       *netpoll.Epoll
+	dispatch Dispatch
+
+	mu  sync.Mutex
+	cbs []func(netpoll.EpollEvent) // indexed by fd; guarded by mu
+}
+
+const registerEvents = netpoll.EPOLLIN | netpoll.EPOLLOUT | netpoll.EPOLLRDHUP | netpoll.EPOLLET
+
+// New starts an epoll instance and its wait goroutine. onWaitError is called
+// (from the wait goroutine) if epoll_wait fails for good; it may be nil.
+func New(dispatch Dispatch, onWaitError func(error)) (Poller, error) {
+	if dispatch == nil {
+		return nil, errors.New("poller: nil dispatch")
+	}
+	if onWaitError == nil {
+		onWaitError = func(error) {}
+	}
+	ep, err := netpoll.EpollCreate(&netpoll.EpollConfig{OnWaitError: onWaitError})
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	return &epoll{ep: ep, dispatch: dispatch}, nil
+}
+
+func (p *epoll) callback(fd int) func(netpoll.EpollEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if fd >= len(p.cbs) {
+		n := max(2*len(p.cbs), fd+1, 1024)
+		cbs := make([]func(netpoll.EpollEvent), n)
+		copy(cbs, p.cbs)
+		p.cbs = cbs
+	}
+	cb := p.cbs[fd]
+	if cb == nil {
+		dispatch := p.dispatch
+		cb = func(e netpoll.EpollEvent) { dispatch(fd, translate(e)) }
+		p.cbs[fd] = cb
+	}
+	return cb
+}
+
+func translate(e netpoll.EpollEvent) Event {
+	var ev Event
+	if e&(netpoll.EPOLLIN|netpoll.EPOLLRDHUP|netpoll.EPOLLPRI) != 0 {
+		ev |= EventRead
+	}
+	if e&netpoll.EPOLLOUT != 0 {
+		ev |= EventWrite
+	}
+	if e&(netpoll.EPOLLHUP|netpoll.EPOLLERR) != 0 {
+		ev |= EventHangup | EventRead
+	}
+	// easygo delivers 0x20 (its private _EPOLLCLOSED) to every callback
+	// when the instance is closed.
+	if e&0x20 != 0 {
+		ev = EventClosed
+	}
+	return ev
+}
+
+func (p *epoll) Add(fd int) error {
+	err := p.ep.Add(fd, registerEvents, p.callback(fd))
+	return wrap("epoll_ctl add", err)
+}
+
+func (p *epoll) Del(fd int) error {
+	return wrap("epoll_ctl del", p.ep.Del(fd))
+}
+
+func (p *epoll) Close() error {
+	return wrap("close", p.ep.Close())
+}
+
+func wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, netpoll.ErrClosed):
+		return ErrClosed
+	case errors.Is(err, netpoll.ErrRegistered), errors.Is(err, netpoll.ErrNotRegistered):
+		return fmt.Errorf("poller: %s: %w", op, err)
+	default:
+		return os.NewSyscallError(op, err)
+	}
+}

@@ -1,0 +1,47 @@
+package poller
+
+import "errors"
+
+// Event is a set of readiness conditions reported for a descriptor.
+type Event uint32
+
+const (
+	// EventRead: the socket has bytes to read, or the peer shut down its
+	// writing side (read will return 0).
+	EventRead Event = 1 << iota
+	// EventWrite: the socket's send buffer has room again.
+	EventWrite
+	// EventHangup: the connection is broken (EPOLLHUP or EPOLLERR); a read
+	// or write will report the error.
+	EventHangup
+	// EventClosed: the poller itself was closed; no more events follow for
+	// this descriptor.
+	EventClosed
+)
+
+// Dispatch receives the events of one descriptor. It runs on the poller's
+// goroutine: it must return quickly, never block and never allocate.
+type Dispatch func(fd int, ev Event)
+
+// Poller reports readiness of registered descriptors to a Dispatch function.
+type Poller interface {
+	// Add registers fd, edge-triggered, for read, write and hang-up events.
+	// The first EventWrite usually arrives right away (an empty send buffer
+	// is writable). fd must be non-blocking and not already registered.
+	Add(fd int) error
+
+	// Del unregisters fd. Call it before closing fd. An event already taken
+	// from the kernel may still be dispatched once after Del returns.
+	Del(fd int) error
+
+	// Close stops the poll goroutine and releases the epoll instance. Every
+	// registered descriptor gets one EventClosed; descriptors themselves are
+	// not closed.
+	Close() error
+}
+
+// ErrUnsupported is returned by New on systems without epoll.
+var ErrUnsupported = errors.New("poller: epoll is only available on linux")
+
+// ErrClosed is returned by calls on a closed Poller.
+var ErrClosed = errors.New("poller: closed")

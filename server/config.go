@@ -1,0 +1,102 @@
+package server
+
+import (
+	"net/http"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// Config holds the server's settings. The zero value is usable: every zero
+// field takes the default named in its comment (see withDefaults).
+type Config struct {
+	// Path is the request path that is upgraded to WebSocket. Default "/ws".
+	Path string
+
+	// PushInterval is the period of the time push to every connection.
+	// Default 5s.
+	PushInterval time.Duration
+
+	// Workers is the size of the worker pool. Default runtime.GOMAXPROCS(0).
+	Workers int
+
+	// MaxMessage is the largest accepted message (the whole message, not one
+	// frame) in bytes. Default 1 MiB.
+	MaxMessage int
+
+	// MaxConns caps upgraded connections; beyond it the upgrade answers 503.
+	// Default: the open-file limit less ReservedFDs.
+	MaxConns int
+
+	// MaxOutbound bounds the bytes waiting in one connection's outbound queue.
+	// An empty queue always takes one whole frame (so one echo of MaxMessage
+	// bytes always fits); past the bound, time pushes are skipped and an echo
+	// closes the connection. Default 64 KiB.
+	MaxOutbound int
+
+	// HandshakeTimeout is how long a new TCP connection has, in total, to
+	// complete its HTTP request. Default 5s.
+	HandshakeTimeout time.Duration
+
+	// CloseTimeout is how long the server waits for the client's answer to
+	// its Close frame (or for its queue to drain) before dropping the TCP
+	// connection. Default 2s.
+	CloseTimeout time.Duration
+
+	// Handler serves every HTTP request that is not a WebSocket upgrade on
+	// Path. Default: http.NotFoundHandler().
+	Handler http.Handler
+
+	// OnError reports errors the server recovers from by itself (a failed
+	// accept, an HTTP hand-off that failed). It is called from internal
+	// goroutines and must not block. Default: ignore.
+	OnError func(error)
+}
+
+// ReservedFDs is the number of descriptors the default MaxConns leaves for
+// the listener, epoll, stdio, HTTP requests and the spare accept descriptor.
+const ReservedFDs = 64
+
+func (c Config) withDefaults() Config {
+	if c.Path == "" {
+		c.Path = "/ws"
+	}
+	if c.PushInterval <= 0 {
+		c.PushInterval = 5 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxMessage <= 0 {
+		c.MaxMessage = 1 << 20
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns()
+	}
+	if c.MaxOutbound <= 0 {
+		c.MaxOutbound = 64 << 10
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = 2 * time.Second
+	}
+	if c.Handler == nil {
+		c.Handler = http.NotFoundHandler()
+	}
+	if c.OnError == nil {
+		c.OnError = func(error) {}
+	}
+	return c
+}
+
+// DefaultMaxConns is the open-file limit less ReservedFDs (at least 1).
+func DefaultMaxConns() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
+		return 1024 - ReservedFDs
+	}
+	n := int(min(rl.Cur, 1<<30)) - ReservedFDs
+	return max(n, 1)
+}

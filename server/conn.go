@@ -1,0 +1,114 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// conn is the state of one accepted TCP connection. Structs are never freed:
+// the table keeps one per descriptor number and reuses it when the kernel
+// hands that number out again, with gen incremented (see table.go).
+//
+// Ownership, by field group:
+//
+//   - Read state (phase, handshake, header, frame, message fields): owned by
+//     the single worker that is running the connection. The scheduling state
+//     machine below guarantees at most one worker runs a conn at a time, so
+//     these fields need no lock.
+//   - Write state (out*, closed): guarded by mu. Workers (echo, pong, close)
+//     and the wheel (time push) both write, and mu makes every frame go out
+//     whole and in order: frames never interleave on the wire.
+//   - Wheel links (slot, pos): guarded by the wheel slot's lock.
+//   - Deadline links (dl*): guarded by the deadline list's lock.
+//
+// Scheduling state machine (field sched):
+//
+//	idle ──event──▶ queued ──worker takes it──▶ running ──done──▶ idle
+//	                                              │  ▲
+//	                                        event │  │ worker runs again
+//	                                              ▼  │ (requeued for fairness)
+//	                                             rerun
+//	running ──closes the fd──▶ dead ──table reuses the struct──▶ idle
+//
+// Invariants: a conn is in the ready queue at most once (only the idle→queued
+// transition enqueues), so the queue never holds more entries than there are
+// conns and a send to it never blocks; exactly one worker owns a running conn;
+// an event that arrives while it runs is never lost (running→rerun makes the
+// worker go round again); a dead conn drops events until it is reused.
+type conn struct {
+	fd    int
+	gen   uint32
+	sched atomic.Uint32
+	ev    atomic.Uint32 // pending poller.Event bits plus internal requests (ev*)
+
+	// Read state, owned by the running worker.
+	phase    phase
+	wrShut   bool      // closing: our side is shut down, waiting for the peer's FIN
+	readMore bool      // stopped reading early for fairness; bytes may remain
+	hs       *[]byte   // buffered handshake bytes (pooled), nil when none
+	hdr      [ws.MaxHeaderSize]byte
+	hdrN     uint8     // bytes of an incomplete frame header kept in hdr
+	inFrame  bool      // cur's header is parsed; its payload is arriving in frame
+	cur      ws.Header // header of the frame in progress
+	curGot   int64     // payload bytes of cur received so far
+	frame    *[]byte   // pooled buffer for cur's payload, nil when none
+	msgOp    ws.OpCode // opcode of the open fragmented message, 0 when none
+	msgLen   int64     // bytes of the open message received so far
+	msg      *[]byte   // pooled buffer reassembling a fragmented message
+	utf8     uint32    // UTF-8 validator state of the open text message or frame
+
+	// Write state, guarded by mu.
+	mu       sync.Mutex
+	closed   bool    // fd is about to be or has been closed: write nothing
+	out      *[]byte // pooled outbound queue; pending bytes are (*out)[outHead:]
+	outHead  int
+	outTotal uint64 // bytes ever appended to the queue
+	outDone  uint64 // bytes ever flushed from the queue
+	timeEnd  uint64 // outTotal just after the last queued time frame
+	bigEnd   uint64 // outTotal just after a frame larger than MaxOutbound
+
+	// Wheel links, guarded by the slot's lock.
+	slot int32 // -1 when not in the wheel
+	pos  int32
+
+	// Deadline list links, guarded by the deadline list's lock.
+	dlList     *deadlineList
+	dlPrev     *conn
+	dlNext     *conn
+	dlDeadline time.Duration // on the server's monotonic clock (Server.now)
+}
+
+type phase uint8
+
+const (
+	phaseFree      phase = iota // fd closed; struct waiting for reuse
+	phaseHandshake              // reading the HTTP request
+	phaseOpen                   // WebSocket open
+	phaseClosing                // our Close frame is sent or queued; draining
+)
+
+const (
+	schedIdle uint32 = iota
+	schedQueued
+	schedRunning
+	schedRerun
+	schedDead
+)
+
+// Internal requests carried in conn.ev above the poller's bits.
+const (
+	evGoingAway uint32 = 1 << (16 + iota) // shutdown: send Close 1001
+	evTimeout                             // a deadline (handshake, close) passed
+	evBroken                              // the wheel's write failed: close
+)
+
+// pending reports the bytes waiting in the outbound queue. Caller holds mu.
+func (c *conn) pending() int {
+	if c.out == nil {
+		return 0
+	}
+	return len(*c.out) - c.outHead
+}

@@ -1,0 +1,301 @@
+package server
+
+import (
+	"encoding/binary"
+	"io"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// The frame path. A worker reads into its own buffer; every frame that lies
+// whole in the buffer is unmasked in place and handled from there (echo
+// writes the same bytes back with writev). Only an incomplete frame is kept
+// across reads: up to 13 header bytes in conn.hdr, or the payload in a
+// pooled buffer sized from the header (after the MaxMessage check), which
+// the following reads fill directly.
+
+// readFrames reads once into the worker buffer and handles what arrived.
+func (w *worker) readFrames(c *conn) (int, bool, bool) {
+	k := int(c.hdrN)
+	head := ws.MaxHeaderSize - k
+	copy(w.buf[head:ws.MaxHeaderSize], c.hdr[:k])
+	n, errno := readFD(c.fd, w.buf[ws.MaxHeaderSize:])
+	ok, again := readOutcome(n, errno)
+	if !ok || again {
+		return n, ok, again
+	}
+	c.hdrN = 0
+	return n, w.parseFrames(c, w.buf[head:ws.MaxHeaderSize+n]), false
+}
+
+// readPayload reads the rest of an incomplete frame straight into its buffer.
+func (w *worker) readPayload(c *conn) (int, bool, bool) {
+	p := (*c.frame)[:c.cur.Length]
+	n, errno := readFD(c.fd, p[c.curGot:])
+	ok, again := readOutcome(n, errno)
+	if !ok || again {
+		return n, ok, again
+	}
+	if !w.payloadChunk(c, p[c.curGot:c.curGot+int64(n)]) {
+		return n, w.fail(c, ws.StatusInvalidFramePayloadData), false
+	}
+	if c.curGot < c.cur.Length {
+		return n, true, false
+	}
+	frame := c.frame
+	c.frame, c.inFrame = nil, false
+	ok = w.handleFrame(c, c.cur, p, true)
+	putBuf(frame)
+	return n, ok, false
+}
+
+// payloadChunk unmasks newly arrived payload bytes of c.cur and, in a text
+// message, validates them at once, so invalid UTF-8 fails the connection
+// without waiting for the rest of the frame. It reports false on invalid
+// UTF-8.
+func (w *worker) payloadChunk(c *conn, chunk []byte) bool {
+	ws.Cipher(chunk, c.cur.Mask, int(c.curGot))
+	c.curGot += int64(len(chunk))
+	if c.isText(c.cur.OpCode) {
+		st, ok := utf8Step(c.utf8, chunk)
+		c.utf8 = st
+		return ok
+	}
+	return true
+}
+
+func (c *conn) isText(op ws.OpCode) bool {
+	return op == ws.OpText || (op == ws.OpContinuation && c.msgOp == ws.OpText)
+}
+
+// parseFrames handles every complete frame in data and keeps the tail of an
+// incomplete one. It returns false when the connection must close now.
+func (w *worker) parseFrames(c *conn, data []byte) bool {
+	for len(data) > 0 {
+		if c.phase != phaseOpen {
+			return true // we sent Close: the rest is ignored
+		}
+		w.br.Reset(data)
+		h, err := ws.ReadHeaderBuffer(&w.br, w.hb[:])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			c.hdrN = uint8(copy(c.hdr[:], data))
+			return true
+		}
+		if err != nil {
+			// [RFC6455 5.2]: the most significant bit of a 64-bit
+			// length MUST be 0.
+			return w.fail(c, ws.StatusProtocolError)
+		}
+		if code := w.check(c, h); code != 0 {
+			return w.fail(c, code)
+		}
+		data = data[len(data)-w.br.Len():]
+		if int64(len(data)) < h.Length {
+			c.cur, c.inFrame, c.curGot = h, true, 0
+			c.frame = getBuf(int(h.Length))
+			p := (*c.frame)[:h.Length]
+			if !w.payloadChunk(c, p[:copy(p, data)]) {
+				return w.fail(c, ws.StatusInvalidFramePayloadData)
+			}
+			return true
+		}
+		payload := data[:h.Length]
+		data = data[h.Length:]
+		ws.Cipher(payload, h.Mask, 0)
+		if !w.handleFrame(c, h, payload, false) {
+			return false
+		}
+	}
+	return true
+}
+
+// check validates a header against the connection's state and limits and
+// returns the close code to fail with, or 0.
+func (w *worker) check(c *conn, h ws.Header) ws.StatusCode {
+	st := ws.StateServerSide
+	if c.msgOp != 0 {
+		st |= ws.StateFragmented
+	}
+	// Unmasked frames, RSV bits without an extension, reserved opcodes,
+	// control frames over 125 bytes or fragmented, continuation without an
+	// open message and a new data frame inside one: all 1002.
+	if ws.CheckHeader(h, st) != nil {
+		return ws.StatusProtocolError
+	}
+	// The limit is on the whole message, checked from the declared length
+	// before a payload byte is read or buffered.
+	if h.OpCode.IsData() && c.msgLen+h.Length > int64(w.s.cfg.MaxMessage) {
+		return ws.StatusMessageTooBig
+	}
+	return 0
+}
+
+// handleFrame acts on one complete, unmasked frame. checked says the
+// payload already went through the incremental UTF-8 validator.
+func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool) bool {
+	switch h.OpCode {
+	case ws.OpText, ws.OpBinary:
+		if !h.Fin {
+			c.msgOp, c.msgLen = h.OpCode, 0
+			return w.appendMessage(c, h, payload, checked)
+		}
+		if h.OpCode == ws.OpText {
+			valid := c.utf8 == 0
+			if !checked {
+				valid = utf8.Valid(payload)
+			}
+			c.utf8 = 0
+			if !valid {
+				return w.fail(c, ws.StatusInvalidFramePayloadData)
+			}
+		}
+		return w.send(c, h.OpCode, payload)
+	case ws.OpContinuation:
+		return w.appendMessage(c, h, payload, checked)
+	case ws.OpPing:
+		// [RFC6455 5.5.2]: Upon receipt of a Ping frame, an endpoint MUST
+		// send a Pong frame in response ... with the same Application data.
+		return w.send(c, ws.OpPong, payload)
+	case ws.OpPong:
+		return true // unsolicited pongs are ignored
+	case ws.OpClose:
+		return w.handleClose(c, payload)
+	}
+	return true
+}
+
+// appendMessage adds a fragment to the open message and echoes the message
+// when the fragment is the last one.
+func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked bool) bool {
+	if c.msgOp == ws.OpText && !checked {
+		st, ok := utf8Step(c.utf8, payload)
+		c.utf8 = st
+		if !ok {
+			return w.fail(c, ws.StatusInvalidFramePayloadData)
+		}
+	}
+	c.msgLen += int64(len(payload))
+	c.msg = growBuf(c.msg, len(payload))
+	*c.msg = append(*c.msg, payload...)
+	if !h.Fin {
+		return true
+	}
+	if c.msgOp == ws.OpText && c.utf8 != 0 {
+		return w.fail(c, ws.StatusInvalidFramePayloadData) // message ends inside a rune
+	}
+	op, msg := c.msgOp, c.msg
+	c.msgOp, c.msgLen, c.msg, c.utf8 = 0, 0, nil, 0
+	ok := w.send(c, op, *msg)
+	putBuf(msg)
+	return ok
+}
+
+// handleClose answers a Close frame and starts closing.
+func (w *worker) handleClose(c *conn, payload []byte) bool {
+	var code ws.StatusCode
+	switch len(payload) {
+	case 0: // no status: answer with an empty Close
+	case 1:
+		return w.fail(c, ws.StatusProtocolError)
+	default:
+		code = ws.StatusCode(binary.BigEndian.Uint16(payload))
+		if !validCloseCode(code) {
+			return w.fail(c, ws.StatusProtocolError)
+		}
+		// [RFC6455 5.5.1]: the reason is UTF-8 encoded data.
+		if !utf8.Valid(payload[2:]) {
+			return w.fail(c, ws.StatusInvalidFramePayloadData)
+		}
+	}
+	// [RFC6455 5.5.1]: the endpoint ... MUST send a Close frame in
+	// response. It typically echos the status code it received.
+	return w.startClose(c, code)
+}
+
+// validCloseCode reports whether a peer may send code in a Close frame
+// ([RFC6455 7.4.1, 7.4.2] and the IANA registry: 1004-1006 and 1015 are
+// never sent on the wire; 1016-2999 are unassigned; 5000 and up undefined).
+func validCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// fail is _Fail the WebSocket Connection_: send Close with code, stop
+// reading frames, close once the Close is out and the peer has answered or
+// the close timeout passed.
+func (w *worker) fail(c *conn, code ws.StatusCode) bool {
+	return w.startClose(c, code)
+}
+
+// startClose sends a Close frame (empty body when code is 0) and moves c to
+// phaseClosing. It returns false when the frame cannot be sent at all.
+func (w *worker) startClose(c *conn, code ws.StatusCode) bool {
+	var body [2]byte
+	b := body[:0]
+	if code != 0 {
+		binary.BigEndian.PutUint16(body[:], uint16(code))
+		b = body[:]
+	}
+	if !w.send(c, ws.OpClose, b) {
+		return false
+	}
+	return w.enterClosing(c)
+}
+
+// enterClosing leaves the open (or handshake) phase for good: out of the
+// wheel, its MaxConns slot freed, read buffers returned, close deadline set.
+func (w *worker) enterClosing(c *conn) bool {
+	s := w.s
+	switch c.phase {
+	case phaseOpen:
+		s.wheel.remove(c)
+		s.open.Add(-1)
+	case phaseHandshake:
+		s.hsList.remove(c)
+	}
+	c.resetRead()
+	c.phase = phaseClosing
+	s.clList.push(c, s.now())
+	return w.shutWrite(c)
+}
+
+// send writes one unfragmented frame.
+func (w *worker) send(c *conn, op ws.OpCode, payload []byte) bool {
+	hdr := putHeader(&w.oh, op, len(payload))
+	return w.write(c, hdr, payload)
+}
+
+// write sends bytes a+b through c's queue rules (never dropped).
+func (w *worker) write(c *conn, a, b []byte) bool {
+	c.mu.Lock()
+	r := c.writeLocked(&w.iov, a, b, false, w.s.cfg.MaxOutbound)
+	c.mu.Unlock()
+	if r == writeOverflow {
+		w.s.stats.overflows.Add(1)
+	}
+	return r == writeOK
+}
+
+// putHeader encodes an unmasked final frame header into b.
+func putHeader(b *[ws.MaxHeaderSize]byte, op ws.OpCode, n int) []byte {
+	b[0] = 0x80 | byte(op)
+	switch {
+	case n <= 125:
+		b[1] = byte(n)
+		return b[:2]
+	case n <= 0xFFFF:
+		b[1] = 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+		return b[:4]
+	default:
+		b[1] = 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
+		return b[:10]
+	}
+}

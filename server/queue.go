@@ -1,0 +1,172 @@
+package server
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// The outbound side of a connection: non-blocking writes with a bounded
+// queue behind them. Every function here runs with c.mu held, which is what
+// keeps frames from the workers (echo, pong, close) and from the wheel (time
+// push) whole and in order on the wire.
+//
+// A frame is written straight to the socket when the queue is empty; what
+// the kernel does not take is appended to the queue, and the poller's
+// EventWrite tells a worker when to flush it. While the queue is not empty,
+// new frames are appended behind it (writing them directly would reorder).
+//
+// Limits. "Counted" bytes are the pending bytes less the rest of a frame
+// that was larger than MaxOutbound and went into an empty queue (bigEnd):
+// an empty queue always takes one whole frame, so one echo of MaxMessage
+// bytes always fits. Beyond that:
+//   - a time push that would pass MaxOutbound, or that finds an earlier time
+//     frame still queued, is skipped (time frames are droppable);
+//   - an echo, pong or close that would pass MaxOutbound is refused with
+//     writeOverflow, and the caller closes the connection (echo bytes are
+//     never dropped).
+
+type writeResult uint8
+
+const (
+	writeOK       writeResult = iota // written or queued
+	writeSkipped                     // droppable frame not queued
+	writeOverflow                    // queue limit passed: close the connection
+	writeFailed                      // socket error or connection closed
+)
+
+// writeLocked sends the frame a+b (b may be empty). iov is scratch space
+// owned by the caller's goroutine.
+func (c *conn) writeLocked(iov *[2]syscall.Iovec, a, b []byte, droppable bool, limit int) writeResult {
+	if c.closed {
+		return writeFailed
+	}
+	total := len(a) + len(b)
+	if p := c.pending(); p > 0 {
+		if droppable && c.outDone < c.timeEnd {
+			return writeSkipped // the previous time frame is still waiting
+		}
+		if c.counted()+total > limit {
+			if droppable {
+				return writeSkipped
+			}
+			return writeOverflow
+		}
+		c.appendOut(a, b)
+		if droppable {
+			c.timeEnd = c.outTotal
+		}
+		return writeOK
+	}
+
+	n, errno := writeFD(c.fd, iov, a, b)
+	if errno != 0 && errno != syscall.EAGAIN {
+		return writeFailed
+	}
+	if n == total {
+		return writeOK
+	}
+	if n < len(a) {
+		c.appendOut(a[n:], b)
+	} else {
+		c.appendOut(b[n-len(a):], nil)
+	}
+	switch {
+	case droppable:
+		c.timeEnd = c.outTotal
+	case total-n > limit:
+		c.bigEnd = c.outTotal
+	}
+	return writeOK
+}
+
+// counted is the queue length that counts against MaxOutbound.
+func (c *conn) counted() int {
+	done := max(c.outDone, c.bigEnd)
+	if done >= c.outTotal {
+		return 0
+	}
+	return int(c.outTotal - done)
+}
+
+func (c *conn) appendOut(a, b []byte) {
+	n := len(a) + len(b)
+	if c.out != nil && c.outHead > 0 && cap(*c.out)-len(*c.out) < n {
+		// Slide the pending bytes to the front before growing.
+		m := copy(*c.out, (*c.out)[c.outHead:])
+		*c.out = (*c.out)[:m]
+		c.outHead = 0
+	}
+	c.out = growBuf(c.out, n)
+	*c.out = append(*c.out, a...)
+	*c.out = append(*c.out, b...)
+	c.outTotal += uint64(n)
+}
+
+// flushLocked writes queued bytes until the queue is empty or the socket is
+// full. It returns false on a socket error.
+func (c *conn) flushLocked() bool {
+	for !c.closed && c.pending() > 0 {
+		p := (*c.out)[c.outHead:]
+		n, errno := writeFD(c.fd, nil, p, nil)
+		if n > 0 {
+			c.outHead += n
+			c.outDone += uint64(n)
+		}
+		if errno == syscall.EAGAIN {
+			return true
+		}
+		if errno != 0 {
+			return false
+		}
+	}
+	if c.out != nil {
+		putBuf(c.out)
+		c.out, c.outHead = nil, 0
+	}
+	return !c.closed
+}
+
+// writeFD writes a then b with one write(2) or writev(2). It never blocks
+// (the socket is non-blocking) and retries on EINTR. iov may be nil when b
+// is empty.
+func writeFD(fd int, iov *[2]syscall.Iovec, a, b []byte) (int, syscall.Errno) {
+	for {
+		var r uintptr
+		var errno syscall.Errno
+		switch {
+		case len(b) == 0 && len(a) == 0:
+			return 0, 0
+		case len(b) == 0:
+			r, _, errno = syscall.Syscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&a[0])), uintptr(len(a)))
+		case len(a) == 0:
+			r, _, errno = syscall.Syscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		default:
+			iov[0].Base, iov[1].Base = &a[0], &b[0]
+			iov[0].SetLen(len(a))
+			iov[1].SetLen(len(b))
+			r, _, errno = syscall.Syscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2)
+			iov[0].Base, iov[1].Base = nil, nil // do not keep buffers alive
+		}
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(r), 0
+	}
+}
+
+// readFD reads into p, retrying on EINTR. n == 0 with errno == 0 is EOF.
+func readFD(fd int, p []byte) (int, syscall.Errno) {
+	for {
+		r, _, errno := syscall.Syscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(r), 0
+	}
+}

@@ -1,0 +1,381 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/wsmill/wsmill/poller"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("server: closed")
+
+// Server accepts TCP connections, upgrades WebSocket requests on the raw
+// socket, echoes messages and pushes the time. See the package doc for the
+// design.
+type Server struct {
+	cfg    Config
+	poll   poller.Poller
+	table  table
+	ready  chan *conn // conns with work; capacity = table size, so sends never block
+	quit   chan struct{}
+	wheel  *wheel
+	epoch  time.Time
+	hsList deadlineList // conns in phaseHandshake
+	clList deadlineList // conns in phaseClosing
+
+	live  atomic.Int64 // accepted descriptors we own (all phases)
+	open  atomic.Int64 // upgraded connections (counts against MaxConns)
+	stats counters
+
+	http   *http.Server
+	httpLn *bridgeListener
+
+	lfd        atomic.Int64  // listening descriptor, -1 when none
+	acceptWake chan struct{} // the listener is readable (capacity 1)
+	acceptStop chan struct{} // closed by Shutdown
+	acceptDone chan struct{} // closed when Serve has left the poller
+
+	mu       sync.Mutex
+	ln       net.Listener
+	shutdown atomic.Bool
+	started  bool
+	workers  sync.WaitGroup
+	stopOnce sync.Once
+}
+
+type counters struct {
+	accepted      atomic.Uint64
+	upgraded      atomic.Uint64
+	rejected      atomic.Uint64
+	pushes        atomic.Uint64
+	pushesSkipped atomic.Uint64
+	overflows     atomic.Uint64
+	httpHandoffs  atomic.Uint64
+}
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	Live          int64  // descriptors held (handshaking, open, closing)
+	Open          int64  // upgraded WebSocket connections
+	Accepted      uint64 // TCP connections accepted
+	Upgraded      uint64 // successful upgrades
+	Rejected      uint64 // failed or refused handshakes
+	Pushes        uint64 // time frames written or queued
+	PushesSkipped uint64 // time frames skipped (one still queued, or queue full)
+	Overflows     uint64 // connections closed for passing MaxOutbound
+	HTTPHandoffs  uint64 // plain HTTP requests handed to net/http
+}
+
+// New prepares a server; Serve starts it.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:   cfg,
+		table: newTable(cfg.MaxConns),
+		quit:  make(chan struct{}),
+		epoch: time.Now(),
+
+		acceptWake: make(chan struct{}, 1),
+		acceptStop: make(chan struct{}),
+		acceptDone: make(chan struct{}),
+	}
+	s.lfd.Store(-1)
+	s.ready = make(chan *conn, s.table.size())
+	s.hsList.timeout = cfg.HandshakeTimeout
+	s.clList.timeout = cfg.CloseTimeout
+	p, err := poller.New(s.dispatch, cfg.OnError)
+	if err != nil {
+		return nil, err
+	}
+	s.poll = p
+	s.wheel = newWheel(s, cfg.PushInterval, cfg.MaxConns)
+	s.httpLn = newBridgeListener()
+	s.http = &http.Server{
+		Handler:           cfg.Handler,
+		ReadHeaderTimeout: cfg.HandshakeTimeout,
+		ErrorLog:          nil,
+	}
+	// Every plain HTTP request comes on its own connection, so every request
+	// passes through our router first (a keep-alive connection would let a
+	// later upgrade request reach net/http).
+	s.http.SetKeepAlivesEnabled(false)
+	return s, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Live:          s.live.Load(),
+		Open:          s.open.Load(),
+		Accepted:      s.stats.accepted.Load(),
+		Upgraded:      s.stats.upgraded.Load(),
+		Rejected:      s.stats.rejected.Load(),
+		Pushes:        s.stats.pushes.Load(),
+		PushesSkipped: s.stats.pushesSkipped.Load(),
+		Overflows:     s.stats.overflows.Load(),
+		HTTPHandoffs:  s.stats.httpHandoffs.Load(),
+	}
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (s *Server) Config() Config { return s.cfg }
+
+// now is the server's monotonic clock.
+func (s *Server) now() time.Duration { return time.Since(s.epoch) }
+
+// Serve accepts connections on ln until Shutdown. ln must be a TCP listener
+// (its descriptor is used directly with accept4). It starts the worker pool,
+// the wheel and the HTTP server on the first call.
+func (s *Server) Serve(ln net.Listener) error {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("server: listener %T has no raw descriptor", ln)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	if s.ln != nil {
+		s.mu.Unlock()
+		return errors.New("server: Serve called twice")
+	}
+	s.ln = ln
+	s.httpLn.addr = ln.Addr()
+	if !s.started {
+		s.started = true
+		s.start()
+	}
+	s.mu.Unlock()
+
+	var lfd int
+	if err := rc.Control(func(fd uintptr) { lfd = int(fd) }); err != nil {
+		close(s.acceptDone)
+		return err
+	}
+	// The listening socket joins our epoll set too (it is also in the Go
+	// runtime's, which does no harm): its EventRead wakes this goroutine.
+	s.lfd.Store(int64(lfd))
+	if err := s.poll.Add(lfd); err != nil {
+		close(s.acceptDone)
+		return err
+	}
+	a := newAcceptor(s)
+	defer func() {
+		s.poll.Del(lfd)
+		s.lfd.Store(-1)
+		a.close()
+		close(s.acceptDone)
+	}()
+	for {
+		if err := a.acceptAll(lfd); err != nil {
+			s.cfg.OnError(err)
+			time.Sleep(10 * time.Millisecond) // e.g. ENOBUFS: back off, retry
+		}
+		select {
+		case <-s.acceptWake:
+		case <-s.acceptStop:
+			return ErrServerClosed
+		}
+	}
+}
+
+func (s *Server) start() {
+	for range s.cfg.Workers {
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			newWorker(s).loop()
+		}()
+	}
+	go s.wheel.run()
+	go func() {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.cfg.OnError(err)
+		}
+	}()
+}
+
+// register takes ownership of a freshly accepted non-blocking socket.
+func (s *Server) register(fd int) {
+	c := s.table.acquire(fd)
+	if c == nil { // descriptor number beyond the table: cannot track it
+		syscall.Close(fd)
+		return
+	}
+	s.live.Add(1)
+	s.stats.accepted.Add(1)
+	c.phase = phaseHandshake
+	s.hsList.push(c, s.now())
+	// From here on the poller may dispatch c to a worker.
+	if err := s.poll.Add(fd); err != nil {
+		s.cfg.OnError(err)
+		s.hsList.remove(c)
+		s.release(c)
+		syscall.Close(fd)
+	}
+}
+
+// dispatch runs on the poller goroutine: record the event, hand the conn to
+// a worker. It never blocks and never allocates.
+func (s *Server) dispatch(fd int, ev poller.Event) {
+	if ev&poller.EventClosed != 0 {
+		return
+	}
+	if int64(fd) == s.lfd.Load() {
+		select {
+		case s.acceptWake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+		return
+	}
+	c := s.table.get(fd)
+	if c == nil {
+		return
+	}
+	c.ev.Or(uint32(ev))
+	s.notify(c)
+}
+
+// notify schedules c on the worker pool unless it is already queued or
+// running (see the state machine in conn.go).
+func (s *Server) notify(c *conn) {
+	for {
+		switch c.sched.Load() {
+		case schedIdle:
+			if c.sched.CompareAndSwap(schedIdle, schedQueued) {
+				s.ready <- c
+				return
+			}
+		case schedRunning:
+			if c.sched.CompareAndSwap(schedRunning, schedRerun) {
+				return
+			}
+		default: // queued, rerun: it will run; dead: dropped
+			return
+		}
+	}
+}
+
+func (s *Server) expireDeadlines() {
+	now := s.now()
+	s.hsList.expire(s, now)
+	s.clList.expire(s, now)
+}
+
+// closeConn closes c's descriptor and releases everything it holds. Only the
+// worker running c calls it; c must not be touched afterwards.
+func (s *Server) closeConn(c *conn) {
+	fd := c.fd
+	s.detach(c)
+	syscall.Close(fd)
+}
+
+// detach releases c's state but leaves its descriptor open (for the HTTP
+// hand-off, which takes the descriptor over).
+func (s *Server) detach(c *conn) {
+	c.mu.Lock()
+	c.closed = true
+	out := c.out
+	c.out, c.outHead = nil, 0
+	c.mu.Unlock()
+	putBuf(out)
+
+	switch c.phase {
+	case phaseHandshake:
+		s.hsList.remove(c)
+	case phaseOpen:
+		s.wheel.remove(c)
+		s.open.Add(-1)
+	case phaseClosing:
+		s.clList.remove(c)
+	}
+	c.resetRead()
+	if err := s.poll.Del(c.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
+		s.cfg.OnError(err)
+	}
+	s.release(c)
+}
+
+// release marks c dead; after this the table may hand the struct to the
+// next connection that gets the same descriptor number.
+func (s *Server) release(c *conn) {
+	c.phase = phaseFree
+	s.live.Add(-1)
+	c.sched.Store(schedDead)
+}
+
+// Shutdown stops accepting, sends Close 1001 (going away) to every open
+// connection, waits until they are gone or ctx is done, then closes whatever
+// is left and stops the workers, the wheel and the poller.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.shutdown.CompareAndSwap(false, true) {
+		return ErrServerClosed
+	}
+	s.mu.Lock()
+	ln, started := s.ln, s.started
+	s.mu.Unlock()
+	close(s.acceptStop)
+	if ln != nil {
+		<-s.acceptDone // the accept loop has unregistered the descriptor
+		ln.Close()
+	}
+	httpErr := s.http.Shutdown(ctx)
+	if !started {
+		s.poll.Close()
+		return httpErr
+	}
+
+	s.table.each(func(c *conn) {
+		c.mu.Lock()
+		if !c.closed { // closed is set when the conn is released
+			c.ev.Or(evGoingAway)
+			s.notify(c)
+		}
+		c.mu.Unlock()
+	})
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for s.live.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-tick.C:
+		}
+	}
+	s.stop()
+	return errors.Join(err, httpErr)
+}
+
+// stop ends the wheel, the poller and the workers, then closes every
+// descriptor still held. After stop no goroutine of the server runs.
+func (s *Server) stop() {
+	s.stopOnce.Do(func() {
+		close(s.wheel.stop)
+		<-s.wheel.done
+		s.poll.Close()
+		close(s.quit)
+		s.workers.Wait()
+		s.table.each(func(c *conn) {
+			if c.phase != phaseFree {
+				s.closeConn(c)
+			}
+		})
+		s.httpLn.Close()
+	})
+}

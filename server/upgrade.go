@@ -1,0 +1,194 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+
+	"github.com/gobwas/ws"
+)
+
+// The handshake. A new connection starts in phaseHandshake; the worker reads
+// whatever has arrived into its buffer and looks for the end of the HTTP
+// header. A request that arrives in pieces (even one byte per write) is kept
+// in a pooled buffer between reads, never by a blocked worker. Once the
+// header is complete:
+//
+//   - a request for Config.Path goes to gobwas/ws's zero-copy Upgrader,
+//     reading from the buffered bytes and writing the response through the
+//     connection's non-blocking queue; bytes after the header (a client may
+//     send its first frame together with the handshake) are parsed as frames;
+//   - any other request is handed to net/http with every byte already read
+//     replayed in front of the socket.
+
+// maxRequestSize bounds the buffered HTTP request header.
+const maxRequestSize = 16 << 10
+
+var (
+	greetingFrame = []byte("\x81\x0aHi Client!")
+
+	errConnLimit = ws.RejectConnectionError(
+		ws.RejectionStatus(http.StatusServiceUnavailable),
+		ws.RejectionReason("server: connection limit reached"),
+	)
+	errWrite = errors.New("server: write failed")
+
+	respTooLarge = []byte("HTTP/1.1 431 Request Header Fields Too Large\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 28\r\nConnection: close\r\n\r\n" +
+		"request header is too large\n")
+)
+
+func (w *worker) initUpgrader() {
+	w.up = ws.Upgrader{OnBeforeUpgrade: w.beforeUpgrade}
+	w.hsrw.w = w
+}
+
+// beforeUpgrade takes a MaxConns slot, after the request proved valid.
+func (w *worker) beforeUpgrade() (ws.HandshakeHeader, error) {
+	if w.s.open.Add(1) > int64(w.s.cfg.MaxConns) {
+		w.s.open.Add(-1)
+		return nil, errConnLimit
+	}
+	w.reserved = true
+	return nil, nil
+}
+
+// handshakeRW is what the Upgrader reads from and writes to: the buffered
+// request bytes, and the connection's queue.
+type handshakeRW struct {
+	r      bytes.Reader
+	w      *worker
+	c      *conn
+	failed bool
+}
+
+func (h *handshakeRW) Read(p []byte) (int, error) { return h.r.Read(p) }
+
+func (h *handshakeRW) Write(p []byte) (int, error) {
+	if !h.w.write(h.c, p, nil) {
+		h.failed = true
+		return 0, errWrite
+	}
+	return len(p), nil
+}
+
+// readHandshake reads request bytes; see the comment at the top of the file.
+func (w *worker) readHandshake(c *conn) (int, bool, bool) {
+	k := 0
+	if c.hs != nil {
+		k = copy(w.buf, *c.hs)
+	}
+	n, errno := readFD(c.fd, w.buf[k:maxRequestSize])
+	ok, again := readOutcome(n, errno)
+	if !ok || again {
+		return n, ok, again
+	}
+	data := w.buf[:k+n]
+	from := max(k-3, 0)
+	end := bytes.Index(data[from:], []byte("\r\n\r\n"))
+	if end < 0 {
+		if len(data) >= maxRequestSize {
+			w.s.stats.rejected.Add(1)
+			return n, w.reject(c, respTooLarge), false
+		}
+		if c.hs == nil || cap(*c.hs) < len(data) {
+			putBuf(c.hs)
+			c.hs = getBuf(len(data))
+		}
+		*c.hs = append((*c.hs)[:0], data...)
+		return n, true, false
+	}
+	putBuf(c.hs)
+	c.hs = nil
+	end += from + 4
+	return n, w.handleRequest(c, data[:end], data[end:]), false
+}
+
+// handleRequest routes a complete request header.
+func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
+	s := w.s
+	if !bytes.Equal(requestPath(req), []byte(s.cfg.Path)) {
+		return w.handoff(c, req[:len(req)+len(rest)])
+	}
+	w.hsrw.c, w.hsrw.failed, w.reserved = c, false, false
+	w.hsrw.r.Reset(req)
+	_, err := w.up.Upgrade(&w.hsrw)
+	w.hsrw.c = nil
+	if w.hsrw.failed {
+		if w.reserved {
+			s.open.Add(-1)
+		}
+		return false
+	}
+	if err != nil {
+		// The Upgrader has written the error response (400, 405, 426,
+		// 503, ...); close once it is out.
+		if w.reserved {
+			s.open.Add(-1)
+		}
+		s.stats.rejected.Add(1)
+		return w.enterClosing(c)
+	}
+	s.stats.upgraded.Add(1)
+	s.hsList.remove(c)
+	c.phase = phaseOpen
+	s.wheel.add(c)
+	if !w.write(c, greetingFrame, nil) {
+		return false
+	}
+	return w.parseFrames(c, rest)
+}
+
+// reject writes a canned HTTP response and closes after it.
+func (w *worker) reject(c *conn, resp []byte) bool {
+	if !w.write(c, resp, nil) {
+		return false
+	}
+	return w.enterClosing(c)
+}
+
+// requestPath returns the path of the request line ("GET /ws?x HTTP/1.1"
+// gives "/ws"), or nil.
+func requestPath(req []byte) []byte {
+	line := req
+	if i := bytes.IndexByte(line, '\r'); i >= 0 {
+		line = line[:i]
+	}
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 0 {
+		return nil
+	}
+	uri := line[sp+1:]
+	if i := bytes.IndexByte(uri, ' '); i >= 0 {
+		uri = uri[:i]
+	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	return uri
+}
+
+// handoff gives the connection to the net/http server: the descriptor leaves
+// the poller and the table, becomes a net.Conn (net.FileConn dups it, then
+// the original is closed, so it is still one descriptor), and the bytes
+// already read are replayed before the socket's. It always returns false
+// with w.gone set: the conn struct is no longer ours.
+func (w *worker) handoff(c *conn, data []byte) bool {
+	s := w.s
+	prefix := bytes.Clone(data)
+	fd := c.fd
+	s.detach(c)
+	w.gone = true
+	f := os.NewFile(uintptr(fd), "http")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		s.cfg.OnError(err)
+		return false
+	}
+	s.stats.httpHandoffs.Add(1)
+	s.httpLn.deliver(&prefixConn{Conn: nc, prefix: prefix})
+	return false
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"sync"
+	"time"
+)
+
+// TimeLayout is the format of the time push.
+const TimeLayout = "2006-01-02 15:04:05"
+
+// wheel is the single timing wheel: one goroutine that pushes the time to
+// every open connection once per PushInterval, spread evenly over the
+// interval, and expires the handshake and close deadlines.
+//
+// Layout: len(slots) slots, each covering tick = PushInterval/len(slots).
+// A connection is put in one slot when it opens (round robin, so slots stay
+// balanced) and stays there until it closes. Each tick the wheel visits the
+// next slot, so a connection is visited exactly once per revolution, i.e.
+// once per PushInterval, and the pushes of N connections are spread as N/len
+// per tick instead of N at once.
+//
+// Invariants:
+//   - A conn is in a slot iff it is open (phaseOpen) and its slot field is
+//     its index (-1 otherwise); slot membership changes only under the slot's
+//     lock. Workers remove a conn before it leaves phaseOpen.
+//   - The time frame is rebuilt only when the wall-clock second changes, so
+//     it is built at most once per second and shared by every push in that
+//     second. It is owned by the wheel goroutine: a partial write copies the
+//     rest into the connection's queue, so nobody else ever holds it.
+//   - Nothing in a tick allocates, sleeps or blocks on a socket: a push is
+//     one non-blocking write under the conn's lock.
+type wheel struct {
+	s        *Server
+	tick     time.Duration
+	slots    []wheelSlot
+	nextSlot int // round-robin cursor for add; guarded by addMu
+	addMu    sync.Mutex
+
+	frame [2 + len(TimeLayout)]byte // the shared time frame
+	sec   int64                     // second the frame was built for
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type wheelSlot struct {
+	mu    sync.Mutex
+	conns []*conn
+	_     [32]byte // keep neighbouring slot locks off one cache line
+}
+
+// wheelTick is the target slot width: fine enough for sub-tick deadline
+// precision, coarse enough that an idle server wakes only 100 times a second.
+const wheelTick = 10 * time.Millisecond
+
+func newWheel(s *Server, interval time.Duration, maxConns int) *wheel {
+	n := int(min(max(interval/wheelTick, 1), 1<<16))
+	w := &wheel{
+		s:     s,
+		tick:  interval / time.Duration(n),
+		slots: make([]wheelSlot, n),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	// Round robin keeps slots within one of each other, so this capacity is
+	// rarely exceeded and adding a connection does not allocate.
+	per := maxConns/n + 2
+	for i := range w.slots {
+		w.slots[i].conns = make([]*conn, 0, per)
+	}
+	w.frame[0] = 0x81 // FIN + text
+	w.frame[1] = byte(len(TimeLayout))
+	w.buildFrame(time.Now())
+	return w
+}
+
+func (w *wheel) add(c *conn) {
+	w.addMu.Lock()
+	i := w.nextSlot
+	w.nextSlot = (i + 1) % len(w.slots)
+	w.addMu.Unlock()
+
+	s := &w.slots[i]
+	s.mu.Lock()
+	c.slot, c.pos = int32(i), int32(len(s.conns))
+	s.conns = append(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (w *wheel) remove(c *conn) {
+	if c.slot < 0 {
+		return
+	}
+	s := &w.slots[c.slot]
+	s.mu.Lock()
+	last := len(s.conns) - 1
+	moved := s.conns[last]
+	s.conns[c.pos] = moved
+	moved.pos = c.pos
+	s.conns[last] = nil
+	s.conns = s.conns[:last]
+	c.slot, c.pos = -1, 0
+	s.mu.Unlock()
+}
+
+func (w *wheel) buildFrame(now time.Time) {
+	if sec := now.Unix(); sec != w.sec {
+		w.sec = sec
+		now.AppendFormat(w.frame[2:2], TimeLayout)
+	}
+}
+
+func (w *wheel) run() {
+	defer close(w.done)
+	timer := time.NewTimer(w.tick)
+	defer timer.Stop()
+	next := time.Now()
+	cursor := 0
+	for {
+		next = next.Add(w.tick)
+		if d := time.Until(next); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-timer.C:
+			case <-w.stop:
+				return
+			}
+		} else {
+			// Behind schedule (a long GC pause, an overloaded machine):
+			// catch up slot by slot without sleeping.
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+		}
+		now := time.Now()
+		w.buildFrame(now)
+		w.pushSlot(&w.slots[cursor])
+		cursor++
+		if cursor == len(w.slots) {
+			cursor = 0
+		}
+		w.s.expireDeadlines()
+	}
+}
+
+func (w *wheel) pushSlot(s *wheelSlot) {
+	s.mu.Lock()
+	for _, c := range s.conns {
+		w.push(c)
+	}
+	s.mu.Unlock()
+}
+
+// push sends the current time frame to c. It is one non-blocking write.
+func (w *wheel) push(c *conn) {
+	c.mu.Lock()
+	switch c.writeLocked(nil, w.frame[:], nil, true, w.s.cfg.MaxOutbound) {
+	case writeOK:
+		w.s.stats.pushes.Add(1)
+	case writeSkipped:
+		w.s.stats.pushesSkipped.Add(1)
+	case writeFailed, writeOverflow:
+		if !c.closed {
+			// Broken socket: let the connection's worker close it.
+			c.ev.Or(evBroken)
+			w.s.notify(c)
+		}
+	}
+	c.mu.Unlock()
+}

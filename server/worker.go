@@ -1,0 +1,192 @@
+package server
+
+import (
+	"bytes"
+	"syscall"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsmill/wsmill/poller"
+)
+
+// readBufSize is the worker's read buffer: one read(2) takes up to this
+// much, and every frame that arrives whole inside it is handled in place
+// (unmasked and echoed from the same bytes) without a copy.
+const readBufSize = 64 << 10
+
+// readBudget is how many bytes one turn may read from a connection before
+// the worker puts it back in the queue, so one fast sender cannot hold a
+// worker while others wait.
+const readBudget = 4 * readBufSize
+
+// worker owns its buffers outright: nothing here is shared with another
+// goroutine, and nothing outlives one call except through the conn's own
+// pooled buffers.
+type worker struct {
+	s   *Server
+	buf []byte // [0:MaxHeaderSize) headroom for a saved partial header, then the read area
+	br  bytes.Reader
+	hb  [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
+	oh  [ws.MaxHeaderSize]byte // outgoing header
+	iov [2]syscall.Iovec
+
+	up       ws.Upgrader
+	hsrw     handshakeRW
+	reserved bool // this upgrade took a MaxConns slot
+	gone     bool // the conn was handed off to net/http: not ours any more
+}
+
+func newWorker(s *Server) *worker {
+	w := &worker{s: s, buf: make([]byte, ws.MaxHeaderSize+readBufSize)}
+	w.initUpgrader()
+	return w
+}
+
+func (w *worker) loop() {
+	s := w.s
+	for {
+		select {
+		case c := <-s.ready:
+			w.serve(c)
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+// serve runs c until it has nothing left to do, following the scheduling
+// state machine documented on conn.
+func (w *worker) serve(c *conn) {
+	c.sched.Store(schedRunning)
+	if !w.run(c) {
+		if w.gone {
+			w.gone = false // handed off; already released
+			return
+		}
+		w.s.closeConn(c) // leaves c dead; do not touch it again
+		return
+	}
+	if c.sched.CompareAndSwap(schedRunning, schedIdle) {
+		return
+	}
+	// An event arrived while we ran (rerun): go to the back of the queue
+	// rather than looping, so every connection gets its turn.
+	c.sched.Store(schedQueued)
+	w.s.ready <- c
+}
+
+// run does one turn of work for c: whatever its pending events ask for. It
+// returns false when the connection must be closed.
+func (w *worker) run(c *conn) bool {
+	ev := c.ev.Swap(0)
+	if ev&evBroken != 0 {
+		return false
+	}
+	if ev&evTimeout != 0 && (c.phase == phaseHandshake || c.phase == phaseClosing) {
+		return false
+	}
+	if ev&evGoingAway != 0 {
+		switch c.phase {
+		case phaseHandshake:
+			return false
+		case phaseOpen:
+			if !w.startClose(c, ws.StatusGoingAway) {
+				return false
+			}
+		}
+	}
+	if ev&uint32(poller.EventWrite) != 0 {
+		c.mu.Lock()
+		ok := c.flushLocked()
+		c.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	if c.phase == phaseClosing && !c.wrShut && !w.shutWrite(c) {
+		return false
+	}
+	if ev&uint32(poller.EventRead|poller.EventHangup) != 0 || c.readMore {
+		c.readMore = false
+		return w.read(c)
+	}
+	return true
+}
+
+// read reads from c until the socket is drained (EAGAIN), the budget is
+// spent, or the connection must close.
+func (w *worker) read(c *conn) bool {
+	budget := readBudget
+	for budget > 0 {
+		var n int
+		var ok, again bool
+		switch {
+		case c.phase == phaseHandshake:
+			n, ok, again = w.readHandshake(c)
+		case c.phase == phaseClosing:
+			n, ok, again = w.readDiscard(c)
+		case c.inFrame:
+			n, ok, again = w.readPayload(c)
+		default:
+			n, ok, again = w.readFrames(c)
+		}
+		if !ok {
+			return false
+		}
+		if again {
+			return true
+		}
+		budget -= n
+	}
+	// Bytes may remain: come back after the others had a turn. With
+	// edge-triggered epoll no new event would tell us.
+	c.readMore = true
+	c.sched.CompareAndSwap(schedRunning, schedRerun)
+	return true
+}
+
+// readResult helpers: n bytes read, ok=false to close, again=true on EAGAIN.
+func readOutcome(n int, errno syscall.Errno) (ok, again bool) {
+	switch {
+	case errno == syscall.EAGAIN:
+		return true, true
+	case errno != 0, n == 0: // error or EOF
+		return false, false
+	}
+	return true, false
+}
+
+// readDiscard drains a closing connection: after our Close frame, anything
+// the peer sends is ignored; its FIN (read returns 0) ends the connection.
+func (w *worker) readDiscard(c *conn) (int, bool, bool) {
+	n, errno := readFD(c.fd, w.buf)
+	ok, again := readOutcome(n, errno)
+	return n, ok, again
+}
+
+// shutWrite half-closes a closing connection once its queue is empty: the
+// FIN follows our Close frame, and the peer's FIN (or the close timeout)
+// ends it. Closing outright while the peer's bytes are unread would send a
+// RST that can destroy our Close frame in flight.
+func (w *worker) shutWrite(c *conn) bool {
+	c.mu.Lock()
+	empty := c.pending() == 0
+	c.mu.Unlock()
+	if !empty {
+		return true // EventWrite will bring us back
+	}
+	c.wrShut = true
+	return syscall.Shutdown(c.fd, syscall.SHUT_WR) == nil
+}
+
+// resetRead returns every read-side buffer to its pool and clears the frame
+// and message state. Called by the owning worker (or on reuse).
+func (c *conn) resetRead() {
+	putBuf(c.hs)
+	putBuf(c.frame)
+	putBuf(c.msg)
+	c.hs, c.frame, c.msg = nil, nil, nil
+	c.hdrN, c.inFrame, c.curGot = 0, false, 0
+	c.msgOp, c.msgLen, c.utf8 = 0, 0, 0
+	c.wrShut, c.readMore = false, false
+}
