@@ -46,9 +46,9 @@ type conn struct {
 
 	// Read state, owned by the running worker.
 	phase    phase
-	wrShut   bool      // closing: our side is shut down, waiting for the peer's FIN
-	readMore bool      // stopped reading early for fairness; bytes may remain
-	hs       *[]byte   // buffered handshake bytes (pooled), nil when none
+	wrShut   bool    // closing: our side is shut down, waiting for the peer's FIN
+	readMore bool    // stopped reading early for fairness; bytes may remain
+	hs       *[]byte // buffered handshake bytes (pooled), nil when none
 	hdr      [ws.MaxHeaderSize]byte
 	hdrN     uint8     // bytes of an incomplete frame header kept in hdr
 	inFrame  bool      // cur's header is parsed; its payload is arriving in frame
