@@ -45,20 +45,21 @@ type conn struct {
 	ev    atomic.Uint32 // pending poller.Event bits plus internal requests (ev*)
 
 	// Read state, owned by the running worker.
-	phase    phase
-	wrShut   bool    // closing: our side is shut down, waiting for the peer's FIN
-	readMore bool    // stopped reading early for fairness; bytes may remain
-	hs       *[]byte // buffered handshake bytes (pooled), nil when none
-	hdr      [ws.MaxHeaderSize]byte
-	hdrN     uint8     // bytes of an incomplete frame header kept in hdr
-	inFrame  bool      // cur's header is parsed; its payload is arriving in frame
-	cur      ws.Header // header of the frame in progress
-	curGot   int64     // payload bytes of cur received so far
-	frame    *[]byte   // pooled buffer for cur's payload, nil when none
-	msgOp    ws.OpCode // opcode of the open fragmented message, 0 when none
-	msgLen   int64     // bytes of the open message received so far
-	msg      *[]byte   // pooled buffer reassembling a fragmented message
-	utf8     uint32    // UTF-8 validator state of the open text message or frame
+	phase      phase
+	registered bool    // in the poller (set by the acceptor before any worker sees c)
+	wrShut     bool    // closing: our side is shut down, waiting for the peer's FIN
+	readMore   bool    // stopped reading early for fairness; bytes may remain
+	hs         *[]byte // buffered handshake bytes (pooled), nil when none
+	hdr        [ws.MaxHeaderSize]byte
+	hdrN       uint8     // bytes of an incomplete frame header kept in hdr
+	inFrame    bool      // cur's header is parsed; its payload is arriving in frame
+	cur        ws.Header // header of the frame in progress
+	curGot     int64     // payload bytes of cur received so far
+	frame      *[]byte   // pooled buffer for cur's payload, nil when none
+	msgOp      ws.OpCode // opcode of the open fragmented message, 0 when none
+	msgLen     int64     // bytes of the open message received so far
+	msg        *[]byte   // pooled buffer reassembling a fragmented message
+	utf8       uint32    // UTF-8 validator state of the open text message or frame
 
 	// Write state, guarded by mu.
 	mu       sync.Mutex

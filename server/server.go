@@ -225,7 +225,9 @@ func (s *Server) register(fd int) {
 		s.hsList.remove(c)
 		s.release(c)
 		syscall.Close(fd)
+		return
 	}
+	c.registered = true
 }
 
 // dispatch runs on the poller goroutine: record the event, hand the conn to
@@ -303,8 +305,11 @@ func (s *Server) detach(c *conn) {
 		s.clList.remove(c)
 	}
 	c.resetRead()
-	if err := s.poll.Del(c.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
-		s.cfg.OnError(err)
+	if c.registered {
+		c.registered = false
+		if err := s.poll.Del(c.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
+			s.cfg.OnError(err)
+		}
 	}
 	s.release(c)
 }

@@ -1,0 +1,60 @@
+// Package server is wsmill's WebSocket server: accept, zero-copy upgrade,
+// the frame loop, the worker pool, the timing wheel and the outbound queues.
+//
+// # Data flow
+//
+//	listener ──accept4──▶ table[fd] ──poller.Add──▶ epoll (package poller)
+//	                                                   │ one goroutine: epoll_wait
+//	                                                   ▼ dispatch(fd, ev): record ev, notify
+//	                         ready queue (chan *conn, each conn at most once)
+//	                                                   │
+//	              ┌────────────── worker pool (Config.Workers goroutines) ─────────────┐
+//	              │ read until EAGAIN: handshake → Upgrader, or frames → echo/pong/close│
+//	              │ flush the outbound queue on EventWrite                              │
+//	              └──────────────────────────────┬──────────────────────────────────────┘
+//	                                             │ c.mu: one writer at a time
+//	timing wheel (one goroutine) ── time frame ──┘  write(2)/writev(2), never blocking;
+//	                                                 the rest waits in c's bounded queue
+//
+// # Goroutines
+//
+// A fixed set, whatever the number of connections: the accept loop (inside
+// Serve), the poller's wait loop, Config.Workers workers, the wheel, and the
+// net/http server for plain HTTP requests (which, being net/http, uses a
+// goroutine per HTTP request; WebSocket connections never reach it).
+//
+// # Who owns what
+//
+//   - The poll goroutine owns nothing but the epoll event array. dispatch
+//     only ORs the event into conn.ev and calls notify; it never blocks
+//     (the ready queue has room for every conn) and never allocates.
+//   - A worker owns a conn's read state while the conn is running (see the
+//     state machine on conn). Its read buffer (64 KiB) is its own; frames
+//     that arrive whole are unmasked and echoed from it in place. An
+//     incomplete frame's payload, a fragmented message and a slow handshake
+//     live in pooled buffers owned by the conn and returned as soon as they
+//     are complete. An idle connection owns no buffer at all.
+//   - The outbound queue belongs to the conn and is guarded by conn.mu,
+//     which workers (echo, pong, close) and the wheel (time push) take for
+//     each frame, so frames never interleave. Holding conn.mu never blocks
+//     on the network: writes are non-blocking.
+//   - The wheel owns the shared time frame, rebuilt at most once a second.
+//   - The table owns the conn structs: one per descriptor number, reused
+//     with a new generation when the kernel reuses the number.
+//
+// # What may block
+//
+// Nothing on the connection path: not the poll loop, not a worker (a slow
+// or silent client costs a pooled buffer, never a waiting goroutine), not
+// the wheel. A client that does not read fills its outbound queue: time
+// pushes to it are skipped, and an echo that would pass Config.MaxOutbound
+// closes it. Shutdown waits, bounded by its context.
+//
+// # Closing
+//
+// The server answers a Close (or fails the connection with a close code),
+// stops parsing frames, half-closes its side once the Close frame is out,
+// and closes the descriptor at the peer's FIN or after Config.CloseTimeout.
+// Only the worker running a conn closes its descriptor, after taking it out
+// of the wheel, the deadline lists and the poller.
+package server

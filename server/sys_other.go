@@ -1,0 +1,9 @@
+//go:build !linux
+
+package server
+
+import "syscall"
+
+// accept4 is not reached on other systems: New fails first, because the
+// poller needs epoll (poller.ErrUnsupported).
+func accept4(int) (int, syscall.Errno) { return -1, syscall.ENOTSUP }
