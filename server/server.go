@@ -219,15 +219,16 @@ func (s *Server) register(fd int) {
 	s.stats.accepted.Add(1)
 	c.phase = phaseHandshake
 	s.hsList.push(c, s.now())
-	// From here on the poller may dispatch c to a worker.
+	// From here on the poller may dispatch c to a worker, which owns c's
+	// fields: everything is set before Add.
+	c.registered = true
 	if err := s.poll.Add(fd); err != nil {
 		s.cfg.OnError(err)
+		c.registered = false
 		s.hsList.remove(c)
 		s.release(c)
 		syscall.Close(fd)
-		return
 	}
-	c.registered = true
 }
 
 // dispatch runs on the poller goroutine: record the event, hand the conn to
