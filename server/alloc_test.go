@@ -3,10 +3,8 @@
 package server
 
 import (
-	"crypto/rand"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gobwas/ws"
 
@@ -17,88 +15,6 @@ import (
 // run, on a real socket pair, with no goroutine in between: the worker's
 // turn (run), the wheel's push and the handshake. Each must allocate
 // nothing once pools are warm.
-
-// allocRig is a server that was never started (no workers, no wheel
-// goroutine) plus one worker driven by hand.
-type allocRig struct {
-	s *Server
-	w *worker
-}
-
-func newAllocRig(t *testing.T) *allocRig {
-	s, err := New(Config{PushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.poll.Close() })
-	return &allocRig{s: s, w: newWorker(s)}
-}
-
-// pair returns a connected non-blocking socket pair: the server's side is
-// registered in the table (not the poller: events are delivered by hand).
-func (r *allocRig) pair(t *testing.T) (*conn, int) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := r.s.table.acquire(fds[0])
-	r.s.live.Add(1)
-	c.phase = phaseHandshake
-	t.Cleanup(func() { syscall.Close(fds[1]) })
-	return c, fds[1]
-}
-
-// turn runs one worker turn for c as if the poller reported ev.
-func (r *allocRig) turn(c *conn, ev poller.Event) bool {
-	c.ev.Or(uint32(ev))
-	c.sched.Store(schedRunning)
-	ok := r.w.run(c)
-	c.sched.Store(schedIdle)
-	return ok
-}
-
-func (r *allocRig) open(t *testing.T) (*conn, int) {
-	c, peer := r.pair(t)
-	c.phase = phaseOpen
-	r.s.open.Add(1)
-	r.s.wheel.add(c)
-	t.Cleanup(func() { r.s.closeConn(c) })
-	return c, peer
-}
-
-func maskedFrame(op ws.OpCode, payload []byte) []byte {
-	f := ws.NewFrame(op, true, payload)
-	f.Header.Masked = true
-	rand.Read(f.Header.Mask[:])
-	f.Payload = append([]byte(nil), payload...)
-	ws.Cipher(f.Payload, f.Header.Mask, 0)
-	b, err := ws.CompileFrame(f)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func mustWrite(t *testing.T, fd int, p []byte) {
-	for len(p) > 0 {
-		n, err := syscall.Write(fd, p)
-		if err != nil {
-			t.Fatalf("write: %v", err)
-		}
-		p = p[n:]
-	}
-}
-
-// drain reads exactly n bytes that must already be in the socket.
-func drain(t *testing.T, fd int, buf []byte, n int) {
-	for got := 0; got < n; {
-		m, err := syscall.Read(fd, buf[got:n])
-		if err != nil || m == 0 {
-			t.Fatalf("read %d of %d bytes: %v", got, n, err)
-		}
-		got += m
-	}
-}
 
 func TestAllocsEchoFrame(t *testing.T) {
 	for _, tt := range []struct {

@@ -1,0 +1,33 @@
+# wsmill: the two commands a newcomer needs are `make run` and `make test`.
+GO        ?= go
+ADDR      ?= :8080
+BENCHTIME ?= 1s
+COUNT     ?= 6
+
+.PHONY: run build test lint bench bench-smoke fuzz cover clean
+
+run: ## start the server on $(ADDR); open http://localhost:8080
+	$(GO) run . -addr $(ADDR)
+
+build: ## build ./wsmill
+	$(GO) build -o wsmill .
+
+test: lint ## vet, gofmt, then every test with the race detector
+	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+
+lint: ## go vet (also for a non-Linux target) and gofmt
+	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+bench: ## micro-benchmarks, repeated for benchstat: make bench > new.txt
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./server/ ./poller/
+
+bench-smoke: ## every benchmark once, briefly
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms -count 1 ./server/ ./poller/
+
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	$(GO) test ./server -run '^$$' -fuzz FuzzUTF8Step -fuzztime $${FUZZTIME:-30s}
+
+clean:
+	rm -f wsmill
