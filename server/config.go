@@ -43,6 +43,12 @@ type Config struct {
 	// connection. Default 2s.
 	CloseTimeout time.Duration
 
+	// Origins, when not empty, is the list of allowed Origin header values
+	// (e.g. "https://example.com"); a handshake with another Origin gets
+	// 403. Requests without an Origin header (non-browser clients) pass.
+	// Default: allow all.
+	Origins []string
+
 	// Handler serves every HTTP request that is not a WebSocket upgrade on
 	// Path. Default: http.NotFoundHandler().
 	Handler http.Handler

@@ -23,8 +23,9 @@ import (
 //   - any other request is handed to net/http with every byte already read
 //     replayed in front of the socket.
 
-// maxRequestSize bounds the buffered HTTP request header.
-const maxRequestSize = 16 << 10
+// maxRequestSize bounds the buffered HTTP request header (the whole of it;
+// each line is also bounded by maxLineSize).
+const maxRequestSize = 32 << 10
 
 var (
 	greetingFrame = []byte("\x81\x0aHi Client!")
@@ -34,10 +35,6 @@ var (
 		ws.RejectionReason("server: connection limit reached"),
 	)
 	errWrite = errors.New("server: write failed")
-
-	respTooLarge = []byte("HTTP/1.1 431 Request Header Fields Too Large\r\n" +
-		"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 28\r\nConnection: close\r\n\r\n" +
-		"request header is too large\n")
 )
 
 func (w *worker) initUpgrader() {
@@ -89,9 +86,13 @@ func (w *worker) readHandshake(c *conn) (int, bool, bool) {
 	from := max(k-3, 0)
 	end := bytes.Index(data[from:], []byte("\r\n\r\n"))
 	if end < 0 {
-		if len(data) >= maxRequestSize {
+		resp := checkPartial(data)
+		if resp == nil && len(data) >= maxRequestSize {
+			resp = respTooLarge
+		}
+		if resp != nil {
 			w.s.stats.rejected.Add(1)
-			return n, w.reject(c, respTooLarge), false
+			return n, w.reject(c, resp), false
 		}
 		if c.hs == nil || cap(*c.hs) < len(data) {
 			putBuf(c.hs)
@@ -111,6 +112,10 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	s := w.s
 	if !bytes.Equal(requestPath(req), []byte(s.cfg.Path)) {
 		return w.handoff(c, req[:len(req)+len(rest)])
+	}
+	if resp := s.checkRequest(req); resp != nil {
+		s.stats.rejected.Add(1)
+		return w.reject(c, resp)
 	}
 	w.hsrw.c, w.hsrw.failed, w.reserved = c, false, false
 	w.hsrw.r.Reset(req)
@@ -134,10 +139,12 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	s.stats.upgraded.Add(1)
 	s.hsList.remove(c)
 	c.phase = phaseOpen
-	s.wheel.add(c)
+	// The greeting goes out before the conn joins the wheel, so it is
+	// always the first frame.
 	if !w.write(c, greetingFrame, nil) {
 		return false
 	}
+	s.wheel.add(c)
 	return w.parseFrames(c, rest)
 }
 

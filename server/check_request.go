@@ -1,0 +1,144 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+)
+
+// Checks on the buffered HTTP request that gobwas/ws's Upgrader does not
+// make: size limits, the exact form of Sec-WebSocket-Key, the Origin
+// allow-list, and an Allow header on 405. They run on the complete request
+// header before the Upgrader sees it, allocate nothing, and answer with a
+// canned response.
+
+const (
+	// maxLineSize bounds the request line and each header line.
+	maxLineSize = 8 << 10
+	// maxHeaders bounds the number of header lines.
+	maxHeaders = 64
+)
+
+func cannedResponse(status, extra, body string) []byte {
+	return []byte("HTTP/1.1 " + status + "\r\n" + extra +
+		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
+		"Content-Length: " + itoa(len(body)) + "\r\n\r\n" + body)
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+var (
+	respURITooLong = cannedResponse("414 URI Too Long", "",
+		"request line is longer than 8 KiB\n")
+	respLineTooLarge = cannedResponse("431 Request Header Fields Too Large", "",
+		"a header line is longer than 8 KiB\n")
+	respTooManyHeaders = cannedResponse("431 Request Header Fields Too Large", "",
+		"more than 64 header lines\n")
+	respTooLarge = cannedResponse("431 Request Header Fields Too Large", "",
+		"request header is larger than 32 KiB\n")
+	respBadMethod = cannedResponse("405 Method Not Allowed", "Allow: GET\r\n",
+		"a WebSocket handshake is a GET request\n")
+	respBadKey = cannedResponse("400 Bad Request", "",
+		"Sec-WebSocket-Key must be base64 of 16 bytes\n")
+	respBadOrigin = cannedResponse("403 Forbidden", "",
+		"origin not allowed\n")
+)
+
+// checkPartial looks at an incomplete request and reports a response when
+// the line being received is already too long, so a client cannot make us
+// buffer a huge line before we notice.
+func checkPartial(data []byte) []byte {
+	last := bytes.LastIndexByte(data, '\n')
+	if len(data)-(last+1) <= maxLineSize {
+		return nil
+	}
+	if last < 0 {
+		return respURITooLong
+	}
+	return respLineTooLarge
+}
+
+// checkRequest validates a complete request header (ending in CRLF CRLF)
+// for Config.Path and returns the response that refuses it, or nil.
+func (s *Server) checkRequest(req []byte) []byte {
+	rest := req
+	line, rest := nextLine(rest)
+	if len(line) > maxLineSize {
+		return respURITooLong
+	}
+	// [RFC6455 4.1]: the method of the request MUST be GET.
+	if sp := bytes.IndexByte(line, ' '); sp < 0 || string(line[:sp]) != "GET" {
+		return respBadMethod
+	}
+	n := 0
+	var origin []byte
+	for len(rest) > 0 {
+		line, rest = nextLine(rest)
+		if len(line) == 0 {
+			break
+		}
+		if len(line) > maxLineSize {
+			return respLineTooLarge
+		}
+		if n++; n > maxHeaders {
+			return respTooManyHeaders
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue // malformed: the Upgrader answers 400
+		}
+		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		switch {
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Key")):
+			// [RFC6455 4.2.1]: a base64-encoded value that, when decoded,
+			// is 16 bytes in length.
+			var key [18]byte
+			if len(value) != 24 {
+				return respBadKey
+			}
+			if k, err := base64.StdEncoding.Strict().Decode(key[:], value); err != nil || k != 16 {
+				return respBadKey
+			}
+		case bytes.EqualFold(name, []byte("Origin")):
+			origin = value
+		}
+	}
+	if len(s.cfg.Origins) > 0 && origin != nil && !s.originAllowed(origin) {
+		return respBadOrigin
+	}
+	return nil
+}
+
+// originAllowed compares an Origin header with the allow-list, ignoring
+// ASCII case (scheme and host are case-insensitive).
+func (s *Server) originAllowed(origin []byte) bool {
+	for _, o := range s.cfg.Origins {
+		if bytes.EqualFold(origin, []byte(o)) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextLine splits off one CRLF-terminated line (the CRLF removed).
+func nextLine(b []byte) (line, rest []byte) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return b, nil
+	}
+	line, rest = b[:i], b[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
