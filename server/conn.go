@@ -48,6 +48,9 @@ type conn struct {
 	phase      phase
 	registered bool    // in the poller (set by the acceptor before any worker sees c)
 	wrShut     bool    // closing: our side is shut down, waiting for the peer's FIN
+	peerClosed bool    // closing: the peer's Close frame has arrived
+	alignedIn  bool    // closing: input is at a frame boundary (clean close)
+	skip       int64   // closing: payload bytes of the current frame still to skip
 	readMore   bool    // stopped reading early for fairness; bytes may remain
 	hs         *[]byte // buffered handshake bytes (pooled), nil when none
 	hdr        [ws.MaxHeaderSize]byte

@@ -210,7 +210,8 @@ func (w *worker) handleClose(c *conn, payload []byte) bool {
 	}
 	// [RFC6455 5.5.1]: the endpoint ... MUST send a Close frame in
 	// response. It typically echos the status code it received.
-	return w.startClose(c, code)
+	c.peerClosed = true
+	return w.startClose(c, code, true)
 }
 
 // validCloseCode reports whether a peer may send code in a Close frame
@@ -230,12 +231,14 @@ func validCloseCode(code ws.StatusCode) bool {
 // reading frames, close once the Close is out and the peer has answered or
 // the close timeout passed.
 func (w *worker) fail(c *conn, code ws.StatusCode) bool {
-	return w.startClose(c, code)
+	return w.startClose(c, code, false)
 }
 
 // startClose sends a Close frame (empty body when code is 0) and moves c to
-// phaseClosing. It returns false when the frame cannot be sent at all.
-func (w *worker) startClose(c *conn, code ws.StatusCode) bool {
+// phaseClosing. aligned says the input stream is still at a frame boundary
+// (a clean close, not a protocol failure), so the peer's answering Close can
+// be recognised. It returns false when the frame cannot be sent at all.
+func (w *worker) startClose(c *conn, code ws.StatusCode, aligned bool) bool {
 	var body [2]byte
 	b := body[:0]
 	if code != 0 {
@@ -245,12 +248,14 @@ func (w *worker) startClose(c *conn, code ws.StatusCode) bool {
 	if !w.send(c, ws.OpClose, b) {
 		return false
 	}
-	return w.enterClosing(c)
+	w.enterClosing(c, aligned)
+	return true
 }
 
 // enterClosing leaves the open (or handshake) phase for good: out of the
-// wheel, its MaxConns slot freed, read buffers returned, close deadline set.
-func (w *worker) enterClosing(c *conn) bool {
+// wheel, its MaxConns slot freed, buffers returned, close deadline set. The
+// end of the worker's turn (finishClosing) decides when the descriptor goes.
+func (w *worker) enterClosing(c *conn, aligned bool) {
 	s := w.s
 	switch c.phase {
 	case phaseOpen:
@@ -259,10 +264,21 @@ func (w *worker) enterClosing(c *conn) bool {
 	case phaseHandshake:
 		s.hsList.remove(c)
 	}
+	// Keep the position in the input stream: the rest of a frame in
+	// progress is skipped, a partial header kept.
+	skip := int64(0)
+	if c.inFrame {
+		skip = c.cur.Length - c.curGot
+	}
+	hdr, hdrN := c.hdr, c.hdrN
+	peerClosed := c.peerClosed
 	c.resetRead()
 	c.phase = phaseClosing
+	c.skip, c.alignedIn, c.peerClosed = skip, aligned, peerClosed
+	if aligned {
+		c.hdr, c.hdrN = hdr, hdrN
+	}
 	s.clList.push(c, s.now())
-	return w.shutWrite(c)
 }
 
 // send writes one unfragmented frame.

@@ -134,7 +134,8 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 			s.open.Add(-1)
 		}
 		s.stats.rejected.Add(1)
-		return w.enterClosing(c)
+		w.enterClosing(c, false)
+		return true
 	}
 	s.stats.upgraded.Add(1)
 	s.hsList.remove(c)
@@ -153,7 +154,8 @@ func (w *worker) reject(c *conn, resp []byte) bool {
 	if !w.write(c, resp, nil) {
 		return false
 	}
-	return w.enterClosing(c)
+	w.enterClosing(c, false)
+	return true
 }
 
 // requestPath returns the path of the request line ("GET /ws?x HTTP/1.1"

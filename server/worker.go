@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"io"
 	"syscall"
 
 	"github.com/gobwas/ws"
@@ -90,7 +91,7 @@ func (w *worker) run(c *conn) bool {
 		case phaseHandshake:
 			return false
 		case phaseOpen:
-			if !w.startClose(c, ws.StatusGoingAway) {
+			if !w.startClose(c, ws.StatusGoingAway, true) {
 				return false
 			}
 		}
@@ -103,12 +104,14 @@ func (w *worker) run(c *conn) bool {
 			return false
 		}
 	}
-	if c.phase == phaseClosing && !c.wrShut && !w.shutWrite(c) {
-		return false
-	}
 	if ev&uint32(poller.EventRead|poller.EventHangup) != 0 || c.readMore {
 		c.readMore = false
-		return w.read(c)
+		if !w.read(c) {
+			return false
+		}
+	}
+	if c.phase == phaseClosing {
+		return w.finishClosing(c)
 	}
 	return true
 }
@@ -124,7 +127,7 @@ func (w *worker) read(c *conn) bool {
 		case c.phase == phaseHandshake:
 			n, ok, again = w.readHandshake(c)
 		case c.phase == phaseClosing:
-			n, ok, again = w.readDiscard(c)
+			n, ok, again = w.readClosing(c)
 		case c.inFrame:
 			n, ok, again = w.readPayload(c)
 		default:
@@ -156,27 +159,67 @@ func readOutcome(n int, errno syscall.Errno) (ok, again bool) {
 	return true, false
 }
 
-// readDiscard drains a closing connection: after our Close frame, anything
-// the peer sends is ignored; its FIN (read returns 0) ends the connection.
-func (w *worker) readDiscard(c *conn) (int, bool, bool) {
-	n, errno := readFD(c.fd, w.buf)
+// readClosing reads from a connection after our Close frame. Data frames
+// are skipped unread; the peer's Close frame sets peerClosed, its FIN (read
+// returns 0) ends the connection. After a protocol failure the stream is no
+// longer at a frame boundary and everything is discarded.
+func (w *worker) readClosing(c *conn) (int, bool, bool) {
+	k := int(c.hdrN)
+	head := ws.MaxHeaderSize - k
+	copy(w.buf[head:ws.MaxHeaderSize], c.hdr[:k])
+	n, errno := readFD(c.fd, w.buf[ws.MaxHeaderSize:])
 	ok, again := readOutcome(n, errno)
-	return n, ok, again
+	if !ok || again || !c.alignedIn || c.peerClosed {
+		return n, ok, again
+	}
+	c.hdrN = 0
+	data := w.buf[head : ws.MaxHeaderSize+n]
+	for len(data) > 0 {
+		if c.skip > 0 {
+			k := int(min(c.skip, int64(len(data))))
+			data, c.skip = data[k:], c.skip-int64(k)
+			continue
+		}
+		w.br.Reset(data)
+		h, err := ws.ReadHeaderBuffer(&w.br, w.hb[:])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			c.hdrN = uint8(copy(c.hdr[:], data))
+			break
+		}
+		if err != nil || ws.CheckHeader(h, ws.StateServerSide|ws.StateFragmented) == ws.ErrProtocolOpCodeReserved {
+			c.alignedIn = false
+			break
+		}
+		if h.OpCode == ws.OpClose {
+			c.peerClosed = true
+			break
+		}
+		data, c.skip = data[len(data)-w.br.Len():], h.Length
+	}
+	return n, true, false
 }
 
-// shutWrite half-closes a closing connection once its queue is empty: the
-// FIN follows our Close frame, and the peer's FIN (or the close timeout)
-// ends it. Closing outright while the peer's bytes are unread would send a
-// RST that can destroy our Close frame in flight.
-func (w *worker) shutWrite(c *conn) bool {
+// finishClosing ends a turn in phaseClosing. With our Close frame out and
+// the peer's Close received, the server closes the TCP connection at once
+// ([RFC6455 7.1.1]: the server SHOULD close it first). With our Close out
+// but no answer yet, it half-closes: the FIN follows the Close frame, and
+// the peer's Close, its FIN, or the close timeout ends it. Closing outright
+// while the peer may still be sending would answer with a RST, which can
+// destroy our Close frame in flight. It returns false to close now.
+func (w *worker) finishClosing(c *conn) bool {
 	c.mu.Lock()
 	empty := c.pending() == 0
 	c.mu.Unlock()
-	if !empty {
-		return true // EventWrite will bring us back
+	switch {
+	case !empty:
+		return true // EventWrite brings us back when the queue drains
+	case c.peerClosed:
+		return false
+	case !c.wrShut:
+		c.wrShut = true
+		return syscall.Shutdown(c.fd, syscall.SHUT_WR) == nil
 	}
-	c.wrShut = true
-	return syscall.Shutdown(c.fd, syscall.SHUT_WR) == nil
+	return true
 }
 
 // resetRead returns every read-side buffer to its pool and clears the frame
@@ -189,4 +232,5 @@ func (c *conn) resetRead() {
 	c.hdrN, c.inFrame, c.curGot = 0, false, 0
 	c.msgOp, c.msgLen, c.utf8 = 0, 0, 0
 	c.wrShut, c.readMore = false, false
+	c.peerClosed, c.alignedIn, c.skip = false, false, 0
 }
