@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,19 +40,33 @@ func run(args []string) error {
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "worker pool size")
 	maxMsg := fs.Int("max-message", 1<<20, "largest accepted message in bytes")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns(), "connection cap (beyond it the upgrade answers 503); default: open-file limit less reserve")
+	maxOut := fs.Int("max-outbound", 64<<10, "bytes one connection may have waiting to be sent; past it pushes are skipped and an echo closes the client")
+	hsTimeout := fs.Duration("handshake-timeout", 5*time.Second, "time a new connection has, in total, to complete its HTTP request")
+	idle := fs.Duration("idle-timeout", 60*time.Second, "ping a connection silent this long; close it if silent as long again (0 or less: off)")
+	closeTimeout := fs.Duration("close-timeout", 2*time.Second, "how long to wait for the peer's answer to our Close")
+	var origins originList
+	fs.Var(&origins, "origin", "allowed Origin (repeatable, or a comma-separated list); default: allow all")
 	drain := fs.Duration("drain-timeout", 3*time.Second, "how long shutdown waits for clients to answer Close 1001")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	srv, err := server.New(server.Config{
-		PushInterval: *push,
-		Workers:      *workers,
-		MaxMessage:   *maxMsg,
-		MaxConns:     *maxConns,
-		Handler:      newMux(),
-		OnError:      func(err error) { log.Warn("server", "err", err) },
+		PushInterval:     *push,
+		Workers:          *workers,
+		MaxMessage:       *maxMsg,
+		MaxConns:         *maxConns,
+		MaxOutbound:      *maxOut,
+		HandshakeTimeout: *hsTimeout,
+		IdleTimeout:      idleFlag(*idle),
+		CloseTimeout:     *closeTimeout,
+		Origins:          origins,
+		Handler:          newMux(),
+		OnError:          func(err error) { log.Warn("server", "err", err) },
 	})
 	if err != nil {
 		return err
@@ -63,7 +78,11 @@ func run(args []string) error {
 	cfg := srv.Config()
 	log.Info("wsmill started", "addr", ln.Addr().String(), "push_interval", cfg.PushInterval,
 		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_conns", cfg.MaxConns,
-		"max_outbound", cfg.MaxOutbound, "handshake_timeout", cfg.HandshakeTimeout)
+		"max_outbound", cfg.MaxOutbound, "handshake_timeout", cfg.HandshakeTimeout,
+		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins))
+	if len(cfg.Origins) == 0 {
+		log.Warn("every Origin is allowed: set -origin to restrict which pages may connect")
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -86,6 +105,35 @@ func run(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// originList is a repeatable flag that also takes comma-separated lists.
+type originList []string
+
+func (o *originList) String() string { return strings.Join(*o, ",") }
+
+func (o *originList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*o = append(*o, s)
+		}
+	}
+	return nil
+}
+
+func originsLog(o []string) string {
+	if len(o) == 0 {
+		return "*"
+	}
+	return strings.Join(o, ",")
+}
+
+// idleFlag maps the flag's "0 or less: off" to the Config's negative.
+func idleFlag(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 func newMux() *http.ServeMux {

@@ -38,6 +38,13 @@ type Config struct {
 	// complete its HTTP request. Default 5s.
 	HandshakeTimeout time.Duration
 
+	// IdleTimeout: a connection silent this long (no bytes at all from the
+	// client) is pinged by the wheel; silent for another IdleTimeout after
+	// the ping, it is closed with 1001. Checked at the connection's wheel
+	// visit, so the precision is one PushInterval. Default 60s; negative
+	// disables it.
+	IdleTimeout time.Duration
+
 	// CloseTimeout is how long the server waits for the client's answer to
 	// its Close frame (or for its queue to drain) before dropping the TCP
 	// connection. Default 2s.
@@ -84,6 +91,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 2 * time.Second

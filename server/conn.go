@@ -74,6 +74,11 @@ type conn struct {
 	timeEnd  uint64 // outTotal just after the last queued time frame
 	bigEnd   uint64 // outTotal just after a frame larger than MaxOutbound
 
+	// Liveness: seen is written by the worker after every read (the
+	// server's coarse clock, ms); pingAt belongs to the wheel (slot lock).
+	seen   atomic.Int64
+	pingAt int64 // when the wheel pinged this silent conn; 0 when none pending
+
 	// Wheel links, guarded by the slot's lock.
 	slot int32 // -1 when not in the wheel
 	pos  int32
@@ -107,6 +112,7 @@ const (
 	evGoingAway uint32 = 1 << (16 + iota) // shutdown: send Close 1001
 	evTimeout                             // a deadline (handshake, close) passed
 	evBroken                              // the wheel's write failed: close
+	evIdle                                // silent past IdleTimeout after a ping: close 1001
 )
 
 // pending reports the bytes waiting in the outbound queue. Caller holds mu.

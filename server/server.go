@@ -31,6 +31,7 @@ type Server struct {
 	hsList deadlineList // conns in phaseHandshake
 	clList deadlineList // conns in phaseClosing
 
+	clock atomic.Int64 // coarse clock for liveness: ms since epoch, set by the wheel each tick
 	live  atomic.Int64 // accepted descriptors we own (all phases)
 	open  atomic.Int64 // upgraded connections (counts against MaxConns)
 	stats counters
@@ -59,6 +60,8 @@ type counters struct {
 	pushesSkipped atomic.Uint64
 	overflows     atomic.Uint64
 	httpHandoffs  atomic.Uint64
+	idlePings     atomic.Uint64
+	idleCloses    atomic.Uint64
 }
 
 // Stats is a snapshot of the server's counters.
@@ -72,6 +75,8 @@ type Stats struct {
 	PushesSkipped uint64 // time frames skipped (one still queued, or queue full)
 	Overflows     uint64 // connections closed for passing MaxOutbound
 	HTTPHandoffs  uint64 // plain HTTP requests handed to net/http
+	IdlePings     uint64 // pings sent to silent connections
+	IdleCloses    uint64 // connections closed for staying silent after a ping
 }
 
 // New prepares a server; Serve starts it.
@@ -122,6 +127,8 @@ func (s *Server) Stats() Stats {
 		PushesSkipped: s.stats.pushesSkipped.Load(),
 		Overflows:     s.stats.overflows.Load(),
 		HTTPHandoffs:  s.stats.httpHandoffs.Load(),
+		IdlePings:     s.stats.idlePings.Load(),
+		IdleCloses:    s.stats.idleCloses.Load(),
 	}
 }
 

@@ -140,6 +140,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	s.stats.upgraded.Add(1)
 	s.hsList.remove(c)
 	c.phase = phaseOpen
+	c.seen.Store(s.clock.Load())
 	// The greeting goes out before the conn joins the wheel, so it is
 	// always the first frame.
 	if !w.write(c, greetingFrame, nil) {

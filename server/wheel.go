@@ -136,7 +136,9 @@ func (w *wheel) run() {
 		}
 		now := time.Now()
 		w.buildFrame(now)
-		w.pushSlot(&w.slots[cursor])
+		ms := int64(w.s.now() / time.Millisecond)
+		w.s.clock.Store(ms)
+		w.pushSlot(&w.slots[cursor], ms)
 		cursor++
 		if cursor == len(w.slots) {
 			cursor = 0
@@ -145,12 +147,52 @@ func (w *wheel) run() {
 	}
 }
 
-func (w *wheel) pushSlot(s *wheelSlot) {
+func (w *wheel) pushSlot(s *wheelSlot, now int64) {
 	s.mu.Lock()
 	for _, c := range s.conns {
-		w.push(c)
+		if w.checkIdle(c, now) {
+			w.push(c)
+		}
 	}
 	s.mu.Unlock()
+}
+
+var pingFrame = []byte{0x89, 0x00} // FIN + ping, empty payload
+
+// checkIdle pings a connection that has been silent for IdleTimeout and asks
+// its worker to close it when it stays silent for another IdleTimeout. It
+// reports whether c is still worth a push. Called with c's slot locked.
+func (w *wheel) checkIdle(c *conn, now int64) bool {
+	idle := w.s.cfg.IdleTimeout.Milliseconds()
+	if idle <= 0 {
+		return true
+	}
+	seen := c.seen.Load()
+	if c.pingAt != 0 && seen >= c.pingAt {
+		c.pingAt = 0 // anything from the client answers the ping
+	}
+	switch {
+	case c.pingAt != 0 && now-c.pingAt >= idle:
+		c.mu.Lock()
+		if !c.closed {
+			w.s.stats.idleCloses.Add(1)
+			c.ev.Or(evIdle)
+			w.s.notify(c)
+		}
+		c.mu.Unlock()
+		return false
+	case c.pingAt == 0 && now-seen >= idle:
+		c.mu.Lock()
+		r := c.writeLocked(nil, pingFrame, nil, false, w.s.cfg.MaxOutbound)
+		if r != writeOK && !c.closed {
+			c.ev.Or(evBroken)
+			w.s.notify(c)
+		}
+		c.mu.Unlock()
+		c.pingAt = max(now, 1)
+		w.s.stats.idlePings.Add(1)
+	}
+	return true
 }
 
 // push sends the current time frame to c. It is one non-blocking write.

@@ -86,6 +86,9 @@ func (w *worker) run(c *conn) bool {
 	if ev&evTimeout != 0 && (c.phase == phaseHandshake || c.phase == phaseClosing) {
 		return false
 	}
+	if ev&evIdle != 0 && c.phase == phaseOpen && !w.startClose(c, ws.StatusGoingAway, true) {
+		return false
+	}
 	if ev&evGoingAway != 0 {
 		switch c.phase {
 		case phaseHandshake:
@@ -120,6 +123,11 @@ func (w *worker) run(c *conn) bool {
 // spent, or the connection must close.
 func (w *worker) read(c *conn) bool {
 	budget := readBudget
+	defer func() {
+		if budget < readBudget {
+			c.seen.Store(w.s.clock.Load())
+		}
+	}()
 	for budget > 0 {
 		var n int
 		var ok, again bool
