@@ -16,9 +16,12 @@
 //
 // The price of edge triggering is a contract on the consumer:
 //
-//   - After EventRead the consumer must read until read(2) returns EAGAIN
+//   - After EventRead the consumer must read until the socket is drained
 //     (or hand the descriptor back to itself to continue later), because the
-//     kernel will not report the same bytes twice.
+//     kernel will not report the same bytes twice. A read that returns less
+//     than asked also proves the socket drained (every later arrival is a
+//     new edge), except after EventHangup: the peer's FIN may already have
+//     arrived with the data, and no new edge would report it.
 //   - After EventWrite it must write until EAGAIN or until it has nothing left
 //     to write; the next EventWrite comes only when the socket goes from full
 //     to writable again.

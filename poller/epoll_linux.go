@@ -70,7 +70,7 @@ func translate(e netpoll.EpollEvent) Event {
 	if e&netpoll.EPOLLOUT != 0 {
 		ev |= EventWrite
 	}
-	if e&(netpoll.EPOLLHUP|netpoll.EPOLLERR) != 0 {
+	if e&(netpoll.EPOLLHUP|netpoll.EPOLLERR|netpoll.EPOLLRDHUP) != 0 {
 		ev |= EventHangup | EventRead
 	}
 	// easygo delivers 0x20 (its private _EPOLLCLOSED) to every callback

@@ -11,8 +11,10 @@ const (
 	EventRead Event = 1 << iota
 	// EventWrite: the socket's send buffer has room again.
 	EventWrite
-	// EventHangup: the connection is broken (EPOLLHUP or EPOLLERR); a read
-	// or write will report the error.
+	// EventHangup: the peer shut down its side or the connection broke
+	// (EPOLLRDHUP, EPOLLHUP, EPOLLERR): reading on will reach EOF or an
+	// error, so the consumer must read until it does, not stop at a short
+	// read.
 	EventHangup
 	// EventClosed: the poller itself was closed; no more events follow for
 	// this descriptor.

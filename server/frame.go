@@ -20,7 +20,7 @@ func (w *worker) readFrames(c *conn) (int, bool, bool) {
 	k := int(c.hdrN)
 	head := ws.MaxHeaderSize - k
 	copy(w.buf[head:ws.MaxHeaderSize], c.hdr[:k])
-	n, errno := readFD(c.fd, w.buf[ws.MaxHeaderSize:])
+	n, errno := w.readFD(c.fd, w.buf[ws.MaxHeaderSize:])
 	ok, again := readOutcome(n, errno)
 	if !ok || again {
 		return n, ok, again
@@ -32,7 +32,7 @@ func (w *worker) readFrames(c *conn) (int, bool, bool) {
 // readPayload reads the rest of an incomplete frame straight into its buffer.
 func (w *worker) readPayload(c *conn) (int, bool, bool) {
 	p := (*c.frame)[:c.cur.Length]
-	n, errno := readFD(c.fd, p[c.curGot:])
+	n, errno := w.readFD(c.fd, p[c.curGot:])
 	ok, again := readOutcome(n, errno)
 	if !ok || again {
 		return n, ok, again

@@ -77,7 +77,7 @@ func (w *worker) readHandshake(c *conn) (int, bool, bool) {
 	if c.hs != nil {
 		k = copy(w.buf, *c.hs)
 	}
-	n, errno := readFD(c.fd, w.buf[k:maxRequestSize])
+	n, errno := w.readFD(c.fd, w.buf[k:maxRequestSize])
 	ok, again := readOutcome(n, errno)
 	if !ok || again {
 		return n, ok, again

@@ -13,7 +13,8 @@ import (
 // readBufSize is the worker's read buffer: one read(2) takes up to this
 // much, and every frame that arrives whole inside it is handled in place
 // (unmasked and echoed from the same bytes) without a copy.
-const readBufSize = 64 << 10
+// It holds a whole frame with a 64 KiB payload (64 KiB + 14 header bytes).
+const readBufSize = 64<<10 + 64
 
 // readBudget is how many bytes one turn may read from a connection before
 // the worker puts it back in the queue, so one fast sender cannot hold a
@@ -31,10 +32,12 @@ type worker struct {
 	oh  [ws.MaxHeaderSize]byte // outgoing header
 	iov [2]syscall.Iovec
 
-	up       ws.Upgrader
-	hsrw     handshakeRW
-	reserved bool // this upgrade took a MaxConns slot
-	gone     bool // the conn was handed off to net/http: not ours any more
+	up          ws.Upgrader
+	hsrw        handshakeRW
+	reserved    bool // this upgrade took a MaxConns slot
+	shortDrains bool // this turn, a short read means the socket is drained
+	short       bool // the last read came back short
+	gone        bool // the conn was handed off to net/http: not ours any more
 }
 
 func newWorker(s *Server) *worker {
@@ -109,6 +112,9 @@ func (w *worker) run(c *conn) bool {
 	}
 	if ev&uint32(poller.EventRead|poller.EventHangup) != 0 || c.readMore {
 		c.readMore = false
+		// A short read proves the socket drained, saving the read(2) that
+		// would return EAGAIN, unless the peer's FIN may be waiting too.
+		w.shortDrains = ev&uint32(poller.EventHangup) == 0
 		if !w.read(c) {
 			return false
 		}
@@ -148,6 +154,9 @@ func (w *worker) read(c *conn) bool {
 			return true
 		}
 		budget -= n
+		if w.short {
+			return true
+		}
 	}
 	// Bytes may remain: come back after the others had a turn. With
 	// edge-triggered epoll no new event would tell us.
@@ -156,7 +165,16 @@ func (w *worker) read(c *conn) bool {
 	return true
 }
 
-// readResult helpers: n bytes read, ok=false to close, again=true on EAGAIN.
+// readFD reads into p for one of the read functions and records whether
+// the read came back short (see shortDrains).
+func (w *worker) readFD(fd int, p []byte) (int, syscall.Errno) {
+	n, errno := readFD(fd, p)
+	w.short = w.shortDrains && errno == 0 && n > 0 && n < len(p)
+	return n, errno
+}
+
+// readOutcome maps a read to: ok=false to close (EOF or error), again=true
+// on EAGAIN.
 func readOutcome(n int, errno syscall.Errno) (ok, again bool) {
 	switch {
 	case errno == syscall.EAGAIN:
@@ -175,7 +193,7 @@ func (w *worker) readClosing(c *conn) (int, bool, bool) {
 	k := int(c.hdrN)
 	head := ws.MaxHeaderSize - k
 	copy(w.buf[head:ws.MaxHeaderSize], c.hdr[:k])
-	n, errno := readFD(c.fd, w.buf[ws.MaxHeaderSize:])
+	n, errno := w.readFD(c.fd, w.buf[ws.MaxHeaderSize:])
 	ok, again := readOutcome(n, errno)
 	if !ok || again || !c.alignedIn || c.peerClosed {
 		return n, ok, again
