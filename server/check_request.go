@@ -50,26 +50,17 @@ var (
 		"a WebSocket handshake is a GET request\n")
 	respBadKey = cannedResponse("400 Bad Request", "",
 		"Sec-WebSocket-Key must be base64 of 16 bytes\n")
+	respMalformed = cannedResponse("400 Bad Request", "",
+		"malformed header line\n")
 	respBadOrigin = cannedResponse("403 Forbidden", "",
 		"origin not allowed\n")
 )
 
-// checkPartial looks at an incomplete request and reports a response when
-// the line being received is already too long, so a client cannot make us
-// buffer a huge line before we notice.
-func checkPartial(data []byte) []byte {
-	last := bytes.LastIndexByte(data, '\n')
-	if len(data)-(last+1) <= maxLineSize {
-		return nil
-	}
-	if last < 0 {
-		return respURITooLong
-	}
-	return respLineTooLarge
-}
-
 // checkRequest validates a complete request header (ending in CRLF CRLF)
-// for Config.Path and returns the response that refuses it, or nil.
+// for Config.Path and returns the response that refuses it, or nil. Line
+// lengths and the header count were enforced while it arrived
+// (scanRequest); they are checked again here only as a second line of
+// defence.
 func (s *Server) checkRequest(req []byte) []byte {
 	rest := req
 	line, rest := nextLine(rest)
@@ -98,6 +89,12 @@ func (s *Server) checkRequest(req []byte) []byte {
 			continue // malformed: the Upgrader answers 400
 		}
 		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		// [RFC9112 5.1, 5.2]: the field name is a token: no whitespace
+		// before the colon, no obsolete line folding; a server MUST reject
+		// such a request with 400.
+		if !isToken(name) {
+			return respMalformed
+		}
 		switch {
 		case bytes.EqualFold(name, []byte("Sec-WebSocket-Key")):
 			// [RFC6455 4.2.1]: a base64-encoded value that, when decoded,
@@ -142,3 +139,29 @@ func nextLine(b []byte) (line, rest []byte) {
 	}
 	return line, rest
 }
+
+// isToken reports whether b is an RFC 9110 token (1*tchar).
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !tchar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tchar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()

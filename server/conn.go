@@ -53,6 +53,8 @@ type conn struct {
 	skip       int64   // closing: payload bytes of the current frame still to skip
 	readMore   bool    // stopped reading early for fairness; bytes may remain
 	hs         *[]byte // buffered handshake bytes (pooled), nil when none
+	hsScan     uint16  // offset in hs where the unfinished request line starts
+	hsLines    uint8   // request lines completed so far
 	hdr        [ws.MaxHeaderSize]byte
 	hdrN       uint8     // bytes of an incomplete frame header kept in hdr
 	inFrame    bool      // cur's header is parsed; its payload is arriving in frame
@@ -65,14 +67,15 @@ type conn struct {
 	utf8       uint32    // UTF-8 validator state of the open text message or frame
 
 	// Write state, guarded by mu.
-	mu       sync.Mutex
-	closed   bool    // fd is about to be or has been closed: write nothing
-	out      *[]byte // pooled outbound queue; pending bytes are (*out)[outHead:]
-	outHead  int
-	outTotal uint64 // bytes ever appended to the queue
-	outDone  uint64 // bytes ever flushed from the queue
-	timeEnd  uint64 // outTotal just after the last queued time frame
-	bigEnd   uint64 // outTotal just after a frame larger than MaxOutbound
+	mu        sync.Mutex
+	closed    bool    // fd is about to be or has been closed: write nothing
+	closeSent bool    // our Close frame is written or queued: nothing may follow
+	out       *[]byte // pooled outbound queue; pending bytes are (*out)[outHead:]
+	outHead   int
+	outTotal  uint64 // bytes ever appended to the queue
+	outDone   uint64 // bytes ever flushed from the queue
+	timeEnd   uint64 // outTotal just after the last queued time frame
+	bigEnd    uint64 // outTotal just after a frame larger than MaxOutbound
 
 	// Liveness: seen is written by the worker after every read (the
 	// server's coarse clock, ms); pingAt belongs to the wheel (slot lock).

@@ -125,7 +125,9 @@ func (w *worker) check(c *conn, h ws.Header) ws.StatusCode {
 	}
 	// The limit is on the whole message, checked from the declared length
 	// before a payload byte is read or buffered.
-	if h.OpCode.IsData() && c.msgLen+h.Length > int64(w.s.cfg.MaxMessage) {
+	// (Written as a subtraction: a declared length near 2^63 would make
+	// msgLen+Length overflow and pass.)
+	if h.OpCode.IsData() && h.Length > int64(w.s.cfg.MaxMessage)-c.msgLen {
 		return ws.StatusMessageTooBig
 	}
 	return 0
@@ -245,7 +247,12 @@ func (w *worker) startClose(c *conn, code ws.StatusCode, aligned bool) bool {
 		binary.BigEndian.PutUint16(body[:], uint16(code))
 		b = body[:]
 	}
-	if !w.send(c, ws.OpClose, b) {
+	hdr := putHeader(&w.oh, ws.OpClose, len(b))
+	c.mu.Lock()
+	r := c.writeLocked(&w.iov, hdr, b, false, w.s.cfg.MaxOutbound)
+	c.closeSent = r == writeOK
+	c.mu.Unlock()
+	if r != writeOK {
 		return false
 	}
 	w.enterClosing(c, aligned)

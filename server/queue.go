@@ -40,6 +40,11 @@ func (c *conn) writeLocked(iov *[2]syscall.Iovec, a, b []byte, droppable bool, l
 	if c.closed {
 		return writeFailed
 	}
+	if c.closeSent {
+		// [RFC6455 5.5.1]: after sending a Close frame, the endpoint MUST
+		// NOT send any more data frames (a wheel push may race the close).
+		return writeSkipped
+	}
 	total := len(a) + len(b)
 	if p := c.pending(); p > 0 {
 		if droppable && c.outDone < c.timeEnd {

@@ -66,7 +66,7 @@ func (t *table) acquire(fd int) *conn {
 	c.ev.Store(0)
 	c.pingAt = 0 // not in the wheel now: no lock needed
 	c.mu.Lock()
-	c.closed = false
+	c.closed, c.closeSent = false, false
 	c.outTotal, c.outDone, c.timeEnd, c.bigEnd = 0, 0, 0, 0
 	c.mu.Unlock()
 	c.sched.Store(schedIdle)

@@ -83,17 +83,15 @@ func (w *worker) readHandshake(c *conn) (int, bool, bool) {
 		return n, ok, again
 	}
 	data := w.buf[:k+n]
-	from := max(k-3, 0)
-	end := bytes.Index(data[from:], []byte("\r\n\r\n"))
+	end, resp := scanRequest(c, data)
+	if resp == nil && end < 0 && len(data) >= maxRequestSize {
+		resp = respTooLarge
+	}
+	if resp != nil {
+		w.s.stats.rejected.Add(1)
+		return n, w.reject(c, resp), false
+	}
 	if end < 0 {
-		resp := checkPartial(data)
-		if resp == nil && len(data) >= maxRequestSize {
-			resp = respTooLarge
-		}
-		if resp != nil {
-			w.s.stats.rejected.Add(1)
-			return n, w.reject(c, resp), false
-		}
 		if c.hs == nil || cap(*c.hs) < len(data) {
 			putBuf(c.hs)
 			c.hs = getBuf(len(data))
@@ -103,8 +101,60 @@ func (w *worker) readHandshake(c *conn) (int, bool, bool) {
 	}
 	putBuf(c.hs)
 	c.hs = nil
-	end += from + 4
 	return n, w.handleRequest(c, data[:end], data[end:]), false
+}
+
+// scanRequest goes over the lines of the buffered request that completed
+// since the last read (c.hsScan is where the unfinished line starts, so a
+// request trickled byte by byte is scanned once, not once per byte) and
+// enforces the line and header limits, whatever the segmentation. It
+// returns the end of the header (just past the empty line) or -1, or the
+// response that refuses the request.
+func scanRequest(c *conn, data []byte) (int, []byte) {
+	pos := int(c.hsScan)
+	for {
+		i := bytes.IndexByte(data[pos:], '\n')
+		if i < 0 {
+			break
+		}
+		line := data[pos : pos+i]
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		if resp := lineTooLong(c.hsLines, len(line)); resp != nil {
+			return -1, resp
+		}
+		start := pos
+		pos += i + 1
+		if len(line) == 0 {
+			// [RFC9112 2.2]: one empty line before the request line is
+			// ignored; any other empty line ends the header.
+			if c.hsLines > 0 || start > 0 {
+				return pos, nil
+			}
+			continue
+		}
+		c.hsLines++
+		if c.hsLines > 1+maxHeaders {
+			return -1, respTooManyHeaders
+		}
+	}
+	c.hsScan = uint16(pos)
+	// The unfinished line: at most maxLineSize bytes plus its CR.
+	if tail := data[pos:]; len(tail) > maxLineSize && !(len(tail) == maxLineSize+1 && tail[maxLineSize] == '\r') {
+		return -1, lineTooLong(c.hsLines, len(tail))
+	}
+	return -1, nil
+}
+
+func lineTooLong(lines uint8, n int) []byte {
+	switch {
+	case n <= maxLineSize:
+		return nil
+	case lines == 0:
+		return respURITooLong
+	}
+	return respLineTooLarge
 }
 
 // handleRequest routes a complete request header.

@@ -259,4 +259,5 @@ func (c *conn) resetRead() {
 	c.msgOp, c.msgLen, c.utf8 = 0, 0, 0
 	c.wrShut, c.readMore = false, false
 	c.peerClosed, c.alignedIn, c.skip = false, false, 0
+	c.hsScan, c.hsLines = 0, 0
 }
