@@ -1,0 +1,415 @@
+package main
+
+// A minimal raw WebSocket client: just enough of RFC 6455 to drive the
+// servers under test without a library in the way. Frames we send are masked
+// (as a client must); frames we read may be masked or not, because rawecho
+// sends our own masked bytes back.
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+
+	wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+	// maxFrame bounds what the reader accepts, so a confused stream cannot
+	// make the client allocate gigabytes.
+	maxFrame = 16 << 20
+
+	// greeting is what every server under test sends right after the upgrade.
+	greeting = "Hi Client!"
+	// timeLayout is the layout of the pushed time frames.
+	timeLayout = "2006-01-02 15:04:05"
+)
+
+// errPeerClosed is returned by ReadMessage when the server sent a Close frame.
+var errPeerClosed = errors.New("server sent Close")
+
+// dialOptions say how to open one connection.
+type dialOptions struct {
+	Addr    string        // host:port of the server
+	Src     string        // source IP to bind, "" for the kernel's choice
+	Timeout time.Duration // for the TCP connect and the HTTP upgrade together
+	RcvBuf  int           // SO_RCVBUF to set before connect, 0 to leave it
+	ReadBuf int           // bufio.Reader size
+}
+
+// wsConn is one client connection. Writes are serialised by wmu so that a
+// reader goroutine may answer pings while a writer goroutine sends data.
+type wsConn struct {
+	nc net.Conn
+	br *bufio.Reader
+
+	wmu  sync.Mutex
+	wbuf []byte
+
+	rbuf []byte // payload of the last frame read (reused)
+	mbuf []byte // reassembly of fragmented messages (reused)
+}
+
+// dialWS connects, upgrades at GET /ws and checks the server's accept key.
+func dialWS(ctx context.Context, o dialOptions) (*wsConn, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.ReadBuf <= 0 {
+		o.ReadBuf = 4096
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	d := net.Dialer{Control: socketControl(o.Src != "", o.RcvBuf)}
+	if o.Src != "" {
+		ip := net.ParseIP(o.Src)
+		if ip == nil {
+			return nil, fmt.Errorf("bad source address %q", o.Src)
+		}
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	nc, err := d.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	deadline, _ := ctx.Deadline()
+	nc.SetDeadline(deadline)
+	c := &wsConn{nc: nc, br: bufio.NewReaderSize(nc, o.ReadBuf)}
+	if err := c.handshake(o.Addr); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// socketControl sets options on the socket before bind and connect:
+// IP_BIND_ADDRESS_NO_PORT lets the kernel pick the source port at connect
+// time, so one source address is not limited to one ephemeral range for all
+// destinations; SO_RCVBUF (when asked) makes a small receive window.
+func socketControl(bound bool, rcvbuf int) func(network, address string, c syscall.RawConn) error {
+	if !bound && rcvbuf <= 0 {
+		return nil
+	}
+	return func(network, address string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			if bound {
+				const ipBindAddressNoPort = 24 // IP_BIND_ADDRESS_NO_PORT, Linux 4.2+
+				// Best effort: an old kernel just binds the port early.
+				_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+			}
+			if rcvbuf > 0 {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}
+}
+
+func (c *wsConn) handshake(addr string) error {
+	var raw [16]byte
+	rand.Read(raw[:])
+	key := base64.StdEncoding.EncodeToString(raw[:])
+	req := "GET /ws HTTP/1.1\r\nHost: " + addr +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(c.nc, req); err != nil {
+		return fmt.Errorf("write upgrade request: %w", err)
+	}
+	tp := textproto.NewReader(c.br)
+	status, err := tp.ReadLine()
+	if err != nil {
+		return fmt.Errorf("read upgrade response: %w", err)
+	}
+	hdr, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return fmt.Errorf("read upgrade headers: %w", err)
+	}
+	parts := strings.SplitN(status, " ", 3)
+	if len(parts) < 2 || parts[1] != "101" {
+		return fmt.Errorf("upgrade refused: %q", status)
+	}
+	if !strings.EqualFold(hdr.Get("Upgrade"), "websocket") {
+		return fmt.Errorf("upgrade response without Upgrade: websocket")
+	}
+	h := sha1.Sum([]byte(key + wsGUID))
+	if want := base64.StdEncoding.EncodeToString(h[:]); hdr.Get("Sec-WebSocket-Accept") != want {
+		return fmt.Errorf("bad Sec-WebSocket-Accept %q", hdr.Get("Sec-WebSocket-Accept"))
+	}
+	return nil
+}
+
+// Close closes the TCP connection without a closing handshake: the load
+// generator measures servers, and an abrupt close is what they must survive.
+func (c *wsConn) Close() error { return c.nc.Close() }
+
+// WriteFrame sends one final frame with a fresh random mask.
+func (c *wsConn) WriteFrame(op byte, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	n := len(payload)
+	need := 14 + n
+	if cap(c.wbuf) < need {
+		c.wbuf = make([]byte, need)
+	}
+	b := c.wbuf[:need]
+	b[0] = 0x80 | op
+	h := 2
+	switch {
+	case n < 126:
+		b[1] = 0x80 | byte(n)
+	case n <= 0xFFFF:
+		b[1] = 0x80 | 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+		h = 4
+	default:
+		b[1] = 0x80 | 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
+		h = 10
+	}
+	key := mrand.Uint32()
+	binary.BigEndian.PutUint32(b[h:], key)
+	h += 4
+	copy(b[h:], payload)
+	maskBytes(b[h:h+n], key, 0)
+	_, err := c.nc.Write(b[:h+n])
+	return err
+}
+
+// maskBytes XORs p with the 4-byte key (big-endian in key) starting at
+// key position pos (0..3), eight bytes at a time where possible.
+func maskBytes(p []byte, key uint32, pos int) {
+	var k [4]byte
+	binary.BigEndian.PutUint32(k[:], key)
+	i := 0
+	for ; i < len(p) && (pos+i)&3 != 0; i++ {
+		p[i] ^= k[(pos+i)&3]
+	}
+	if len(p)-i >= 8 {
+		// Here (pos+i)%4 == 0, so the key lines up with p[i:] as is.
+		kk := binary.LittleEndian.Uint32(k[:])
+		k64 := uint64(kk) | uint64(kk)<<32
+		for ; len(p)-i >= 8; i += 8 {
+			v := binary.LittleEndian.Uint64(p[i:])
+			binary.LittleEndian.PutUint64(p[i:], v^k64)
+		}
+	}
+	for ; i < len(p); i++ {
+		p[i] ^= k[(pos+i)&3]
+	}
+}
+
+// frame is one frame as read: the payload aliases the connection's buffer
+// until the next read.
+type frame struct {
+	fin     bool
+	op      byte
+	payload []byte
+}
+
+// readFrame reads one frame, masked or not, and unmasks it.
+func (c *wsConn) readFrame() (frame, error) {
+	var hdr [14]byte
+	if _, err := io.ReadFull(c.br, hdr[:2]); err != nil {
+		return frame{}, err
+	}
+	f := frame{fin: hdr[0]&0x80 != 0, op: hdr[0] & 0x0F}
+	if hdr[0]&0x70 != 0 {
+		return frame{}, fmt.Errorf("frame with RSV bits set (0x%02x)", hdr[0])
+	}
+	masked := hdr[1]&0x80 != 0
+	n := uint64(hdr[1] & 0x7F)
+	switch n {
+	case 126:
+		if _, err := io.ReadFull(c.br, hdr[2:4]); err != nil {
+			return frame{}, err
+		}
+		n = uint64(binary.BigEndian.Uint16(hdr[2:4]))
+	case 127:
+		if _, err := io.ReadFull(c.br, hdr[2:10]); err != nil {
+			return frame{}, err
+		}
+		n = binary.BigEndian.Uint64(hdr[2:10])
+	}
+	if n > maxFrame {
+		return frame{}, fmt.Errorf("frame of %d bytes exceeds the client's limit", n)
+	}
+	var key uint32
+	if masked {
+		if _, err := io.ReadFull(c.br, hdr[10:14]); err != nil {
+			return frame{}, err
+		}
+		key = binary.BigEndian.Uint32(hdr[10:14])
+	}
+	if cap(c.rbuf) < int(n) {
+		c.rbuf = make([]byte, n)
+	}
+	f.payload = c.rbuf[:n]
+	if _, err := io.ReadFull(c.br, f.payload); err != nil {
+		return frame{}, err
+	}
+	if masked {
+		maskBytes(f.payload, key, 0)
+	}
+	return f, nil
+}
+
+// ReadMessage returns the next data message (text or binary), reassembling
+// fragments. Pings are answered, pongs skipped; a Close frame ends the
+// connection with errPeerClosed. The payload is valid until the next call.
+func (c *wsConn) ReadMessage() (op byte, payload []byte, err error) {
+	fragmented := false
+	for {
+		f, err := c.readFrame()
+		if err != nil {
+			return 0, nil, err
+		}
+		switch f.op {
+		case opPing:
+			if err := c.WriteFrame(opPong, f.payload); err != nil {
+				return 0, nil, err
+			}
+			continue
+		case opPong:
+			continue
+		case opClose:
+			code := 0
+			if len(f.payload) >= 2 {
+				code = int(binary.BigEndian.Uint16(f.payload))
+			}
+			return 0, nil, fmt.Errorf("%w (code %d)", errPeerClosed, code)
+		case opText, opBinary:
+			if fragmented {
+				return 0, nil, errors.New("new data frame inside a fragmented message")
+			}
+			if f.fin {
+				return f.op, f.payload, nil
+			}
+			fragmented = true
+			op = f.op
+			c.mbuf = append(c.mbuf[:0], f.payload...)
+		case opContinuation:
+			if !fragmented {
+				return 0, nil, errors.New("continuation frame without a start")
+			}
+			if len(c.mbuf)+len(f.payload) > maxFrame {
+				return 0, nil, errors.New("fragmented message exceeds the client's limit")
+			}
+			c.mbuf = append(c.mbuf, f.payload...)
+			if f.fin {
+				return op, c.mbuf, nil
+			}
+		default:
+			return 0, nil, fmt.Errorf("unknown opcode 0x%x", f.op)
+		}
+	}
+}
+
+// expectGreeting reads the first message and checks it is the greeting.
+func (c *wsConn) expectGreeting(timeout time.Duration) error {
+	c.nc.SetReadDeadline(time.Now().Add(timeout))
+	defer c.nc.SetReadDeadline(time.Time{})
+	op, p, err := c.ReadMessage()
+	if err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	if op != opText || string(p) != greeting {
+		return fmt.Errorf("greeting: got op %d %q", op, truncate(string(p), 40))
+	}
+	return nil
+}
+
+// isPush reports whether a message is a pushed time frame.
+func isPush(op byte, p []byte) bool {
+	if op != opText || len(p) != len(timeLayout) {
+		return false
+	}
+	_, err := time.Parse(timeLayout, string(p))
+	return err == nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// errClass turns an error into a short label for counting failures.
+func errClass(err error) string {
+	if err == nil {
+		return ""
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "address not available (ports exhausted?)"
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return "too many open files"
+	case errors.Is(err, syscall.EPIPE):
+		return "broken pipe"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "EOF"
+	case errors.Is(err, errPeerClosed):
+		return "server sent Close"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	s := err.Error()
+	if i := strings.Index(s, ": "); i > 0 && i < 40 {
+		// Keep the step ("greeting", "upgrade refused") and drop addresses.
+		if strings.HasPrefix(s, "upgrade refused") {
+			return truncate(s, 60)
+		}
+		return s[:i] + ": " + truncate(lastColon(s), 40)
+	}
+	return truncate(s, 60)
+}
+
+func lastColon(s string) string {
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
+}
+
+// isClosedErr reports whether err means the peer is gone (as opposed to a
+// timeout on our side).
+func isClosedErr(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return err != nil
+}
+
+// itoa is strconv.Itoa, for brevity in tables.
+func itoa(n int) string { return strconv.Itoa(n) }

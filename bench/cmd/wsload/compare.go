@@ -1,0 +1,666 @@
+package main
+
+// compare: run one workload against several servers, alternating them over
+// rounds, and report the median of each metric and its ratio to wsmill.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type compareConfig struct {
+	Workload     string
+	Rounds       int
+	Servers      string
+	Root         string
+	Out          string
+	PushInterval time.Duration
+	Pause        time.Duration
+	WsmillFlags  string
+	conns        connectionsConfig
+	echo         echoConfig
+	push         pushConfig
+}
+
+// metricDef names a metric of a workload's RESULT and how to show it.
+type metricDef struct {
+	Key    string  `json:"key"`
+	Label  string  `json:"label"`
+	Format string  `json:"format"`
+	Better string  `json:"better"`          // "higher" or "lower"
+	Scale  float64 `json:"scale,omitempty"` // display multiplier (0: 1)
+}
+
+// show formats a value of the metric for tables.
+func (m metricDef) show(v float64) string {
+	if m.Scale != 0 {
+		v *= m.Scale
+	}
+	return fmt.Sprintf(m.Format, v)
+}
+
+// workloadMetrics lists, per workload, the metrics the comparison shows;
+// the first is the main one (plotted).
+var workloadMetrics = map[string][]metricDef{
+	"connections": {
+		{"rss_per_conn_bytes", "RSS/conn (B)", "%.0f", "lower", 0},
+		{"fds_per_conn", "fds/conn", "%.3f", "lower", 0},
+		{"threads_after", "threads", "%.0f", "lower", 0},
+		{"dial_rate", "dial rate (conn/s)", "%.0f", "higher", 0},
+		{"server_after.rss_bytes", "RSS after (MiB)", "%.1f", "lower", 1.0 / (1 << 20)},
+		{"connected", "connected", "%.0f", "higher", 0},
+		{"failed", "failed", "%.0f", "lower", 0},
+		{"lost_during_hold", "lost", "%.0f", "lower", 0},
+	},
+	"echo": {
+		{"msgs_per_s", "msgs/s", "%.0f", "higher", 0},
+		{"mb_per_s", "MB/s", "%.2f", "higher", 0},
+		{"p50_us", "p50 (µs)", "%.0f", "lower", 0},
+		{"p99_us", "p99 (µs)", "%.0f", "lower", 0},
+		{"p999_us", "p99.9 (µs)", "%.0f", "lower", 0},
+		{"server_cpu_s", "server CPU (s)", "%.2f", "lower", 0},
+		{"msgs_per_server_cpu_s", "msgs/server CPU-s", "%.0f", "higher", 0},
+		{"client_cpu_s", "client CPU (s)", "%.2f", "lower", 0},
+		{"mismatch", "mismatches", "%.0f", "lower", 0},
+	},
+	"push": {
+		{"push_p99_ms", "push p99 (ms)", "%.3f", "lower", 0},
+		{"push_p50_ms", "push p50 (ms)", "%.3f", "lower", 0},
+		{"push_max_ms", "push max (ms)", "%.3f", "lower", 0},
+		{"complete_pct", "every push (%)", "%.2f", "higher", 0},
+		{"slow_closed", "slow closed", "%.0f", "higher", 0},
+		{"rss_connected", "RSS connected (MiB)", "%.1f", "lower", 1.0 / (1 << 20)},
+		{"rss_after", "RSS after (MiB)", "%.1f", "lower", 1.0 / (1 << 20)},
+		{"server_cpu_s", "server CPU (s)", "%.2f", "lower", 0},
+	},
+}
+
+// compareRun is one server in one round.
+type compareRun struct {
+	Server  string         `json:"server"`
+	Round   int            `json:"round"`
+	Result  map[string]any `json:"result,omitempty"`
+	Error   string         `json:"error,omitempty"`
+	Skipped string         `json:"skipped,omitempty"`
+}
+
+// compareReport is what compare writes to DIR/compare-WORKLOAD.json.
+type compareReport struct {
+	Workload string                        `json:"workload"`
+	Rounds   int                           `json:"rounds"`
+	Servers  []string                      `json:"servers"`
+	Args     []string                      `json:"args"`
+	Started  time.Time                     `json:"started"`
+	Host     map[string]string             `json:"host"`
+	Metrics  []metricDef                   `json:"metrics"`
+	Medians  map[string]map[string]float64 `json:"medians"`
+	Ratios   map[string]map[string]float64 `json:"ratios"` // server median / wsmill median
+	Runs     []compareRun                  `json:"runs"`
+}
+
+// scanWorkload finds -workload's value before the flags are defined,
+// because the workload decides which flags exist.
+func scanWorkload(args []string) string {
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "workload" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+func cmdCompare(ctx context.Context, args []string) error {
+	var cfg compareConfig
+	cfg.Workload = scanWorkload(args)
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.StringVar(&cfg.Workload, "workload", cfg.Workload, "echo, connections or push")
+	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each round runs every server once, in the same order")
+	fs.StringVar(&cfg.Servers, "servers", "wsmill,gorilla,gws,nbio,rawecho", "servers to compare (wsmill, or a directory name under bench/peers)")
+	fs.StringVar(&cfg.Root, "root", "", "wsmill repository root (default: found from the working directory)")
+	fs.StringVar(&cfg.Out, "out", "", "directory for the JSON, Markdown and PNG results (default: ROOT/bench/results)")
+	fs.DurationVar(&cfg.PushInterval, "push-interval", 5*time.Second, "the servers' -push-interval (the push workload uses -interval instead)")
+	fs.DurationVar(&cfg.Pause, "pause", 2*time.Second, "pause between runs, for the machine to settle")
+	fs.StringVar(&cfg.WsmillFlags, "wsmill-flags", "-idle-timeout 0", "extra flags for wsmill (space-separated)")
+	switch cfg.Workload {
+	case "connections":
+		cfg.conns.register(fs, false)
+	case "echo":
+		cfg.echo.register(fs, false)
+	case "push":
+		cfg.push.register(fs, false)
+	case "":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return errors.New("-workload is required (echo, connections or push)")
+	default:
+		return fmt.Errorf("unknown -workload %q (echo, connections or push)", cfg.Workload)
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if cfg.Rounds < 1 {
+		return errors.New("-rounds must be at least 1")
+	}
+	servers := parseSrc(cfg.Servers)
+	if len(servers) == 0 {
+		return errors.New("-servers is empty")
+	}
+	root, benchDir, err := findRoot(cfg.Root)
+	if err != nil {
+		return err
+	}
+	if cfg.Out == "" {
+		cfg.Out = filepath.Join(benchDir, "results")
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "wsload-compare-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	// Build every server once.
+	bins := map[string]string{}
+	for _, s := range servers {
+		if cfg.Workload == "push" && s == "rawecho" {
+			continue // built for nothing: it never pushes
+		}
+		bin, err := buildServer(ctx, s, root, benchDir, tmp)
+		if err != nil {
+			return err
+		}
+		bins[s] = bin
+	}
+
+	rep := &compareReport{Workload: cfg.Workload, Rounds: cfg.Rounds, Servers: servers, Args: args,
+		Started: time.Now().UTC(), Host: hostInfo(), Metrics: workloadMetrics[cfg.Workload]}
+	for round := 1; round <= cfg.Rounds; round++ {
+		for _, s := range servers {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			run := compareRun{Server: s, Round: round}
+			if cfg.Workload == "push" && s == "rawecho" {
+				run.Skipped = "rawecho does not push"
+				rep.Runs = append(rep.Runs, run)
+				continue
+			}
+			fmt.Fprintf(stderr, "== round %d/%d: %s %s\n", round, cfg.Rounds, s, cfg.Workload)
+			res, err := compareOne(ctx, &cfg, s, bins[s], filepath.Join(tmp, fmt.Sprintf("%s-%d.log", s, round)))
+			if res != nil {
+				run.Result = toMap(res)
+			}
+			if err != nil {
+				run.Error = err.Error()
+				fmt.Fprintf(stderr, "   %s round %d failed: %v\n", s, round, err)
+			} else {
+				fmt.Fprintf(stderr, "   %s\n", summaryLine(cfg.Workload, run.Result))
+			}
+			rep.Runs = append(rep.Runs, run)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			sleepCtx(ctx, cfg.Pause)
+		}
+	}
+	rep.summarize()
+	printCompare(stdout, rep)
+	if err := writeCompare(rep, cfg.Out); err != nil {
+		return err
+	}
+	printResult(map[string]any{"workload": rep.Workload, "rounds": rep.Rounds, "servers": rep.Servers,
+		"medians": rep.Medians, "ratios": rep.Ratios, "out": cfg.Out})
+	return nil
+}
+
+// findRoot locates the wsmill root and the bench module directory: -root
+// if given, otherwise the nearest directory (from the working directory
+// upwards) that is the bench module or contains it.
+func findRoot(root string) (string, string, error) {
+	if root != "" {
+		bench := filepath.Join(root, "bench")
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+			return "", "", fmt.Errorf("-root %s: %w", root, err)
+		}
+		return root, bench, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", "", err
+	}
+	for {
+		if isBenchModule(dir) {
+			return filepath.Dir(dir), dir, nil
+		}
+		if isBenchModule(filepath.Join(dir, "bench")) {
+			return dir, filepath.Join(dir, "bench"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", "", errors.New("cannot find the wsmill root (a directory with bench/go.mod) from here: use -root")
+		}
+		dir = parent
+	}
+}
+
+func isBenchModule(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	return err == nil && bytes.Contains(b, []byte("module github.com/wsmill/wsmill/bench"))
+}
+
+// buildServer compiles one server into dir and returns the binary's path.
+func buildServer(ctx context.Context, name, root, benchDir, dir string) (string, error) {
+	bin := filepath.Join(dir, name)
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var cmd *exec.Cmd
+	if name == "wsmill" {
+		cmd = exec.CommandContext(bctx, "go", "build", "-o", bin, ".")
+		cmd.Dir = root
+	} else {
+		src := filepath.Join(benchDir, "peers", name)
+		if _, err := os.Stat(src); err != nil {
+			return "", fmt.Errorf("server %q: no directory %s", name, src)
+		}
+		cmd = exec.CommandContext(bctx, "go", "build", "-o", bin, "./peers/"+name)
+		cmd.Dir = benchDir
+	}
+	fmt.Fprintf(stderr, "building %s...\n", name)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s: %v\n%s", name, err, out)
+	}
+	return bin, nil
+}
+
+// serverProc is a server under test.
+type serverProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	exited chan struct{}
+	err    error // set when exited is closed
+	log    *os.File
+}
+
+// startServer runs bin on a fresh 127.0.0.1 port and waits until it accepts.
+func startServer(ctx context.Context, name, bin string, interval time.Duration, extra []string, logPath string) (*serverProc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"-addr", addr, "-push-interval", interval.String()}
+	args = append(args, extra...)
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	s := &serverProc{cmd: cmd, addr: addr, exited: make(chan struct{}), log: lf}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.exited)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			// Let the server drop the probe before the baseline is taken.
+			time.Sleep(300 * time.Millisecond)
+			return s, nil
+		}
+		select {
+		case <-s.exited:
+			lf.Close()
+			return nil, fmt.Errorf("%s exited before accepting (%v): %s", name, s.err, tail(logPath, 600))
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("%s does not accept on %s after 15 s", name, addr)
+		}
+	}
+}
+
+// stop sends SIGTERM, and SIGKILL after 5 s.
+func (s *serverProc) stop() error {
+	defer s.log.Close()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(5 * time.Second):
+	}
+	s.cmd.Process.Kill()
+	select {
+	case <-s.exited:
+	case <-time.After(5 * time.Second):
+	}
+	return errors.New("did not exit within 5 s of SIGTERM: killed")
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// compareOne starts one server, runs the workload against it, stops it.
+func compareOne(ctx context.Context, cfg *compareConfig, name, bin, logPath string) (any, error) {
+	interval := cfg.PushInterval
+	if cfg.Workload == "push" {
+		interval = cfg.push.Interval
+	}
+	var extra []string
+	if name == "wsmill" {
+		extra = strings.Fields(cfg.WsmillFlags)
+	}
+	srv, err := startServer(ctx, name, bin, interval, extra, logPath)
+	if err != nil {
+		return nil, err
+	}
+	pid := srv.cmd.Process.Pid
+	var res any
+	var rerr error
+	switch cfg.Workload {
+	case "connections":
+		c := cfg.conns
+		c.Addr, c.PID = srv.addr, pid
+		if name == "rawecho" {
+			c.Greeting = false
+		}
+		var r *connectionsResult
+		if r, rerr = runConnections(ctx, c); r != nil {
+			r.Server = name
+			res = r
+		}
+	case "echo":
+		c := cfg.echo
+		c.Addr, c.PID, c.Quiet = srv.addr, pid, true
+		if name == "rawecho" {
+			c.Greeting = false
+		}
+		var r *echoResult
+		if r, rerr = runEcho(ctx, c); r != nil {
+			r.Server = name
+			res = r
+		}
+	case "push":
+		c := cfg.push
+		c.Addr, c.PID = srv.addr, pid
+		var r *pushResult
+		if r, rerr = runPush(ctx, c); r != nil {
+			r.Server = name
+			res = r
+		}
+	}
+	select {
+	case <-srv.exited:
+		rerr = errors.Join(rerr, fmt.Errorf("%s exited during the run (%v): %s", name, srv.err, tail(logPath, 600)))
+		srv.log.Close()
+	default:
+		if err := srv.stop(); err != nil {
+			fmt.Fprintf(stderr, "   %s: %v\n", name, err)
+		}
+	}
+	return res, rerr
+}
+
+// toMap flattens a result struct to metric name → value via its JSON form;
+// nested objects become "outer.inner".
+func toMap(v any) map[string]any {
+	b, _ := json.Marshal(v)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return m
+}
+
+func lookup(m map[string]any, key string) (float64, bool) {
+	var cur any = m
+	for _, part := range strings.Split(key, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return 0, false
+		}
+		cur = mm[part]
+	}
+	f, ok := cur.(float64)
+	return f, ok
+}
+
+// summarize fills the medians over the successful rounds and the ratios to
+// wsmill.
+func (r *compareReport) summarize() {
+	r.Medians = map[string]map[string]float64{}
+	r.Ratios = map[string]map[string]float64{}
+	for _, s := range r.Servers {
+		med := map[string]float64{}
+		for _, m := range r.Metrics {
+			var vals []float64
+			for _, run := range r.Runs {
+				if run.Server != s || run.Result == nil || run.Error != "" {
+					continue
+				}
+				if v, ok := lookup(run.Result, m.Key); ok {
+					vals = append(vals, v)
+				}
+			}
+			if len(vals) > 0 {
+				med[m.Key] = median(vals)
+			}
+		}
+		if len(med) > 0 {
+			r.Medians[s] = med
+		}
+	}
+	base, ok := r.Medians["wsmill"]
+	if !ok {
+		return
+	}
+	for s, med := range r.Medians {
+		rat := map[string]float64{}
+		for k, v := range med {
+			if b := base[k]; b != 0 {
+				rat[k] = v / b
+			}
+		}
+		r.Ratios[s] = rat
+	}
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// cell formats a median and its ratio to wsmill.
+func (r *compareReport) cell(server string, m metricDef) string {
+	v, ok := r.Medians[server][m.Key]
+	if !ok {
+		return "–"
+	}
+	s := m.show(v)
+	if rat, ok := r.Ratios[server][m.Key]; ok && server != "wsmill" {
+		s += fmt.Sprintf(" (%.2f×)", rat)
+	}
+	return s
+}
+
+// notes lists failed and skipped runs per server.
+func (r *compareReport) notes(server string) string {
+	var failed, skipped int
+	for _, run := range r.Runs {
+		if run.Server != server {
+			continue
+		}
+		if run.Error != "" {
+			failed++
+		}
+		if run.Skipped != "" {
+			skipped++
+		}
+	}
+	var parts []string
+	if failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d/%d rounds failed", failed, r.Rounds))
+	}
+	if skipped > 0 {
+		parts = append(parts, "skipped")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printCompare(w io.Writer, r *compareReport) {
+	fmt.Fprintf(w, "\n%s: median over %d round(s); (×) is the ratio to wsmill\n", r.Workload, r.Rounds)
+	t := newTable(w)
+	head := []string{"server"}
+	for _, m := range r.Metrics {
+		head = append(head, m.Label)
+	}
+	t.row(append(head, "notes")...)
+	for _, s := range r.Servers {
+		row := []string{s}
+		for _, m := range r.Metrics {
+			row = append(row, r.cell(s, m))
+		}
+		t.row(append(row, r.notes(s))...)
+	}
+	t.flush()
+	for _, run := range r.Runs {
+		if run.Error != "" {
+			fmt.Fprintf(w, "round %d %s: %s\n", run.Round, run.Server, firstLine(run.Error))
+		}
+	}
+}
+
+func (r *compareReport) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# wsload compare: %s\n\n", r.Workload)
+	fmt.Fprintf(&b, "Started %s on %s (%s CPUs, %s). %d round(s); each round runs every server once in the order %s. Cells are medians over the rounds; (×) is the ratio to wsmill.\n\n",
+		r.Started.Format(time.RFC3339), r.Host["os"], r.Host["cpus"], r.Host["go"], r.Rounds, strings.Join(r.Servers, ", "))
+	fmt.Fprintf(&b, "Arguments: `compare %s`\n\n", strings.Join(r.Args, " "))
+	b.WriteString("| server |")
+	for _, m := range r.Metrics {
+		fmt.Fprintf(&b, " %s (%s is better) |", m.Label, m.Better)
+	}
+	b.WriteString(" notes |\n|---|")
+	for range r.Metrics {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---|\n")
+	for _, s := range r.Servers {
+		fmt.Fprintf(&b, "| %s |", s)
+		for _, m := range r.Metrics {
+			fmt.Fprintf(&b, " %s |", r.cell(s, m))
+		}
+		fmt.Fprintf(&b, " %s |\n", r.notes(s))
+	}
+	var errs []string
+	for _, run := range r.Runs {
+		if run.Error != "" {
+			errs = append(errs, fmt.Sprintf("- round %d, %s: %s", run.Round, run.Server, firstLine(run.Error)))
+		}
+	}
+	if len(errs) > 0 {
+		b.WriteString("\nFailed runs:\n\n" + strings.Join(errs, "\n") + "\n")
+	}
+	fmt.Fprintf(&b, "\n![%s](compare-%s.png)\n", r.Metrics[0].Label, r.Workload)
+	return b.String()
+}
+
+// writeCompare writes DIR/compare-WORKLOAD.{json,md,png}.
+func writeCompare(r *compareReport, dir string) error {
+	base := filepath.Join(dir, "compare-"+r.Workload)
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".json", b, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".md", []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	if err := plotCompare(r, base+".png"); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	fmt.Fprintf(stderr, "wrote %s.json, %s.md, %s.png\n", base, base, base)
+	return nil
+}
+
+func summaryLine(workload string, m map[string]any) string {
+	var parts []string
+	for _, d := range workloadMetrics[workload][:4] {
+		if v, ok := lookup(m, d.Key); ok {
+			parts = append(parts, d.Label+" "+d.show(v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func hostInfo() map[string]string {
+	h := map[string]string{"go": runtime.Version(), "cpus": strconv.Itoa(runtime.NumCPU()), "os": runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		h["kernel"] = strings.TrimSpace(string(b))
+	}
+	return h
+}
+
+// tail returns the last n bytes of a file, for error messages.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

@@ -1,0 +1,202 @@
+package main
+
+// connections: how much memory, how many file descriptors and threads the
+// server spends per idle connection, and how fast it accepts them.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type connectionsConfig struct {
+	Addr        string
+	PID         int
+	N           int
+	Procs       int
+	Src         string
+	Greeting    bool
+	Hold        time.Duration
+	DialConc    int
+	Rate        float64
+	DialTimeout time.Duration
+	Quiet       bool // no progress bar
+}
+
+func (c *connectionsConfig) register(fs *flag.FlagSet, target bool) {
+	if target {
+		fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "server host:port")
+		fs.IntVar(&c.PID, "pid", 0, "server process id, for RSS/threads/fds (0: not measured)")
+	}
+	fs.IntVar(&c.N, "n", 1000, "connections to open")
+	fs.IntVar(&c.Procs, "procs", 0, "client processes (0: one per 9,000 connections)")
+	fs.StringVar(&c.Src, "src", "", "comma-separated source addresses, used round-robin (e.g. 127.0.0.2,127.0.0.3)")
+	fs.BoolVar(&c.Greeting, "greeting", true, "require the \"Hi Client!\" greeting on each connection")
+	fs.DurationVar(&c.Hold, "hold", 5*time.Second, "idle time after the last connection before the server is measured")
+	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
+	fs.Float64Var(&c.Rate, "rate", 0, "total dial rate limit in connections/s (0: as fast as the server accepts)")
+	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
+}
+
+type connectionsResult struct {
+	Workload       string         `json:"workload"`
+	Server         string         `json:"server,omitempty"`
+	N              int            `json:"n"`
+	Procs          int            `json:"procs"`
+	Sources        int            `json:"sources"`
+	Connected      int            `json:"connected"`
+	Failed         int            `json:"failed"`
+	Errors         map[string]int `json:"errors,omitempty"`
+	DialSeconds    float64        `json:"dial_s"`
+	DialRate       float64        `json:"dial_rate"`
+	LostDuringHold int            `json:"lost_during_hold"`
+	Before         *procStat      `json:"server_before,omitempty"`
+	After          *procStat      `json:"server_after,omitempty"`
+	AfterClose     *procStat      `json:"server_after_close,omitempty"`
+	RSSPerConn     float64        `json:"rss_per_conn_bytes"`
+	FDsPerConn     float64        `json:"fds_per_conn"`
+	ThreadsBefore  int            `json:"threads_before"`
+	ThreadsAfter   int            `json:"threads_after"`
+}
+
+// runConnections opens cfg.N connections, holds them, measures the server.
+func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsResult, error) {
+	if cfg.N < 1 {
+		return nil, fmt.Errorf("-n must be at least 1")
+	}
+	src := parseSrc(cfg.Src)
+	procs := splitProcs(cfg.N, cfg.Procs)
+	res := &connectionsResult{Workload: "connections", N: cfg.N, Procs: procs, Sources: max(1, len(src))}
+	if cfg.PID > 0 {
+		ps, err := readProcStat(cfg.PID)
+		if err != nil {
+			return nil, err
+		}
+		res.Before = &ps
+	}
+	spec := workerSpec{Mode: "connections", Addr: cfg.Addr, Src: src, Greeting: cfg.Greeting,
+		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024}
+	p, err := startPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate})
+	if err != nil {
+		return nil, err
+	}
+	defer p.shutdown(3 * time.Second)
+	sum, err := p.waitReady(ctx, dialBudget(cfg.N, cfg.DialTimeout), !cfg.Quiet)
+	if err != nil {
+		return nil, err
+	}
+	res.Connected, res.Failed, res.Errors = sum.OK, sum.Fail, sum.Errors
+	res.DialSeconds = sum.End.Sub(sum.Start).Seconds()
+	res.DialRate = sum.rate()
+	if res.Connected == 0 {
+		return res, fmt.Errorf("no connection could be opened: %v", res.Errors)
+	}
+	select {
+	case <-time.After(cfg.Hold):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if cfg.PID > 0 {
+		ps, err := readProcStat(cfg.PID)
+		if err != nil {
+			return nil, err
+		}
+		res.After = &ps
+	}
+	done, err := p.closeAll(30 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	alive := 0
+	for _, e := range done {
+		alive += e.Alive
+		for k, v := range e.Errors {
+			res.Errors["lost: "+k] += v
+		}
+	}
+	res.LostDuringHold = res.Connected - alive
+	if res.Before != nil && res.After != nil {
+		res.ThreadsBefore, res.ThreadsAfter = res.Before.Threads, res.After.Threads
+		if res.Connected > 0 {
+			res.RSSPerConn = float64(res.After.RSS-res.Before.RSS) / float64(res.Connected)
+			res.FDsPerConn = float64(res.After.FDs-res.Before.FDs) / float64(res.Connected)
+		}
+		// How much the server gives back once the clients are gone.
+		time.Sleep(time.Second)
+		if ps, err := readProcStat(cfg.PID); err == nil {
+			res.AfterClose = &ps
+		}
+	}
+	return res, nil
+}
+
+// dialBudget bounds the whole dialing phase: generous, but finite.
+func dialBudget(n int, dialTimeout time.Duration) time.Duration {
+	return 2*dialTimeout + time.Duration(n)*5*time.Millisecond + 30*time.Second
+}
+
+func printConnections(w io.Writer, r *connectionsResult) {
+	t := newTable(w)
+	t.row("connections requested", itoa(r.N))
+	t.row("client processes / source addresses", fmt.Sprintf("%d / %d", r.Procs, r.Sources))
+	t.row("connected / failed", fmt.Sprintf("%d / %d", r.Connected, r.Failed))
+	for k, v := range r.Errors {
+		t.row("  error", fmt.Sprintf("%d × %s", v, k))
+	}
+	t.row("dial time / rate", fmt.Sprintf("%.2f s / %.0f conns/s", r.DialSeconds, r.DialRate))
+	t.row("lost during hold", itoa(r.LostDuringHold))
+	if r.Before != nil && r.After != nil {
+		t.row("server RSS before / after", fmt.Sprintf("%s / %s", mib(r.Before.RSS), mib(r.After.RSS)))
+		t.row("server RSS per connection", fmt.Sprintf("%.0f bytes", r.RSSPerConn))
+		t.row("server fds before / after", fmt.Sprintf("%d / %d (%.3f per connection)", r.Before.FDs, r.After.FDs, r.FDsPerConn))
+		t.row("server threads before / after", fmt.Sprintf("%d / %d", r.ThreadsBefore, r.ThreadsAfter))
+		if r.AfterClose != nil {
+			t.row("server after close (1 s)", fmt.Sprintf("RSS %s, fds %d, threads %d", mib(r.AfterClose.RSS), r.AfterClose.FDs, r.AfterClose.Threads))
+		}
+	} else {
+		t.row("server", "not measured (no -pid)")
+	}
+	t.flush()
+}
+
+// connectionsWorker holds its connections, reading (and discarding) what
+// the server sends so that a connection the server drops is noticed.
+func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+	var alive atomic.Int64
+	var closing atomic.Bool
+	var lmu sync.Mutex
+	lost := map[string]int{}
+	plan := dialPlan{opts: spec.defaultOpts, connected: func(i int, c *wsConn) {
+		alive.Add(1)
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					if !closing.Load() {
+						alive.Add(-1)
+						lmu.Lock()
+						lost[errClass(err)]++
+						lmu.Unlock()
+					}
+					return
+				}
+			}
+		}()
+	}}
+	conns := dialAll(ctx, spec, plan, emit)
+	waitCmd(ctx, cmds, "close")
+	closing.Store(true)
+	n := int(alive.Load())
+	lmu.Lock()
+	lostCopy := make(map[string]int, len(lost))
+	for k, v := range lost {
+		lostCopy[k] = v
+	}
+	lmu.Unlock()
+	closeConns(conns)
+	emit(event{Type: "done", Alive: n, Errors: lostCopy})
+	return nil
+}

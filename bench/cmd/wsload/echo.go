@@ -1,0 +1,438 @@
+package main
+
+// echo: throughput, round-trip latency and CPU cost of echoing messages.
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+type echoConfig struct {
+	Addr        string
+	PID         int
+	C           int
+	Size        int
+	K           int
+	Duration    time.Duration
+	Warmup      time.Duration
+	Text        bool
+	Greeting    bool
+	Procs       int
+	Src         string
+	DialConc    int
+	DialTimeout time.Duration
+	Quiet       bool
+}
+
+func (c *echoConfig) register(fs *flag.FlagSet, target bool) {
+	if target {
+		fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "server host:port")
+		fs.IntVar(&c.PID, "pid", 0, "server process id, for its CPU time (0: not measured)")
+	}
+	fs.IntVar(&c.C, "c", 10, "connections")
+	fs.IntVar(&c.Size, "size", 128, "message payload bytes")
+	fs.IntVar(&c.K, "k", 1, "messages outstanding per connection")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured time (after the warm-up)")
+	fs.DurationVar(&c.Warmup, "warmup", time.Second, "warm-up before measuring (excluded from every figure)")
+	fs.BoolVar(&c.Text, "text", false, "send text messages instead of binary")
+	fs.BoolVar(&c.Greeting, "greeting", true, "require the \"Hi Client!\" greeting on each connection")
+	fs.IntVar(&c.Procs, "procs", 1, "client processes (1: in this process)")
+	fs.StringVar(&c.Src, "src", "", "comma-separated source addresses, used round-robin")
+	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
+	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
+}
+
+// echoWorkerPart is one worker's share of the echo result.
+type echoWorkerPart struct {
+	Msgs     int64          `json:"msgs"`     // echoes received inside the window
+	Bytes    int64          `json:"bytes"`    // their payload bytes
+	Sent     int64          `json:"sent"`     // messages sent over the whole run
+	Pushes   int64          `json:"pushes"`   // time pushes skipped
+	Mismatch int            `json:"mismatch"` // echoes that differed from what was sent
+	Lost     int            `json:"lost"`     // connections that ended early
+	Errors   map[string]int `json:"errors,omitempty"`
+	Hist     string         `json:"hist"`  // round trips in µs (HdrHistogram V2, base64)
+	CPU      float64        `json:"cpu_s"` // this process's CPU (RUSAGE_SELF) inside the window
+}
+
+type echoResult struct {
+	Workload       string         `json:"workload"`
+	Server         string         `json:"server,omitempty"`
+	Conns          int            `json:"conns"`
+	Connected      int            `json:"connected"`
+	Size           int            `json:"size"`
+	K              int            `json:"k"`
+	Text           bool           `json:"text"`
+	Procs          int            `json:"procs"`
+	Seconds        float64        `json:"seconds"`
+	Msgs           int64          `json:"msgs"`
+	MsgsPerSec     float64        `json:"msgs_per_s"`
+	MBPerSec       float64        `json:"mb_per_s"`
+	P50us          float64        `json:"p50_us"`
+	P99us          float64        `json:"p99_us"`
+	P999us         float64        `json:"p999_us"`
+	MaxUs          float64        `json:"max_us"`
+	Mismatch       int            `json:"mismatch"`
+	Lost           int            `json:"lost"`
+	Pushes         int64          `json:"pushes_skipped"`
+	Errors         map[string]int `json:"errors,omitempty"`
+	ClientCPU      float64        `json:"client_cpu_s"`
+	ClientCPUTotal float64        `json:"client_cpu_total_s"`
+	ServerCPU      float64        `json:"server_cpu_s"`
+	MsgsPerSrvCPU  float64        `json:"msgs_per_server_cpu_s"`
+}
+
+func newLatencyHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
+
+// runEcho drives cfg.C connections echoing for warm-up + duration.
+func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
+	if cfg.C < 1 || cfg.K < 1 || cfg.Size < 1 {
+		return nil, fmt.Errorf("-c, -k and -size must be at least 1")
+	}
+	if cfg.Duration <= 0 {
+		return nil, fmt.Errorf("-duration must be positive")
+	}
+	cpu0 := clientCPU()
+	procs := max(cfg.Procs, 1)
+	spec := workerSpec{Mode: "echo", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: cfg.Greeting,
+		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 32 << 10,
+		Size: cfg.Size, K: cfg.K, Text: cfg.Text}
+	p, err := startPool(ctx, spec, poolOptions{Total: cfg.C, Procs: procs, InProc: true})
+	if err != nil {
+		return nil, err
+	}
+	defer p.shutdown(3 * time.Second)
+	sum, err := p.waitReady(ctx, dialBudget(cfg.C, cfg.DialTimeout), !cfg.Quiet && cfg.C >= 500)
+	if err != nil {
+		return nil, err
+	}
+	if sum.OK == 0 {
+		return nil, fmt.Errorf("no connection could be opened: %v", sum.Errors)
+	}
+	res := &echoResult{Workload: "echo", Conns: cfg.C, Connected: sum.OK, Size: cfg.Size, K: cfg.K,
+		Text: cfg.Text, Procs: len(p.workers), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
+	for k, v := range sum.Errors {
+		res.Errors["dial: "+k] += v
+	}
+	if err := p.broadcast(command{Cmd: "start", Warmup: cfg.Warmup, Duration: cfg.Duration}); err != nil {
+		return nil, err
+	}
+	// The parent samples the server (and, with worker processes, itself)
+	// at the window's edges; workers sample their own CPU.
+	start := time.Now()
+	var srv0, srv1, self0, self1 float64
+	if err := sleepCtx(ctx, cfg.Warmup); err != nil {
+		return nil, err
+	}
+	if cfg.PID > 0 {
+		if srv0, err = procCPU(cfg.PID); err != nil {
+			return nil, err
+		}
+	}
+	self0 = rusageCPU(syscall.RUSAGE_SELF)
+	if err := sleepCtx(ctx, time.Until(start.Add(cfg.Warmup+cfg.Duration))); err != nil {
+		return nil, err
+	}
+	if cfg.PID > 0 {
+		if srv1, err = procCPU(cfg.PID); err != nil {
+			return nil, err
+		}
+	}
+	self1 = rusageCPU(syscall.RUSAGE_SELF)
+	parts, err := p.collect(ctx, "result", 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	h := newLatencyHist()
+	for _, e := range parts {
+		r := e.Echo
+		if r == nil {
+			return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+		}
+		res.Msgs += r.Msgs
+		res.MBPerSec += float64(r.Bytes)
+		res.Mismatch += r.Mismatch
+		res.Lost += r.Lost
+		res.Pushes += r.Pushes
+		res.ClientCPU += r.CPU
+		for k, v := range r.Errors {
+			res.Errors[k] += v
+		}
+		wh, err := hdr.Decode([]byte(r.Hist))
+		if err != nil {
+			return nil, fmt.Errorf("worker %d histogram: %w", e.Worker, err)
+		}
+		h.Merge(wh)
+	}
+	if _, err := p.closeAll(15 * time.Second); err != nil {
+		return nil, err
+	}
+	if !p.inProc() {
+		res.ClientCPU += self1 - self0 // the parent's share; workers counted their own
+	}
+	res.ClientCPUTotal = clientCPU() - cpu0
+	secs := cfg.Duration.Seconds()
+	res.MsgsPerSec = float64(res.Msgs) / secs
+	res.MBPerSec = res.MBPerSec / 1e6 / secs
+	res.P50us = float64(h.ValueAtQuantile(50))
+	res.P99us = float64(h.ValueAtQuantile(99))
+	res.P999us = float64(h.ValueAtQuantile(99.9))
+	res.MaxUs = float64(h.Max())
+	if cfg.PID > 0 {
+		res.ServerCPU = srv1 - srv0
+		if res.ServerCPU > 0 {
+			res.MsgsPerSrvCPU = float64(res.Msgs) / res.ServerCPU
+		}
+	}
+	if res.Msgs == 0 {
+		return res, fmt.Errorf("no echo was received in the measured window (errors: %v)", res.Errors)
+	}
+	return res, nil
+}
+
+func (p *pool) inProc() bool { return len(p.workers) == 1 && p.workers[0].pid == 0 }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func printEcho(w io.Writer, r *echoResult) {
+	t := newTable(w)
+	kind := "binary"
+	if r.Text {
+		kind = "text"
+	}
+	t.row("connections (connected)", fmt.Sprintf("%d (%d), %d client process(es)", r.Conns, r.Connected, r.Procs))
+	t.row("message", fmt.Sprintf("%d bytes %s, %d outstanding per connection", r.Size, kind, r.K))
+	t.row("measured", fmt.Sprintf("%.1f s (after warm-up)", r.Seconds))
+	t.row("echoes", fmt.Sprintf("%d (%.0f msgs/s, %.2f MB/s)", r.Msgs, r.MsgsPerSec, r.MBPerSec))
+	t.row("round trip p50 / p99 / p99.9 / max", fmt.Sprintf("%.0f / %.0f / %.0f / %.0f µs", r.P50us, r.P99us, r.P999us, r.MaxUs))
+	t.row("client CPU (window / whole run)", fmt.Sprintf("%.2f s / %.2f s", r.ClientCPU, r.ClientCPUTotal))
+	if r.ServerCPU > 0 {
+		t.row("server CPU", fmt.Sprintf("%.2f s (%.0f%% of one core)", r.ServerCPU, 100*r.ServerCPU/r.Seconds))
+		t.row("msgs per server CPU-second", fmt.Sprintf("%.0f", r.MsgsPerSrvCPU))
+	} else {
+		t.row("server CPU", "not measured (no -pid)")
+	}
+	t.row("mismatched echoes / lost connections", fmt.Sprintf("%d / %d", r.Mismatch, r.Lost))
+	t.row("time pushes skipped", strconv.FormatInt(r.Pushes, 10))
+	for k, v := range r.Errors {
+		t.row("  error", fmt.Sprintf("%d × %s", v, k))
+	}
+	t.flush()
+}
+
+// echoPayload fills p with message seq of a connection: 16 hex digits of
+// seq, then letters that depend on seq and position. It is ASCII, so valid
+// as text, and it cannot be mistaken for a time push.
+func echoPayload(p []byte, seq uint64) {
+	const hexd = "0123456789abcdef"
+	for i := range p {
+		if i < 16 {
+			p[i] = hexd[(seq>>(60-4*uint(i)))&0xF]
+		} else {
+			p[i] = 'a' + byte((seq+uint64(i))%26)
+		}
+	}
+}
+
+// echoConn is one connection's state during the echo run.
+type echoConn struct {
+	c      *wsConn
+	tokens chan struct{}  // one per message that may be outstanding
+	sentAt []atomic.Int64 // send time (ns since base) of seq, at seq%K
+	sent   atomic.Int64   // messages written
+	recv   atomic.Int64   // echoes verified
+	ended  atomic.Bool    // the reader has returned
+}
+
+func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+	conns := dialAll(ctx, spec, dialPlan{opts: spec.defaultOpts}, emit)
+	defer closeConns(conns)
+	cmd, ok := waitCmd(ctx, cmds, "start")
+	if !ok {
+		emit(event{Type: "done"})
+		return nil
+	}
+	op := byte(opBinary)
+	if spec.Text {
+		op = opText
+	}
+	base := time.Now()
+	now := func() int64 { return int64(time.Since(base)) }
+	w0 := int64(cmd.Warmup)
+	w1 := w0 + int64(cmd.Duration)
+
+	var (
+		hmu      sync.Mutex
+		hist     = newLatencyHist()
+		msgs     atomic.Int64
+		nbytes   atomic.Int64
+		pushes   atomic.Int64
+		mismatch atomic.Int64
+		lost     atomic.Int64
+		stopping atomic.Bool
+		emu      sync.Mutex
+		errs     = map[string]int{}
+	)
+	noteErr := func(what string, err error) {
+		emu.Lock()
+		errs[what+errClass(err)]++
+		emu.Unlock()
+	}
+	var ecs []*echoConn
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		ec := &echoConn{c: c, tokens: make(chan struct{}, spec.K), sentAt: make([]atomic.Int64, spec.K)}
+		for range spec.K {
+			ec.tokens <- struct{}{}
+		}
+		ecs = append(ecs, ec)
+	}
+	stopWrite := make(chan struct{})
+	var writers, readers sync.WaitGroup
+	for _, ec := range ecs {
+		ec.c.nc.SetWriteDeadline(base.Add(time.Duration(w1) + 10*time.Second))
+		writers.Add(1)
+		go func() { // writer
+			defer writers.Done()
+			buf := make([]byte, spec.Size)
+			for seq := uint64(0); ; seq++ {
+				select {
+				case <-ec.tokens:
+				case <-stopWrite:
+					return
+				}
+				if now() >= w1 {
+					return
+				}
+				echoPayload(buf, seq)
+				ec.sentAt[seq%uint64(spec.K)].Store(now())
+				if err := ec.c.WriteFrame(op, buf); err != nil {
+					if !stopping.Load() {
+						noteErr("write: ", err)
+					}
+					return
+				}
+				ec.sent.Add(1)
+			}
+		}()
+		readers.Add(1)
+		go func() { // reader
+			defer readers.Done()
+			defer ec.ended.Store(true)
+			want := make([]byte, spec.Size)
+			for seq := uint64(0); ; seq++ {
+				var mop byte
+				var p []byte
+				var err error
+				for {
+					mop, p, err = ec.c.ReadMessage()
+					if err == nil && mop == opText && isPush(mop, p) {
+						pushes.Add(1)
+						continue
+					}
+					break
+				}
+				t := now()
+				if err != nil {
+					if !stopping.Load() {
+						lost.Add(1)
+						noteErr("read: ", err)
+					}
+					return
+				}
+				echoPayload(want, seq)
+				if mop != op || !bytes.Equal(p, want) {
+					mismatch.Add(1)
+					emu.Lock()
+					errs[fmt.Sprintf("echo mismatch (op %d, %d bytes; first at seq %d)", mop, len(p), seq)]++
+					emu.Unlock()
+					ec.c.Close()
+					return
+				}
+				sent := ec.sentAt[seq%uint64(spec.K)].Load()
+				if sent >= w0 && t < w1 {
+					us := (t - sent) / 1000
+					hmu.Lock()
+					hist.RecordValue(max(us, 1))
+					hmu.Unlock()
+					msgs.Add(1)
+					nbytes.Add(int64(len(p)))
+				}
+				ec.recv.Add(1)
+				ec.tokens <- struct{}{}
+			}
+		}()
+	}
+
+	// CPU of this process inside the window.
+	sleepCtx(ctx, time.Duration(w0-now()))
+	cpu0 := rusageCPU(syscall.RUSAGE_SELF)
+	sleepCtx(ctx, time.Duration(w1-now()))
+	cpu1 := rusageCPU(syscall.RUSAGE_SELF)
+
+	// Stop writing, wait (bounded) for the outstanding echoes, then close.
+	close(stopWrite)
+	writers.Wait()
+	drainBy := time.Now().Add(5 * time.Second)
+	for time.Now().Before(drainBy) {
+		pending := false
+		for _, ec := range ecs {
+			if ec.recv.Load() < ec.sent.Load() && !ec.closedEarly() {
+				pending = true
+				break
+			}
+		}
+		if !pending {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopping.Store(true)
+	closeConns(conns)
+	readers.Wait()
+
+	var sent int64
+	for _, ec := range ecs {
+		sent += ec.sent.Load()
+	}
+	enc, err := hist.Encode(hdr.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return fmt.Errorf("encode histogram: %w", err)
+	}
+	emu.Lock()
+	part := &echoWorkerPart{Msgs: msgs.Load(), Bytes: nbytes.Load(), Sent: sent, Pushes: pushes.Load(),
+		Mismatch: int(mismatch.Load()), Lost: int(lost.Load()), Errors: errs, Hist: string(enc), CPU: cpu1 - cpu0}
+	emit(event{Type: "result", Echo: part})
+	emu.Unlock()
+	waitCmd(ctx, cmds, "close")
+	emit(event{Type: "done"})
+	return nil
+}
+
+// closedEarly reports whether the connection's reader has ended (error or
+// mismatch): such a connection will never catch up.
+func (ec *echoConn) closedEarly() bool { return ec.ended.Load() }

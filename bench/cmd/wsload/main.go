@@ -1,0 +1,168 @@
+// Command wsload is the end-to-end load generator for wsmill and the peer
+// servers in bench/peers. Every server under test follows one contract:
+// flags -addr and -push-interval; GET /ws upgrades; the server greets with
+// "Hi Client!", echoes every message with its opcode, and pushes its local
+// time every push interval.
+//
+//	wsload connections -addr HOST:PORT -n N [-procs P] [-src A,B] -pid PID
+//	wsload echo        -addr HOST:PORT -c C -size B -k K -duration D -pid PID
+//	wsload push        -addr HOST:PORT -n N -interval I -duration D -pid PID [-slow-pct X]
+//	wsload compare     -workload echo|connections|push -rounds R -servers wsmill,gorilla,... [workload flags]
+//	wsload plot        -in results/compare-echo.json
+//
+// Each prints a human table and then one line "RESULT {json}".
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+)
+
+var (
+	stdout io.Writer = os.Stdout
+	stderr io.Writer = os.Stderr
+)
+
+const usage = `wsload: end-to-end load generator for WebSocket servers
+
+usage:
+  wsload connections -addr HOST:PORT -n N [-procs P] [-src 127.0.0.2,127.0.0.3] [-pid PID] [-greeting=true] [-hold 5s]
+  wsload echo        -addr HOST:PORT [-c 10] [-size 128] [-k 1] [-duration 10s] [-pid PID] [-text] [-greeting=true]
+  wsload push        -addr HOST:PORT [-n 1000] [-interval 1s] [-duration 30s] [-pid PID] [-slow-pct 1] [-procs P] [-src ...]
+  wsload compare     -workload echo|connections|push [-rounds 3] [-servers wsmill,gorilla,gws,nbio,rawecho] [-out DIR] [workload flags]
+  wsload plot        -in DIR/compare-WORKLOAD.json [-out FILE.png]
+
+"wsload SUBCOMMAND -h" lists a subcommand's flags. Each subcommand prints a
+table, then a single line "RESULT " followed by JSON.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	sub, args := os.Args[1], os.Args[2:]
+	if sub == "__worker" {
+		if err := workerMain(); err != nil {
+			fmt.Fprintf(os.Stderr, "wsload worker: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch sub {
+	case "connections":
+		err = cmdConnections(ctx, args)
+	case "echo":
+		err = cmdEcho(ctx, args)
+	case "push":
+		err = cmdPush(ctx, args)
+	case "compare":
+		err = cmdCompare(ctx, args)
+	case "plot":
+		err = cmdPlot(args)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(os.Stdout, usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "wsload: unknown subcommand %q\n\n%s", sub, usage)
+		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "wsload %s: %v\n", sub, err)
+		os.Exit(1)
+	}
+}
+
+func cmdConnections(ctx context.Context, args []string) error {
+	var cfg connectionsConfig
+	fs := flag.NewFlagSet("connections", flag.ContinueOnError)
+	cfg.register(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := runConnections(ctx, cfg)
+	if res != nil {
+		printConnections(stdout, res)
+		printResult(res)
+	}
+	return err
+}
+
+func cmdEcho(ctx context.Context, args []string) error {
+	var cfg echoConfig
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	cfg.register(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := runEcho(ctx, cfg)
+	if res != nil {
+		printEcho(stdout, res)
+		printResult(res)
+	}
+	return err
+}
+
+func cmdPush(ctx context.Context, args []string) error {
+	var cfg pushConfig
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	cfg.register(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := runPush(ctx, cfg)
+	if res != nil {
+		printPush(stdout, res)
+		printResult(res)
+	}
+	return err
+}
+
+// parseFlags parses and rejects stray arguments.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return nil
+}
+
+// printResult writes the machine-readable summary line.
+func printResult(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsload: encode result: %v\n", err)
+		return
+	}
+	fmt.Fprintf(stdout, "RESULT %s\n", b)
+}
+
+// table is a two-column aligned table.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer) *table {
+	return &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+}
+
+func (t *table) row(cols ...string) { fmt.Fprintln(t.tw, strings.Join(cols, "\t")) }
+func (t *table) flush()             { t.tw.Flush() }

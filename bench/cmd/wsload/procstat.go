@@ -1,0 +1,127 @@
+package main
+
+// Reading a process's resource use from /proc (Linux only).
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// procStat is one sample of a process's resource use.
+type procStat struct {
+	RSS     int64   `json:"rss_bytes"` // VmRSS
+	Threads int     `json:"threads"`   // Threads
+	FDs     int     `json:"fds"`       // entries in /proc/PID/fd
+	CPU     float64 `json:"cpu_s"`     // utime+stime, seconds
+}
+
+// readProcStat samples /proc/PID/{status,fd,stat}.
+func readProcStat(pid int) (procStat, error) {
+	var ps procStat
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ps, fmt.Errorf("server process %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "VmRSS":
+			kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+			if err != nil {
+				return ps, fmt.Errorf("VmRSS %q: %w", v, err)
+			}
+			ps.RSS = kb << 10
+		case "Threads":
+			ps.Threads, _ = strconv.Atoi(v)
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return ps, fmt.Errorf("server process %d fds: %w", pid, err)
+	}
+	ps.FDs = len(fds)
+	ps.CPU, err = procCPU(pid)
+	return ps, err
+}
+
+// procCPU returns utime+stime of a process in seconds, from /proc/PID/stat.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("server process %d: %w", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count fields after the last ')'. Field 3 is the state, 14 utime, 15 stime.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
+	}
+	return float64(ut+st) / float64(clockTicks()), nil
+}
+
+var clkTck int64
+
+// clockTicks is sysconf(_SC_CLK_TCK), read from the auxiliary vector
+// (AT_CLKTCK) since there is no cgo; 100 when it cannot be read.
+func clockTicks() int64 {
+	if clkTck != 0 {
+		return clkTck
+	}
+	clkTck = 100
+	if b, err := os.ReadFile("/proc/self/auxv"); err == nil {
+		const atClkTck = 17
+		for i := 0; i+16 <= len(b); i += 16 {
+			k := binary.NativeEndian.Uint64(b[i:])
+			v := binary.NativeEndian.Uint64(b[i+8:])
+			if k == atClkTck && v > 0 {
+				clkTck = int64(v)
+				break
+			}
+			if k == 0 {
+				break
+			}
+		}
+	}
+	return clkTck
+}
+
+// rusageCPU returns user+system CPU seconds of this process (who =
+// RUSAGE_SELF) or of its waited-for children (RUSAGE_CHILDREN).
+func rusageCPU(who int) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return tvSec(ru.Utime) + tvSec(ru.Stime)
+}
+
+func tvSec(tv syscall.Timeval) float64 {
+	return float64(tv.Sec) + float64(tv.Usec)/1e6
+}
+
+// clientCPU is RUSAGE_SELF + RUSAGE_CHILDREN: this process and the worker
+// processes it has already reaped.
+func clientCPU() float64 {
+	return rusageCPU(syscall.RUSAGE_SELF) + rusageCPU(syscall.RUSAGE_CHILDREN)
+}
+
+// mib formats bytes as MiB.
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,480 @@
+package main
+
+// push: how regular the server's time pushes are, over many connections,
+// optionally with some slow clients that never read.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+type pushConfig struct {
+	Addr        string
+	PID         int
+	N           int
+	Interval    time.Duration
+	Duration    time.Duration
+	SlowPct     float64
+	SlowBuf     int
+	SlowEvery   time.Duration
+	SlowSize    int
+	Procs       int
+	Src         string
+	DialConc    int
+	Rate        float64
+	DialTimeout time.Duration
+	Quiet       bool
+}
+
+func (c *pushConfig) register(fs *flag.FlagSet, target bool) {
+	if target {
+		fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "server host:port")
+		fs.IntVar(&c.PID, "pid", 0, "server process id, for RSS and CPU (0: not measured)")
+	}
+	fs.IntVar(&c.N, "n", 1000, "connections")
+	fs.DurationVar(&c.Interval, "interval", time.Second, "the server's push interval (its -push-interval)")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured window")
+	fs.Float64Var(&c.SlowPct, "slow-pct", 0, "percentage of connections that never read but send 1 KiB every 10 ms")
+	fs.IntVar(&c.SlowBuf, "slow-rcvbuf", 4096, "SO_RCVBUF of the slow connections")
+	fs.DurationVar(&c.SlowEvery, "slow-every", 10*time.Millisecond, "a slow connection sends one message this often")
+	fs.IntVar(&c.SlowSize, "slow-size", 1024, "bytes of each slow connection's message")
+	fs.IntVar(&c.Procs, "procs", 0, "client processes (0: one per 9,000 connections)")
+	fs.StringVar(&c.Src, "src", "", "comma-separated source addresses, used round-robin")
+	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
+	fs.Float64Var(&c.Rate, "rate", 0, "total dial rate limit in connections/s (0: unlimited)")
+	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
+}
+
+// pushWorkerPart is one worker's share of the push result.
+type pushWorkerPart struct {
+	Normal     int            `json:"normal"`   // normal connections open at the window's start
+	Expected   int            `json:"expected"` // pushes each should get in the window
+	Complete   int            `json:"complete"` // normal connections that got at least that many
+	Missing    int64          `json:"missing"`  // pushes short, summed over connections
+	Pushes     int64          `json:"pushes"`   // pushes counted in the window (normal connections)
+	Gaps       int64          `json:"gaps"`     // gaps measured
+	MaxDevNs   int64          `json:"max_dev_ns"`
+	Hist       string         `json:"hist"` // |gap - interval| in µs
+	Lost       int            `json:"lost"` // normal connections that ended during the window
+	Slow       int            `json:"slow"` // slow connections open at the window's start
+	SlowClosed int            `json:"slow_closed"`
+	SlowLate   int            `json:"slow_closed_after"` // found closed only after the window
+	SlowSent   int64          `json:"slow_sent"`
+	Errors     map[string]int `json:"errors,omitempty"`
+}
+
+type pushResult struct {
+	Workload      string         `json:"workload"`
+	Server        string         `json:"server,omitempty"`
+	N             int            `json:"n"`
+	Procs         int            `json:"procs"`
+	Connected     int            `json:"connected"`
+	Failed        int            `json:"failed"`
+	IntervalMs    float64        `json:"interval_ms"`
+	Seconds       float64        `json:"seconds"`
+	Normal        int            `json:"normal"`
+	Expected      int            `json:"expected_per_conn"`
+	Pushes        int64          `json:"pushes"`
+	Gaps          int64          `json:"gaps"`
+	P50ms         float64        `json:"push_p50_ms"`
+	P99ms         float64        `json:"push_p99_ms"`
+	MaxMs         float64        `json:"push_max_ms"`
+	CompletePct   float64        `json:"complete_pct"`
+	Missing       int64          `json:"missing"`
+	Lost          int            `json:"lost"`
+	Slow          int            `json:"slow"`
+	SlowClosed    int            `json:"slow_closed"`
+	SlowLate      int            `json:"slow_closed_after"`
+	SlowSent      int64          `json:"slow_sent"`
+	Errors        map[string]int `json:"errors,omitempty"`
+	Warning       string         `json:"warning,omitempty"`
+	RSSBefore     int64          `json:"rss_before"`
+	RSSConnected  int64          `json:"rss_connected"`
+	RSSAfter      int64          `json:"rss_after"`
+	ServerCPU     float64        `json:"server_cpu_s"`
+	ServerThreads int            `json:"server_threads"`
+}
+
+func newGapHist() *hdr.Histogram { return hdr.New(1, 3_600_000_000, 3) }
+
+// isSlow spreads pct% of the global indexes evenly: g is slow when
+// floor((g+1)·pct/100) > floor(g·pct/100).
+func isSlow(g int, pct float64) bool {
+	if pct <= 0 {
+		return false
+	}
+	return math.Floor(float64(g+1)*pct/100) > math.Floor(float64(g)*pct/100)
+}
+
+func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
+	if cfg.N < 1 || cfg.Interval <= 0 || cfg.Duration < cfg.Interval {
+		return nil, fmt.Errorf("need -n ≥ 1, -interval > 0 and -duration ≥ -interval")
+	}
+	if cfg.SlowPct < 0 || cfg.SlowPct >= 100 {
+		return nil, fmt.Errorf("-slow-pct must be in [0, 100)")
+	}
+	procs := splitProcs(cfg.N, cfg.Procs)
+	res := &pushResult{Workload: "push", N: cfg.N, Procs: procs, IntervalMs: ms(cfg.Interval), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
+	var srv0 float64
+	if cfg.PID > 0 {
+		ps, err := readProcStat(cfg.PID)
+		if err != nil {
+			return nil, err
+		}
+		res.RSSBefore = ps.RSS
+	}
+	spec := workerSpec{Mode: "push", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: true,
+		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
+		Interval: cfg.Interval, SlowPct: cfg.SlowPct, SlowBuf: cfg.SlowBuf, SlowEvery: cfg.SlowEvery, SlowSize: cfg.SlowSize}
+	p, err := startPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate})
+	if err != nil {
+		return nil, err
+	}
+	defer p.shutdown(3 * time.Second)
+	sum, err := p.waitReady(ctx, dialBudget(cfg.N, cfg.DialTimeout), !cfg.Quiet)
+	if err != nil {
+		return nil, err
+	}
+	res.Connected, res.Failed = sum.OK, sum.Fail
+	for k, v := range sum.Errors {
+		res.Errors["dial: "+k] += v
+	}
+	if sum.OK == 0 {
+		return nil, fmt.Errorf("no connection could be opened: %v", sum.Errors)
+	}
+	// Let every connection get its first push before the window opens.
+	if err := sleepCtx(ctx, cfg.Interval); err != nil {
+		return nil, err
+	}
+	if cfg.PID > 0 {
+		ps, err := readProcStat(cfg.PID)
+		if err != nil {
+			return nil, err
+		}
+		res.RSSConnected = ps.RSS
+		srv0 = ps.CPU
+	}
+	if err := p.broadcast(command{Cmd: "start", Duration: cfg.Duration}); err != nil {
+		return nil, err
+	}
+	if !cfg.Quiet {
+		fmt.Fprintf(stderr, "measuring pushes for %v...\n", cfg.Duration)
+	}
+	parts, err := p.collect(ctx, "result", cfg.Duration+cfg.Interval+60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PID > 0 {
+		ps, err := readProcStat(cfg.PID)
+		if err != nil {
+			return nil, err
+		}
+		res.RSSAfter = ps.RSS
+		res.ServerCPU = ps.CPU - srv0
+		res.ServerThreads = ps.Threads
+	}
+	h := newGapHist()
+	var complete int
+	var maxDev int64
+	for _, e := range parts {
+		r := e.Push
+		if r == nil {
+			return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+		}
+		res.Normal += r.Normal
+		res.Expected = r.Expected
+		complete += r.Complete
+		res.Missing += r.Missing
+		res.Pushes += r.Pushes
+		res.Gaps += r.Gaps
+		res.Lost += r.Lost
+		res.Slow += r.Slow
+		res.SlowClosed += r.SlowClosed
+		res.SlowLate += r.SlowLate
+		res.SlowSent += r.SlowSent
+		maxDev = max(maxDev, r.MaxDevNs)
+		for k, v := range r.Errors {
+			res.Errors[k] += v
+		}
+		wh, err := hdr.Decode([]byte(r.Hist))
+		if err != nil {
+			return nil, fmt.Errorf("worker %d histogram: %w", e.Worker, err)
+		}
+		h.Merge(wh)
+	}
+	if _, err := p.closeAll(30 * time.Second); err != nil {
+		return nil, err
+	}
+	res.P50ms = float64(h.ValueAtQuantile(50)) / 1000
+	res.P99ms = float64(h.ValueAtQuantile(99)) / 1000
+	res.MaxMs = float64(maxDev) / 1e6
+	if res.Normal > 0 {
+		res.CompletePct = 100 * float64(complete) / float64(res.Normal)
+	}
+	if res.Normal > 0 && res.Expected > 0 {
+		per := float64(res.Pushes) / float64(res.Normal)
+		if per > 1.5*float64(res.Expected)+1 || per < 0.5*float64(res.Expected) {
+			res.Warning = fmt.Sprintf("%.1f pushes per connection for %d expected: is the server's -push-interval %v?", per, res.Expected, cfg.Interval)
+		}
+	}
+	if res.Gaps == 0 {
+		return res, fmt.Errorf("no push gap was measured (is the server pushing every %v?)", cfg.Interval)
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func printPush(w io.Writer, r *pushResult) {
+	t := newTable(w)
+	t.row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
+	t.row("window / interval", fmt.Sprintf("%.1f s / %.0f ms (%d pushes expected per connection)", r.Seconds, r.IntervalMs, r.Expected))
+	t.row("normal connections", fmt.Sprintf("%d, %d pushes, %d gaps measured", r.Normal, r.Pushes, r.Gaps))
+	t.row("|gap − interval| p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms", r.P50ms, r.P99ms, r.MaxMs))
+	t.row("connections with every push", fmt.Sprintf("%.2f%% (%d pushes missing in all)", r.CompletePct, r.Missing))
+	t.row("normal connections lost", itoa(r.Lost))
+	if r.Slow > 0 {
+		t.row("slow connections", fmt.Sprintf("%d, sent %d messages in all", r.Slow, r.SlowSent))
+		t.row("slow closed by server (in window / after)", fmt.Sprintf("%d / %d (still open: %d)", r.SlowClosed, r.SlowLate, r.Slow-r.SlowClosed-r.SlowLate))
+	}
+	if r.RSSBefore > 0 {
+		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", mib(r.RSSBefore), mib(r.RSSConnected), mib(r.RSSAfter)))
+		t.row("server CPU in window / threads", fmt.Sprintf("%.2f s / %d", r.ServerCPU, r.ServerThreads))
+	}
+	for k, v := range r.Errors {
+		t.row("  error", fmt.Sprintf("%d × %s", v, k))
+	}
+	if r.Warning != "" {
+		t.row("WARNING", r.Warning)
+	}
+	t.flush()
+}
+
+// pushConn is one normal connection's push record (touched only by its reader,
+// then read once the window is over).
+type pushConn struct {
+	last  int64 // arrival of the previous push, ns since base
+	count atomic.Int64
+	ended atomic.Bool
+	open  bool // open when the window started (set before the window opens)
+}
+
+func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+	base := time.Now()
+	now := func() int64 { return int64(time.Since(base)) }
+	iv := int64(spec.Interval)
+	grace := iv / 2
+	var w0, w1 atomic.Int64 // window, ns since base; 0 = not open yet
+
+	var (
+		hmu    sync.Mutex
+		hist   = newGapHist()
+		gaps   int64
+		maxDev int64
+		emu    sync.Mutex
+		errs   = map[string]int{}
+		lost   atomic.Int64
+		closed atomic.Bool
+	)
+	pcs := make([]*pushConn, spec.N)
+	slow := make([]bool, spec.N)
+	for i := range slow {
+		slow[i] = isSlow(spec.Offset+i, spec.SlowPct)
+	}
+	reader := func(pc *pushConn, c *wsConn) {
+		for {
+			op, p, err := c.ReadMessage()
+			if err != nil {
+				pc.ended.Store(true)
+				if !closed.Load() {
+					if ws := w0.Load(); ws != 0 && now() < w1.Load()+grace {
+						lost.Add(1)
+						emu.Lock()
+						errs["lost: "+errClass(err)]++
+						emu.Unlock()
+					}
+				}
+				return
+			}
+			if !isPush(op, p) {
+				continue
+			}
+			t := now()
+			ws, we := w0.Load(), w1.Load()
+			if ws == 0 || t < ws {
+				pc.last = t
+				continue
+			}
+			if t >= we+grace {
+				continue
+			}
+			pc.count.Add(1)
+			if pc.last >= ws {
+				dev := t - pc.last - iv
+				if dev < 0 {
+					dev = -dev
+				}
+				hmu.Lock()
+				hist.RecordValue(max(dev/1000, 1))
+				gaps++
+				maxDev = max(maxDev, dev)
+				hmu.Unlock()
+			}
+			pc.last = t
+		}
+	}
+	plan := dialPlan{
+		opts: func(i int) dialOptions {
+			o := spec.defaultOpts(i)
+			if slow[i] {
+				o.RcvBuf = spec.SlowBuf
+			}
+			return o
+		},
+		connected: func(i int, c *wsConn) {
+			if slow[i] {
+				return // never reads after the greeting
+			}
+			pc := &pushConn{}
+			pcs[i] = pc
+			go reader(pc, c)
+		},
+	}
+	conns := dialAll(ctx, spec, plan, emit)
+	defer closeConns(conns)
+	defer closed.Store(true)
+	cmd, ok := waitCmd(ctx, cmds, "start")
+	if !ok {
+		emit(event{Type: "done"})
+		return nil
+	}
+	part := &pushWorkerPart{Expected: int(int64(cmd.Duration) / iv)}
+	for i, c := range conns {
+		switch {
+		case c == nil:
+		case slow[i]:
+			part.Slow++
+		case !pcs[i].ended.Load():
+			pcs[i].open = true
+			part.Normal++
+		}
+	}
+	start := now()
+	w1.Store(start + int64(cmd.Duration))
+	w0.Store(start)
+	end := base.Add(time.Duration(start + int64(cmd.Duration) + grace))
+
+	// Slow connections: 1 KiB binary every 10 ms until the window closes or
+	// the server drops them.
+	var slowClosed atomic.Int64
+	var slowSent atomic.Int64
+	slowDead := make([]atomic.Bool, spec.N)
+	var sw sync.WaitGroup
+	stopSlow := make(chan struct{})
+	msg := make([]byte, max(spec.SlowSize, 1))
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	for i, c := range conns {
+		if c == nil || !slow[i] {
+			continue
+		}
+		sw.Add(1)
+		go func() {
+			defer sw.Done()
+			c.nc.SetWriteDeadline(end)
+			t := time.NewTicker(max(spec.SlowEvery, time.Millisecond))
+			defer t.Stop()
+			for {
+				select {
+				case <-stopSlow:
+					return
+				case <-t.C:
+				}
+				if err := c.WriteFrame(opBinary, msg); err != nil {
+					if isClosedErr(err) {
+						slowDead[i].Store(true)
+						slowClosed.Add(1)
+					}
+					return
+				}
+				slowSent.Add(1)
+			}
+		}()
+	}
+	sleepCtx(ctx, time.Until(end))
+	close(stopSlow)
+	for i, c := range conns {
+		if c != nil && slow[i] {
+			c.nc.SetWriteDeadline(time.Now()) // unblock a write stuck on a full window
+		}
+	}
+	sw.Wait()
+
+	// Slow connections not seen closed yet: drain what the server sent and
+	// see whether the stream ends (closed) or just stops (still open).
+	var late atomic.Int64
+	var pw sync.WaitGroup
+	for i, c := range conns {
+		if c == nil || !slow[i] || slowDead[i].Load() {
+			continue
+		}
+		pw.Add(1)
+		go func() {
+			defer pw.Done()
+			c.nc.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := io.Copy(io.Discard, c.br); err == nil || isClosedErr(err) {
+				late.Add(1)
+			}
+		}()
+	}
+	pw.Wait()
+
+	hmu.Lock()
+	enc, err := hist.Encode(hdr.V2CompressedEncodingCookieBase)
+	part.Gaps, part.MaxDevNs = gaps, maxDev
+	hmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("encode histogram: %w", err)
+	}
+	part.Hist = string(enc)
+	for i, pc := range pcs {
+		if pc == nil || slow[i] || !pc.open {
+			continue
+		}
+		n := pc.count.Load()
+		part.Pushes += n
+		if n >= int64(part.Expected) {
+			part.Complete++
+		} else {
+			part.Missing += int64(part.Expected) - n
+		}
+	}
+	part.Lost = int(lost.Load())
+	part.SlowClosed = int(slowClosed.Load())
+	part.SlowLate = int(late.Load())
+	part.SlowSent = slowSent.Load()
+	emu.Lock()
+	part.Errors = errs
+	emit(event{Type: "result", Push: part})
+	emu.Unlock()
+
+	waitCmd(ctx, cmds, "close")
+	alive := 0
+	for _, pc := range pcs {
+		if pc != nil && !pc.ended.Load() {
+			alive++
+		}
+	}
+	closed.Store(true)
+	emit(event{Type: "done", Alive: alive})
+	return nil
+}

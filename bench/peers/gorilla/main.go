@@ -1,0 +1,158 @@
+// Command gorilla is the goroutine-per-connection benchmark peer: net/http plus
+// gorilla/websocket, shaped like gorilla's own chat example. Every connection
+// gets a reader goroutine (ReadMessage in a loop) and a writer goroutine that
+// owns all writes — the greeting, the echoes the reader hands it over a
+// channel, and the time pushes from its own time.Ticker.
+//
+// Contract (shared by every peer, see ../README.md): GET /ws upgrades; the
+// server sends "Hi Client!", echoes every message with its opcode and pushes
+// the local time ("2006-01-02 15:04:05") every -push-interval; it prints
+// "listening on ADDR" to stderr once ready and exits 0 on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const (
+	// writeWait bounds one write, as in gorilla's chat example: a client that
+	// stops reading is dropped instead of pinning its writer forever.
+	writeWait = 10 * time.Second
+	// sendQueue is how many echoes the reader may queue ahead of the writer
+	// before it blocks (and so stops reading: TCP back-pressure).
+	sendQueue = 16
+	timeFmt   = "2006-01-02 15:04:05"
+)
+
+// upgrader keeps gorilla's defaults (as in its echo example): zero buffer
+// sizes reuse the buffers net/http already allocated for the connection.
+var upgrader = websocket.Upgrader{
+	// Benchmark peer: accept any Origin, like wsmill's default.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+type message struct {
+	opcode int
+	data   []byte
+}
+
+type client struct {
+	conn *websocket.Conn
+	send chan message
+	quit chan struct{}
+	once sync.Once
+}
+
+// stop ends both pumps: it wakes a reader blocked on send and a writer
+// waiting in select, and closing the conn fails any blocked read or write.
+func (c *client) stop() {
+	c.once.Do(func() {
+		close(c.quit)
+		_ = c.conn.Close()
+	})
+}
+
+// readPump is the connection's only reader.
+func (c *client) readPump() {
+	defer c.stop()
+	for {
+		op, data, err := c.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		select {
+		case c.send <- message{op, data}:
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+// writePump is the connection's only writer (Close and control frames
+// excepted, which gorilla allows concurrently).
+func (c *client) writePump(push time.Duration) {
+	ticker := time.NewTicker(push)
+	defer func() {
+		ticker.Stop()
+		c.stop()
+	}()
+	if !c.write(websocket.TextMessage, []byte("Hi Client!")) {
+		return
+	}
+	for {
+		select {
+		case m := <-c.send:
+			if !c.write(m.opcode, m.data) {
+				return
+			}
+		case now := <-ticker.C:
+			if !c.write(websocket.TextMessage, []byte(now.Format(timeFmt))) {
+				return
+			}
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+func (c *client) write(op int, data []byte) bool {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	return c.conn.WriteMessage(op, data) == nil
+}
+
+func main() {
+	addr := flag.String("addr", ":8080", "listen address")
+	push := flag.Duration("push-interval", 5*time.Second, "time push period")
+	flag.Parse()
+	if *push <= 0 {
+		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
+		os.Exit(2)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		conn, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return // Upgrade has already answered with an HTTP error
+		}
+		c := &client{conn: conn, send: make(chan message, sendQueue), quit: make(chan struct{})}
+		go c.writePump(*push)
+		go c.readPump()
+	})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintln(os.Stderr, "listening on", ln.Addr().String())
+
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	select {
+	case <-ctx.Done():
+		// Hijacked WebSocket connections are not tracked by http.Server;
+		// they end with the process.
+		_ = srv.Close()
+	case err := <-served:
+		if !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+}

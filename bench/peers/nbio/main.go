@@ -1,0 +1,143 @@
+// Command nbio is the epoll-library benchmark peer: lesismal/nbio's
+// nbhttp.Engine in IOModNonBlocking (every connection lives on nbio's own
+// epoll pollers, no goroutine per connection) with the websocket Upgrader
+// from nbio/nbhttp/websocket, written like nbio's examples. The time push
+// comes from ONE shared ticker goroutine that walks every connection and
+// calls websocket.Conn.WriteMessage: on a poller-owned connection that write
+// is non-blocking (what the socket does not take at once is buffered by nbio
+// and flushed on EPOLLOUT), so one slow client never stalls the walk.
+//
+// Contract (shared by every peer, see ../README.md): GET /ws upgrades; the
+// server sends "Hi Client!", echoes every message with its opcode and pushes
+// the local time ("2006-01-02 15:04:05") every -push-interval; it prints
+// "listening on ADDR" to stderr once ready and exits 0 on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+)
+
+const timeFmt = "2006-01-02 15:04:05"
+
+// conns is the set the push ticker walks.
+type conns struct {
+	mu sync.Mutex
+	m  map[*websocket.Conn]struct{}
+	// snap is reused between pushes so the walk does not hold mu while
+	// writing.
+	snap []*websocket.Conn
+}
+
+func (s *conns) add(c *websocket.Conn) {
+	s.mu.Lock()
+	s.m[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *conns) del(c *websocket.Conn) {
+	s.mu.Lock()
+	delete(s.m, c)
+	s.mu.Unlock()
+}
+
+func (s *conns) push(now time.Time) {
+	s.mu.Lock()
+	s.snap = s.snap[:0]
+	for c := range s.m {
+		s.snap = append(s.snap, c)
+	}
+	s.mu.Unlock()
+	msg := []byte(now.Format(timeFmt))
+	for i, c := range s.snap {
+		_ = c.WriteMessage(websocket.TextMessage, msg) // copies msg; closed conns just fail
+		s.snap[i] = nil
+	}
+}
+
+func newUpgrader(set *conns) *websocket.Upgrader {
+	u := websocket.NewUpgrader()
+	// Benchmark peer: accept any Origin, like wsmill's default.
+	u.CheckOrigin = func(*http.Request) bool { return true }
+	// nbio drops a connection that sends nothing for KeepaliveTime (120 s by
+	// default); no other peer has an idle timeout, and push-only clients
+	// never send, so turn it off.
+	u.KeepaliveTime = 0
+	u.OnOpen(func(c *websocket.Conn) {
+		set.add(c)
+		_ = c.WriteMessage(websocket.TextMessage, []byte("Hi Client!"))
+	})
+	u.OnMessage(func(c *websocket.Conn, op websocket.MessageType, data []byte) {
+		_ = c.WriteMessage(op, data) // WriteMessage copies data into its own frame buffer
+	})
+	u.OnClose(func(c *websocket.Conn, err error) {
+		set.del(c)
+	})
+	return u
+}
+
+func main() {
+	addr := flag.String("addr", ":8080", "listen address")
+	push := flag.Duration("push-interval", 5*time.Second, "time push period")
+	flag.Parse()
+	if *push <= 0 {
+		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
+		os.Exit(2)
+	}
+	// nbio logs its start/stop banners at Info; keep stderr to our one line
+	// plus real errors (none of which are per connection).
+	logging.SetLevel(logging.LevelError)
+
+	set := &conns{m: make(map[*websocket.Conn]struct{}, 1024)}
+	upgrader := newUpgrader(set)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		// On an nbhttp.Engine connection Upgrade keeps the conn on the
+		// poller; OnOpen has already run when it returns.
+		_, _ = upgrader.Upgrade(w, r, nil)
+	})
+
+	engine := nbhttp.NewEngine(nbhttp.Config{
+		Network: "tcp",
+		Addrs:   []string{*addr},
+		IOMod:   nbhttp.IOModNonBlocking, // epoll pollers, not goroutine per conn
+		MaxLoad: 1 << 20,
+		// Recycle the read buffer once OnMessage returns (its data is
+		// copied by WriteMessage), as nbio's examples do.
+		ReleaseWebsocketPayload: true,
+		Handler:                 mux,
+	})
+	if err := engine.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Start resolves Addrs in place (":0" becomes the real port).
+	fmt.Fprintln(os.Stderr, "listening on", engine.Addrs[0])
+
+	ticker := time.NewTicker(*push)
+	defer ticker.Stop()
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	for {
+		select {
+		case now := <-ticker.C:
+			set.push(now)
+		case <-ctx.Done():
+			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = engine.Shutdown(sctx)
+			scancel()
+			return
+		}
+	}
+}
