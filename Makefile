@@ -12,8 +12,10 @@ run: ## start the server on $(ADDR); open http://localhost:8080
 build: ## build ./wsmill
 	$(GO) build -o wsmill .
 
-test: lint ## vet, gofmt, then every test with the race detector
+test: lint ## vet, gofmt, every test with the race detector, a smoke run of every benchmark
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
+	$(MAKE) --no-print-directory bench-smoke
 
 lint: ## go vet (also for a non-Linux target) and gofmt
 	$(GO) vet ./...
@@ -23,11 +25,13 @@ lint: ## go vet (also for a non-Linux target) and gofmt
 bench: ## micro-benchmarks, repeated for benchstat: make bench > new.txt
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./server/ ./poller/
 
-bench-smoke: ## every benchmark once, briefly
+bench-smoke: ## every benchmark once, briefly (part of make test)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms -count 1 ./server/ ./poller/
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	$(GO) test ./server -run '^$$' -fuzz FuzzUTF8Step -fuzztime $${FUZZTIME:-30s}
+	for f in FuzzUTF8Step FuzzFrameReader FuzzHandshake; do \
+		$(GO) test ./server -run '^$$' -fuzz "^$$f\$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
+	done
 
 clean:
 	rm -f wsmill

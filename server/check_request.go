@@ -52,6 +52,8 @@ var (
 		"Sec-WebSocket-Key must be base64 of 16 bytes\n")
 	respMalformed = cannedResponse("400 Bad Request", "",
 		"malformed header line\n")
+	respMalformedLine = cannedResponse("400 Bad Request", "",
+		"malformed request line\n")
 	respBadOrigin = cannedResponse("403 Forbidden", "",
 		"origin not allowed\n")
 )
@@ -67,8 +69,13 @@ func (s *Server) checkRequest(req []byte) []byte {
 	if len(line) > maxLineSize {
 		return respURITooLong
 	}
+	// request-line = method SP request-target SP HTTP-version [RFC9112 3]
+	method, target, proto, ok := splitRequestLine(line)
+	if !ok || len(target) == 0 || !isHTTPVersion(proto) {
+		return respMalformedLine
+	}
 	// [RFC6455 4.1]: the method of the request MUST be GET.
-	if sp := bytes.IndexByte(line, ' '); sp < 0 || string(line[:sp]) != "GET" {
+	if string(method) != "GET" {
 		return respBadMethod
 	}
 	n := 0
@@ -165,3 +172,26 @@ var tchar = func() (t [128]bool) {
 	}
 	return t
 }()
+
+// splitRequestLine splits "METHOD SP target SP version" (exactly two single
+// spaces, RFC 9112 3).
+func splitRequestLine(line []byte) (method, target, proto []byte, ok bool) {
+	i := bytes.IndexByte(line, ' ')
+	if i <= 0 {
+		return nil, nil, nil, false
+	}
+	j := bytes.IndexByte(line[i+1:], ' ')
+	if j < 0 {
+		return nil, nil, nil, false
+	}
+	method, target, proto = line[:i], line[i+1:i+1+j], line[i+2+j:]
+	return method, target, proto, isToken(method) && bytes.IndexByte(proto, ' ') < 0
+}
+
+// isHTTPVersion reports whether v is "HTTP/" DIGIT "." DIGIT (case-sensitive,
+// RFC 9112 2.3).
+func isHTTPVersion(v []byte) bool {
+	return len(v) == 8 && string(v[:5]) == "HTTP/" && isDigit(v[5]) && v[6] == '.' && isDigit(v[7])
+}
+
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }

@@ -163,6 +163,10 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	if !bytes.Equal(requestPath(req), []byte(s.cfg.Path)) {
 		return w.handoff(c, req[:len(req)+len(rest)])
 	}
+	// The one empty line scanRequest allows before the request line.
+	if line, after := nextLine(req); len(line) == 0 {
+		req = after
+	}
 	if resp := s.checkRequest(req); resp != nil {
 		s.stats.rejected.Add(1)
 		return w.reject(c, resp)
@@ -212,9 +216,9 @@ func (w *worker) reject(c *conn, resp []byte) bool {
 // requestPath returns the path of the request line ("GET /ws?x HTTP/1.1"
 // gives "/ws"), or nil.
 func requestPath(req []byte) []byte {
-	line := req
-	if i := bytes.IndexByte(line, '\r'); i >= 0 {
-		line = line[:i]
+	line, rest := nextLine(req)
+	if len(line) == 0 {
+		line, _ = nextLine(rest)
 	}
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
