@@ -1,3 +1,5 @@
+//go:build linux
+
 package server
 
 // Tests with clients that misbehave: clients that never read, trickle their
