@@ -83,12 +83,16 @@ func (c Config) withDefaults() Config {
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = 1 << 20
 	}
+	// The outbound queue's offsets are int32: keep a queue (MaxOutbound
+	// plus one whole frame) well under 2 GiB.
+	c.MaxMessage = min(c.MaxMessage, 1<<30)
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns()
 	}
 	if c.MaxOutbound <= 0 {
 		c.MaxOutbound = 64 << 10
 	}
+	c.MaxOutbound = min(c.MaxOutbound, 1<<30)
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 5 * time.Second
 	}

@@ -114,7 +114,7 @@ func (c *conn) flushLocked() bool {
 		p := (*c.out)[c.outHead:]
 		n, errno := writeFD(c.fd, nil, p, nil)
 		if n > 0 {
-			c.outHead += n
+			c.outHead += int32(n)
 			c.outDone += uint64(n)
 		}
 		if errno == syscall.EAGAIN {
