@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -47,6 +48,7 @@ func run(args []string) error {
 	var origins originList
 	fs.Var(&origins, "origin", "allowed Origin (repeatable, or a comma-separated list); default: allow all")
 	drain := fs.Duration("drain-timeout", 3*time.Second, "how long shutdown waits for clients to answer Close 1001")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this separate address (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -82,6 +84,17 @@ func run(args []string) error {
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins))
 	if len(cfg.Origins) == 0 {
 		log.Warn("every Origin is allowed: set -origin to restrict which pages may connect")
+	}
+
+	if *pprofAddr != "" {
+		go func() {
+			// http.DefaultServeMux carries net/http/pprof's handlers only:
+			// the public mux is a separate one.
+			log.Info("pprof listening", "addr", *pprofAddr)
+			if err := http.ListenAndServe(*pprofAddr, http.DefaultServeMux); err != nil {
+				log.Error("pprof", "err", err)
+			}
+		}()
 	}
 
 	served := make(chan error, 1)
