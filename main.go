@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,6 +58,8 @@ func run(args []string) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var srv *server.Server
+	mux := newMux(func() *server.Server { return srv })
 	srv, err := server.New(server.Config{
 		PushInterval:     *push,
 		Workers:          *workers,
@@ -67,7 +70,7 @@ func run(args []string) error {
 		IdleTimeout:      idleFlag(*idle),
 		CloseTimeout:     *closeTimeout,
 		Origins:          origins,
-		Handler:          newMux(),
+		Handler:          mux,
 		OnError:          func(err error) { log.Warn("server", "err", err) },
 	})
 	if err != nil {
@@ -149,7 +152,10 @@ func idleFlag(d time.Duration) time.Duration {
 	return d
 }
 
-func newMux() *http.ServeMux {
+// newMux serves the plain HTTP side of the port: the demo page, /healthz,
+// /metrics (Prometheus) and /stats (a JSON snapshot for the page's chart). srv returns the server once it exists (the mux is built first,
+// because the server's Config takes it).
+func newMux(srv func() *server.Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -159,5 +165,46 @@ func newMux() *http.ServeMux {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", metricsHandler(srv))
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		s := srv()
+		if s == nil {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(statsJSON(s))
+	})
 	return mux
+}
+
+// statsSnapshot is the JSON of GET /stats, which the demo page charts.
+type statsSnapshot struct {
+	Time          string  `json:"time"`
+	UptimeSeconds float64 `json:"uptime_s"`
+	Open          int64   `json:"open"`
+	Live          int64   `json:"live"`
+	Upgraded      uint64  `json:"upgraded"`
+	Rejected      uint64  `json:"rejected"`
+	MessagesIn    uint64  `json:"messages_in"`
+	MessagesOut   uint64  `json:"messages_out"`
+	Pushes        uint64  `json:"pushes"`
+	PushesSkipped uint64  `json:"pushes_skipped"`
+}
+
+func statsJSON(s *server.Server) statsSnapshot {
+	st := s.Stats()
+	return statsSnapshot{
+		Time:          time.Now().Format(server.TimeLayout),
+		UptimeSeconds: st.Uptime.Seconds(),
+		Open:          st.Open,
+		Live:          st.Live,
+		Upgraded:      st.Upgraded,
+		Rejected:      st.Rejected,
+		MessagesIn:    st.MessagesIn,
+		MessagesOut:   st.MessagesOut,
+		Pushes:        st.Pushes,
+		PushesSkipped: st.PushesSkipped,
+	}
 }

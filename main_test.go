@@ -20,7 +20,8 @@ import (
 // returns "127.0.0.1:port".
 func startMain(t *testing.T) string {
 	t.Helper()
-	srv, err := server.New(server.Config{Handler: newMux(), PushInterval: 200 * time.Millisecond})
+	var srv *server.Server
+	srv, err := server.New(server.Config{Handler: newMux(func() *server.Server { return srv }), PushInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

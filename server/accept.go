@@ -59,7 +59,7 @@ func (a *acceptor) acceptAll(lfd int) error {
 			syscall.Close(a.spare)
 			if fd, errno := accept4(lfd); errno == 0 {
 				syscall.Close(fd)
-				a.s.stats.rejected.Add(1)
+				a.s.stats.reject(RejectFDLimit)
 			}
 			a.spare = openSpare()
 		default:

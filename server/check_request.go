@@ -195,3 +195,18 @@ func isHTTPVersion(v []byte) bool {
 }
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
+
+// respReason maps a canned refusal to its reason.
+func respReason(resp []byte) RejectReason {
+	switch &resp[0] {
+	case &respBadMethod[0]:
+		return RejectMethod
+	case &respURITooLong[0]:
+		return RejectURITooLong
+	case &respLineTooLarge[0], &respTooManyHeaders[0], &respTooLarge[0]:
+		return RejectHeaderTooLarge
+	case &respBadOrigin[0]:
+		return RejectOrigin
+	}
+	return RejectBadRequest
+}

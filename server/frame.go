@@ -142,6 +142,8 @@ func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool)
 			c.msgOp, c.msgLen = h.OpCode, 0
 			return w.appendMessage(c, h, payload, checked)
 		}
+		w.s.stats.msgsIn.Add(1)
+		w.s.stats.bytesIn.Add(uint64(len(payload)))
 		if h.OpCode == ws.OpText {
 			valid := c.utf8 == 0
 			if !checked {
@@ -152,14 +154,17 @@ func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool)
 				return w.fail(c, ws.StatusInvalidFramePayloadData)
 			}
 		}
-		return w.send(c, h.OpCode, payload)
+		return w.echo(c, h.OpCode, payload)
 	case ws.OpContinuation:
 		return w.appendMessage(c, h, payload, checked)
 	case ws.OpPing:
 		// [RFC6455 5.5.2]: Upon receipt of a Ping frame, an endpoint MUST
 		// send a Pong frame in response ... with the same Application data.
+		w.s.stats.pingsIn.Add(1)
+		w.s.stats.pongsOut.Add(1)
 		return w.send(c, ws.OpPong, payload)
 	case ws.OpPong:
+		w.s.stats.pongsIn.Add(1)
 		return true // unsolicited pongs are ignored
 	case ws.OpClose:
 		return w.handleClose(c, payload)
@@ -188,7 +193,9 @@ func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked boo
 	}
 	op, msg := c.msgOp, c.msg
 	c.msgOp, c.msgLen, c.msg, c.utf8 = 0, 0, nil, 0
-	ok := w.send(c, op, *msg)
+	w.s.stats.msgsIn.Add(1)
+	w.s.stats.bytesIn.Add(uint64(len(*msg)))
+	ok := w.echo(c, op, *msg)
 	putBuf(msg)
 	return ok
 }
@@ -196,6 +203,11 @@ func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked boo
 // handleClose answers a Close frame and starts closing.
 func (w *worker) handleClose(c *conn, payload []byte) bool {
 	var code ws.StatusCode
+	if len(payload) >= 2 {
+		w.s.stats.closesIn[closeBucket(ws.StatusCode(binary.BigEndian.Uint16(payload)))].Add(1)
+	} else {
+		w.s.stats.closesIn[closeBucket(0)].Add(1)
+	}
 	switch len(payload) {
 	case 0: // no status: answer with an empty Close
 	case 1:
@@ -255,6 +267,7 @@ func (w *worker) startClose(c *conn, code ws.StatusCode, aligned bool) bool {
 	if r != writeOK {
 		return false
 	}
+	w.s.stats.closesOut[closeBucket(code)].Add(1)
 	w.enterClosing(c, aligned)
 	return true
 }
@@ -286,6 +299,13 @@ func (w *worker) enterClosing(c *conn, aligned bool) {
 		c.hdr, c.hdrN = hdr, hdrN
 	}
 	s.clList.push(c, s.now())
+}
+
+// echo sends a data message back and counts it.
+func (w *worker) echo(c *conn, op ws.OpCode, payload []byte) bool {
+	w.s.stats.msgsOut.Add(1)
+	w.s.stats.bytesOut.Add(uint64(len(payload)))
+	return w.send(c, op, payload)
 }
 
 // send writes one unfragmented frame.

@@ -52,33 +52,6 @@ type Server struct {
 	stopOnce sync.Once
 }
 
-type counters struct {
-	accepted      atomic.Uint64
-	upgraded      atomic.Uint64
-	rejected      atomic.Uint64
-	pushes        atomic.Uint64
-	pushesSkipped atomic.Uint64
-	overflows     atomic.Uint64
-	httpHandoffs  atomic.Uint64
-	idlePings     atomic.Uint64
-	idleCloses    atomic.Uint64
-}
-
-// Stats is a snapshot of the server's counters.
-type Stats struct {
-	Live          int64  // descriptors held (handshaking, open, closing)
-	Open          int64  // upgraded WebSocket connections
-	Accepted      uint64 // TCP connections accepted
-	Upgraded      uint64 // successful upgrades
-	Rejected      uint64 // failed or refused handshakes
-	Pushes        uint64 // time frames written or queued
-	PushesSkipped uint64 // time frames skipped (one still queued, or queue full)
-	Overflows     uint64 // connections closed for passing MaxOutbound
-	HTTPHandoffs  uint64 // plain HTTP requests handed to net/http
-	IdlePings     uint64 // pings sent to silent connections
-	IdleCloses    uint64 // connections closed for staying silent after a ping
-}
-
 // New prepares a server; Serve starts it.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
@@ -113,23 +86,6 @@ func New(cfg Config) (*Server, error) {
 	// later upgrade request reach net/http).
 	s.http.SetKeepAlivesEnabled(false)
 	return s, nil
-}
-
-// Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats {
-	return Stats{
-		Live:          s.live.Load(),
-		Open:          s.open.Load(),
-		Accepted:      s.stats.accepted.Load(),
-		Upgraded:      s.stats.upgraded.Load(),
-		Rejected:      s.stats.rejected.Load(),
-		Pushes:        s.stats.pushes.Load(),
-		PushesSkipped: s.stats.pushesSkipped.Load(),
-		Overflows:     s.stats.overflows.Load(),
-		HTTPHandoffs:  s.stats.httpHandoffs.Load(),
-		IdlePings:     s.stats.idlePings.Load(),
-		IdleCloses:    s.stats.idleCloses.Load(),
-	}
 }
 
 // Config returns the effective configuration (defaults filled in).

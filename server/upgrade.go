@@ -88,7 +88,7 @@ func (w *worker) readHandshake(c *conn) (int, bool, bool) {
 		resp = respTooLarge
 	}
 	if resp != nil {
-		w.s.stats.rejected.Add(1)
+		w.s.stats.reject(respReason(resp))
 		return n, w.reject(c, resp), false
 	}
 	if end < 0 {
@@ -168,7 +168,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 		req = after
 	}
 	if resp := s.checkRequest(req); resp != nil {
-		s.stats.rejected.Add(1)
+		s.stats.reject(respReason(resp))
 		return w.reject(c, resp)
 	}
 	w.hsrw.c, w.hsrw.failed, w.reserved = c, false, false
@@ -187,7 +187,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 		if w.reserved {
 			s.open.Add(-1)
 		}
-		s.stats.rejected.Add(1)
+		s.stats.reject(upgraderReason(err))
 		w.enterClosing(c, false)
 		return true
 	}
@@ -200,6 +200,8 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	if !w.write(c, greetingFrame, nil) {
 		return false
 	}
+	s.stats.msgsOut.Add(1)
+	s.stats.bytesOut.Add(uint64(len(greetingFrame) - 2))
 	s.wheel.add(c)
 	return w.parseFrames(c, rest)
 }

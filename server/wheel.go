@@ -135,6 +135,7 @@ func (w *wheel) run() {
 			}
 		}
 		now := time.Now()
+		w.recordLag(now.Sub(next))
 		w.buildFrame(now)
 		ms := int64(w.s.now() / time.Millisecond)
 		w.s.clock.Store(ms)
@@ -211,4 +212,16 @@ func (w *wheel) push(c *conn) {
 		}
 	}
 	c.mu.Unlock()
+}
+
+// recordLag keeps how late the last tick ran, and the worst so far.
+func (w *wheel) recordLag(lag time.Duration) {
+	st := &w.s.stats
+	st.tickLagNs.Store(int64(lag))
+	for {
+		m := st.tickLagMaxNs.Load()
+		if int64(lag) <= m || st.tickLagMaxNs.CompareAndSwap(m, int64(lag)) {
+			return
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"syscall"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -61,6 +62,12 @@ func (w *worker) loop() {
 // serve runs c until it has nothing left to do, following the scheduling
 // state machine documented on conn.
 func (w *worker) serve(c *conn) {
+	t0 := time.Now()
+	w.turn(c)
+	w.s.stats.workerBusyNs.Add(int64(time.Since(t0)))
+}
+
+func (w *worker) turn(c *conn) {
 	c.sched.Store(schedRunning)
 	if !w.run(c) {
 		if w.gone {
@@ -87,6 +94,9 @@ func (w *worker) run(c *conn) bool {
 		return false
 	}
 	if ev&evTimeout != 0 && (c.phase == phaseHandshake || c.phase == phaseClosing) {
+		if c.phase == phaseHandshake {
+			w.s.stats.reject(RejectTimeout)
+		}
 		return false
 	}
 	if ev&evIdle != 0 && c.phase == phaseOpen && !w.startClose(c, ws.StatusGoingAway, true) {

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wsmill/wsmill/server"
+)
+
+// statsCollector exports server.Stats at scrape time. The server only bumps
+// its own atomic counters (no labels, no maps, no allocation on the frame
+// path); all the formatting cost is paid here, once per scrape.
+type statsCollector struct {
+	srv func() *server.Server
+
+	open, live, uptime, tickLag, tickLagMax                *prometheus.Desc
+	accepted, upgrades, rejected, messages, bytes          *prometheus.Desc
+	pings, pongs, closes, pushes, pushesSkipped, overflows *prometheus.Desc
+	handoffs, idlePings, idleCloses, workerBusy            *prometheus.Desc
+}
+
+func newStatsCollector(srv func() *server.Server) *statsCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("wsmill_"+name, help, labels, nil)
+	}
+	return &statsCollector{
+		srv:           srv,
+		open:          d("open_connections", "Upgraded WebSocket connections now open."),
+		live:          d("descriptors", "Connection descriptors held (handshaking, open, closing)."),
+		uptime:        d("uptime_seconds", "Seconds since the server started."),
+		tickLag:       d("wheel_tick_lag_seconds", "How late the last timing-wheel tick ran."),
+		tickLagMax:    d("wheel_tick_lag_max_seconds", "The worst timing-wheel tick lag since start."),
+		accepted:      d("accepted_total", "TCP connections accepted."),
+		upgrades:      d("upgrades_total", "Successful WebSocket upgrades."),
+		rejected:      d("handshakes_rejected_total", "Handshakes or connections refused, by reason.", "reason"),
+		messages:      d("messages_total", "Complete data messages, by direction (out includes the greeting).", "direction"),
+		bytes:         d("message_bytes_total", "Payload bytes of data messages, by direction.", "direction"),
+		pings:         d("pings_total", "Pings, by direction (out: idle-check pings).", "direction"),
+		pongs:         d("pongs_total", "Pongs, by direction.", "direction"),
+		closes:        d("closes_total", "Close frames by direction and code (3xxx, 4xxx, none and other are buckets).", "direction", "code"),
+		pushes:        d("pushes_total", "Time frames written or queued."),
+		pushesSkipped: d("pushes_skipped_total", "Time frames skipped because one was still queued or the queue was full."),
+		overflows:     d("outbound_overflows_total", "Connections closed because their outbound queue passed -max-outbound."),
+		handoffs:      d("http_handoffs_total", "Plain HTTP requests handed to net/http."),
+		idlePings:     d("idle_pings_total", "Pings sent to connections silent for -idle-timeout."),
+		idleCloses:    d("idle_closes_total", "Connections closed for staying silent after an idle ping."),
+		workerBusy:    d("worker_busy_seconds_total", "Time the worker pool spent running connections (sum over workers)."),
+	}
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.srv()
+	if s == nil {
+		return
+	}
+	st := s.Stats()
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	counter := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+	}
+	gauge(c.open, float64(st.Open))
+	gauge(c.live, float64(st.Live))
+	gauge(c.uptime, st.Uptime.Seconds())
+	gauge(c.tickLag, st.TickLag.Seconds())
+	gauge(c.tickLagMax, st.TickLagMax.Seconds())
+	counter(c.accepted, float64(st.Accepted))
+	counter(c.upgrades, float64(st.Upgraded))
+	for r, n := range st.RejectedBy {
+		counter(c.rejected, float64(n), server.RejectReason(r).String())
+	}
+	counter(c.messages, float64(st.MessagesIn), "in")
+	counter(c.messages, float64(st.MessagesOut), "out")
+	counter(c.bytes, float64(st.BytesIn), "in")
+	counter(c.bytes, float64(st.BytesOut), "out")
+	counter(c.pings, float64(st.PingsIn), "in")
+	counter(c.pings, float64(st.IdlePings), "out")
+	counter(c.pongs, float64(st.PongsIn), "in")
+	counter(c.pongs, float64(st.PongsOut), "out")
+	for i := range st.ClosesReceived {
+		label := server.CloseCodeLabel(i)
+		if n := st.ClosesReceived[i]; n > 0 {
+			counter(c.closes, float64(n), "in", label)
+		}
+		if n := st.ClosesSent[i]; n > 0 {
+			counter(c.closes, float64(n), "out", label)
+		}
+	}
+	counter(c.pushes, float64(st.Pushes))
+	counter(c.pushesSkipped, float64(st.PushesSkipped))
+	counter(c.overflows, float64(st.Overflows))
+	counter(c.handoffs, float64(st.HTTPHandoffs))
+	counter(c.idlePings, float64(st.IdlePings))
+	counter(c.idleCloses, float64(st.IdleCloses))
+	counter(c.workerBusy, st.WorkerBusy.Seconds())
+}
+
+// metricsHandler serves the registry: wsmill's counters plus the Go
+// runtime's and the process's.
+func metricsHandler(srv func() *server.Server) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newStatsCollector(srv),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}

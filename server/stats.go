@@ -1,0 +1,180 @@
+package server
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Counters. Every update is one atomic add on a fixed field or array slot:
+// no map, no label lookup, no allocation, so the frame path stays at zero
+// allocations. Exporters (main's /metrics) read them through Stats.
+
+// RejectReason says why a handshake or connection was refused.
+type RejectReason uint8
+
+const (
+	RejectBadRequest     RejectReason = iota // 400: malformed request, bad Upgrade/Connection/Host/key
+	RejectMethod                             // 405: not GET
+	RejectVersion                            // 505 (HTTP version) or 426 (WebSocket version)
+	RejectURITooLong                         // 414
+	RejectHeaderTooLarge                     // 431
+	RejectOrigin                             // 403
+	RejectConnLimit                          // 503: MaxConns reached
+	RejectTimeout                            // handshake not complete in HandshakeTimeout
+	RejectFDLimit                            // out of descriptors: accepted and closed at once
+	numRejectReasons
+)
+
+var rejectNames = [numRejectReasons]string{
+	"bad_request", "method", "version", "uri_too_long", "header_too_large",
+	"origin", "conn_limit", "handshake_timeout", "fd_limit",
+}
+
+func (r RejectReason) String() string { return rejectNames[r] }
+
+// closeBuckets: codes 1000–1015 each, then 3000–3999, 4000–4999, "none" (an
+// empty Close) and anything else.
+const (
+	closeBucket3xxx = 16 + iota
+	closeBucket4xxx
+	closeBucketNone
+	closeBucketOther
+	numCloseBuckets
+)
+
+func closeBucket(code ws.StatusCode) int {
+	switch {
+	case code == 0:
+		return closeBucketNone
+	case code >= 1000 && code <= 1015:
+		return int(code - 1000)
+	case code >= 3000 && code <= 3999:
+		return closeBucket3xxx
+	case code >= 4000 && code <= 4999:
+		return closeBucket4xxx
+	}
+	return closeBucketOther
+}
+
+// CloseCodeLabel names bucket i of Stats.ClosesReceived/ClosesSent.
+func CloseCodeLabel(i int) string {
+	switch {
+	case i < 16:
+		return itoa(1000 + i)
+	case i == closeBucket3xxx:
+		return "3xxx"
+	case i == closeBucket4xxx:
+		return "4xxx"
+	case i == closeBucketNone:
+		return "none"
+	}
+	return "other"
+}
+
+type counters struct {
+	accepted      atomic.Uint64
+	upgraded      atomic.Uint64
+	rejects       [numRejectReasons]atomic.Uint64
+	msgsIn        atomic.Uint64
+	msgsOut       atomic.Uint64
+	bytesIn       atomic.Uint64
+	bytesOut      atomic.Uint64
+	pingsIn       atomic.Uint64
+	pongsIn       atomic.Uint64
+	pongsOut      atomic.Uint64
+	closesIn      [numCloseBuckets]atomic.Uint64
+	closesOut     [numCloseBuckets]atomic.Uint64
+	pushes        atomic.Uint64
+	pushesSkipped atomic.Uint64
+	overflows     atomic.Uint64
+	httpHandoffs  atomic.Uint64
+	idlePings     atomic.Uint64
+	idleCloses    atomic.Uint64
+	workerBusyNs  atomic.Int64
+	tickLagNs     atomic.Int64 // lag of the last wheel tick
+	tickLagMaxNs  atomic.Int64
+}
+
+func (c *counters) reject(r RejectReason) { c.rejects[r].Add(1) }
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	Uptime         time.Duration
+	Live           int64  // descriptors held (handshaking, open, closing)
+	Open           int64  // upgraded WebSocket connections
+	Accepted       uint64 // TCP connections accepted
+	Upgraded       uint64 // successful upgrades
+	Rejected       uint64 // sum of RejectedBy
+	RejectedBy     [numRejectReasons]uint64
+	MessagesIn     uint64 // complete data messages received
+	MessagesOut    uint64 // data messages sent (echoes and the greeting)
+	BytesIn        uint64 // payload bytes of MessagesIn
+	BytesOut       uint64 // payload bytes of MessagesOut
+	PingsIn        uint64
+	PongsIn        uint64
+	PongsOut       uint64
+	ClosesReceived [numCloseBuckets]uint64 // by CloseCodeLabel
+	ClosesSent     [numCloseBuckets]uint64
+	Pushes         uint64        // time frames written or queued
+	PushesSkipped  uint64        // time frames skipped (one still queued, or queue full)
+	Overflows      uint64        // connections closed for passing MaxOutbound
+	HTTPHandoffs   uint64        // plain HTTP requests handed to net/http
+	IdlePings      uint64        // pings sent to silent connections
+	IdleCloses     uint64        // connections closed for staying silent after a ping
+	WorkerBusy     time.Duration // total time workers spent running connections
+	TickLag        time.Duration // how late the last wheel tick ran
+	TickLagMax     time.Duration // the worst tick lag since start
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	st := Stats{
+		Uptime:        time.Since(s.epoch),
+		Live:          s.live.Load(),
+		Open:          s.open.Load(),
+		Accepted:      c.accepted.Load(),
+		Upgraded:      c.upgraded.Load(),
+		MessagesIn:    c.msgsIn.Load(),
+		MessagesOut:   c.msgsOut.Load(),
+		BytesIn:       c.bytesIn.Load(),
+		BytesOut:      c.bytesOut.Load(),
+		PingsIn:       c.pingsIn.Load(),
+		PongsIn:       c.pongsIn.Load(),
+		PongsOut:      c.pongsOut.Load(),
+		Pushes:        c.pushes.Load(),
+		PushesSkipped: c.pushesSkipped.Load(),
+		Overflows:     c.overflows.Load(),
+		HTTPHandoffs:  c.httpHandoffs.Load(),
+		IdlePings:     c.idlePings.Load(),
+		IdleCloses:    c.idleCloses.Load(),
+		WorkerBusy:    time.Duration(c.workerBusyNs.Load()),
+		TickLag:       time.Duration(c.tickLagNs.Load()),
+		TickLagMax:    time.Duration(c.tickLagMaxNs.Load()),
+	}
+	for i := range st.RejectedBy {
+		st.RejectedBy[i] = c.rejects[i].Load()
+		st.Rejected += st.RejectedBy[i]
+	}
+	for i := range st.ClosesReceived {
+		st.ClosesReceived[i] = c.closesIn[i].Load()
+		st.ClosesSent[i] = c.closesOut[i].Load()
+	}
+	return st
+}
+
+// upgraderReason maps an Upgrader error to a reason.
+func upgraderReason(err error) RejectReason {
+	switch {
+	case errors.Is(err, ws.ErrHandshakeBadMethod):
+		return RejectMethod
+	case errors.Is(err, ws.ErrHandshakeBadProtocol), errors.Is(err, ws.ErrHandshakeUpgradeRequired):
+		return RejectVersion
+	case errors.Is(err, errConnLimit):
+		return RejectConnLimit
+	}
+	return RejectBadRequest
+}
