@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wsmill/wsmill/server"
 )
 
@@ -50,6 +52,7 @@ func run(args []string) error {
 	fs.Var(&origins, "origin", "allowed Origin (repeatable, or a comma-separated list); default: allow all")
 	drain := fs.Duration("drain-timeout", 3*time.Second, "how long shutdown waits for clients to answer Close 1001")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this separate address (off when empty)")
+	reusePort := fs.Bool("reuseport", false, "set SO_REUSEPORT so several processes can listen on -addr; the kernel spreads connections across them")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -76,7 +79,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := listen(*addr, *reusePort)
 	if err != nil {
 		return err
 	}
@@ -207,4 +210,25 @@ func statsJSON(s *server.Server) statsSnapshot {
 		Pushes:        st.Pushes,
 		PushesSkipped: st.PushesSkipped,
 	}
+}
+
+// listen opens the TCP listener, with SO_REUSEPORT when asked: then several
+// wsmill processes can serve one address (each under its own open-file
+// limit and with its own epoll loop), the kernel spreading new connections
+// across them.
+func listen(addr string, reusePort bool) (net.Listener, error) {
+	var lc net.ListenConfig
+	if reusePort {
+		lc.Control = func(network, address string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			})
+			if err != nil {
+				return err
+			}
+			return os.NewSyscallError("setsockopt SO_REUSEPORT", serr)
+		}
+	}
+	return lc.Listen(context.Background(), "tcp", addr)
 }
