@@ -14,6 +14,7 @@ build: ## build ./wsmill
 
 test: lint ## vet, gofmt, every test with the race detector, a smoke run of every benchmark
 	sh scripts/ensure-chromium.sh   # the browser test drives Debian's chromium; installed when missing
+	sh scripts/ensure-haproxy.sh    # the HAProxy test runs deploy/haproxy.cfg with Debian's haproxy; installed when missing
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory bench-smoke
