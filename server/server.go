@@ -301,11 +301,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-s.acceptDone // the accept loop has unregistered the descriptor
 		ln.Close()
 	}
-	httpErr := s.http.Shutdown(ctx)
 	if !started {
 		s.poll.Close()
-		return httpErr
+		return s.http.Shutdown(ctx)
 	}
+	// Plain HTTP requests drain in parallel: net/http's Shutdown polls its
+	// connections with a backoff of up to 500 ms, which must not hold back
+	// the WebSocket clients' Close 1001.
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.Shutdown(ctx) }()
 
 	s.table.each(func(c *conn) {
 		c.mu.Lock()
@@ -328,7 +332,7 @@ wait:
 		}
 	}
 	s.stop()
-	return errors.Join(err, httpErr)
+	return errors.Join(err, <-httpDone)
 }
 
 // stop ends the wheel, the poller and the workers, then closes every
