@@ -20,6 +20,7 @@ type statsCollector struct {
 	accepted, upgrades, rejected, messages, bytes          *prometheus.Desc
 	pings, pongs, closes, pushes, pushesSkipped, overflows *prometheus.Desc
 	handoffs, idlePings, idleCloses, workerBusy            *prometheus.Desc
+	pollEvents, workerTurns                                *prometheus.Desc
 }
 
 func newStatsCollector(srv func() *server.Server) *statsCollector {
@@ -48,6 +49,8 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 		idlePings:     d("idle_pings_total", "Pings sent to connections silent for -idle-timeout."),
 		idleCloses:    d("idle_closes_total", "Connections closed for staying silent after an idle ping."),
 		workerBusy:    d("worker_busy_seconds_total", "Time the worker pool spent running connections (sum over workers)."),
+		pollEvents:    d("poll_events_total", "Readiness events the poller dispatched to connections."),
+		workerTurns:   d("worker_turns_total", "Times a worker ran a connection."),
 	}
 }
 
@@ -101,6 +104,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.idlePings, float64(st.IdlePings))
 	counter(c.idleCloses, float64(st.IdleCloses))
 	counter(c.workerBusy, st.WorkerBusy.Seconds())
+	counter(c.pollEvents, float64(st.PollEvents))
+	counter(c.workerTurns, float64(st.WorkerTurns))
 }
 
 // metricsHandler serves the registry: wsmill's counters plus the Go

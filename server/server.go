@@ -211,6 +211,7 @@ func (s *Server) dispatch(fd int, ev poller.Event) {
 	if c == nil {
 		return
 	}
+	s.stats.pollEvents.Add(1)
 	c.ev.Or(uint32(ev))
 	s.notify(c)
 }

@@ -93,6 +93,8 @@ type counters struct {
 	httpHandoffs  atomic.Uint64
 	idlePings     atomic.Uint64
 	idleCloses    atomic.Uint64
+	pollEvents    atomic.Uint64
+	workerTurns   atomic.Uint64
 	workerBusyNs  atomic.Int64
 	tickLagNs     atomic.Int64 // lag of the last wheel tick
 	tickLagMaxNs  atomic.Int64
@@ -124,6 +126,8 @@ type Stats struct {
 	HTTPHandoffs   uint64        // plain HTTP requests handed to net/http
 	IdlePings      uint64        // pings sent to silent connections
 	IdleCloses     uint64        // connections closed for staying silent after a ping
+	PollEvents     uint64        // readiness events dispatched by the poller
+	WorkerTurns    uint64        // times a worker ran a connection
 	WorkerBusy     time.Duration // total time workers spent running connections
 	TickLag        time.Duration // how late the last wheel tick ran
 	TickLagMax     time.Duration // the worst tick lag since start
@@ -151,6 +155,8 @@ func (s *Server) Stats() Stats {
 		HTTPHandoffs:  c.httpHandoffs.Load(),
 		IdlePings:     c.idlePings.Load(),
 		IdleCloses:    c.idleCloses.Load(),
+		PollEvents:    c.pollEvents.Load(),
+		WorkerTurns:   c.workerTurns.Load(),
 		WorkerBusy:    time.Duration(c.workerBusyNs.Load()),
 		TickLag:       time.Duration(c.tickLagNs.Load()),
 		TickLagMax:    time.Duration(c.tickLagMaxNs.Load()),

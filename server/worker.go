@@ -64,6 +64,7 @@ func (w *worker) loop() {
 func (w *worker) serve(c *conn) {
 	t0 := time.Now()
 	w.turn(c)
+	w.s.stats.workerTurns.Add(1)
 	w.s.stats.workerBusyNs.Add(int64(time.Since(t0)))
 }
 
