@@ -38,7 +38,11 @@
 //     which workers (echo, pong, close) and the wheel (time push) take for
 //     each frame, so frames never interleave. Holding conn.mu never blocks
 //     on the network: writes are non-blocking.
-//   - The wheel owns the shared time frame, rebuilt at most once a second.
+//   - The wheel owns the shared time frame, rebuilt at most once a second,
+//     and expires the handshake and close deadlines (deadline.go) and the
+//     idle timeout (a ping, then 1001), all without a timer per connection.
+//   - Counters (stats.go) are fixed atomics: no labels or maps on the hot
+//     path, so metrics cost no allocation.
 //   - The table owns the conn structs: one per descriptor number, reused
 //     with a new generation when the kernel reuses the number.
 //
@@ -53,8 +57,13 @@
 // # Closing
 //
 // The server answers a Close (or fails the connection with a close code),
-// stops parsing frames, half-closes its side once the Close frame is out,
-// and closes the descriptor at the peer's FIN or after Config.CloseTimeout.
+// and from then on sends nothing more (conn.closeSent stops even a racing
+// time push). Once both Close frames are exchanged it closes the TCP
+// connection at once (RFC 6455 7.1.1). When it sent the first Close, it
+// half-closes its side once the frame is out and closes the descriptor at
+// the peer's Close or FIN, or after Config.CloseTimeout; after a protocol
+// failure the input is no longer frame-aligned and only the FIN or the
+// timeout count.
 // Only the worker running a conn closes its descriptor, after taking it out
 // of the wheel, the deadline lists and the poller.
 package server
