@@ -142,8 +142,8 @@ func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool)
 			c.msgOp, c.msgLen = h.OpCode, 0
 			return w.appendMessage(c, h, payload, checked)
 		}
-		w.s.stats.msgsIn.Add(1)
-		w.s.stats.bytesIn.Add(uint64(len(payload)))
+		w.st.msgsIn.Add(1)
+		w.st.bytesIn.Add(uint64(len(payload)))
 		if h.OpCode == ws.OpText {
 			valid := c.utf8 == 0
 			if !checked {
@@ -160,11 +160,10 @@ func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool)
 	case ws.OpPing:
 		// [RFC6455 5.5.2]: Upon receipt of a Ping frame, an endpoint MUST
 		// send a Pong frame in response ... with the same Application data.
-		w.s.stats.pingsIn.Add(1)
-		w.s.stats.pongsOut.Add(1)
+		w.st.pingsIn.Add(1) // each gets one pong: PongsOut = PingsIn
 		return w.send(c, ws.OpPong, payload)
 	case ws.OpPong:
-		w.s.stats.pongsIn.Add(1)
+		w.st.pongsIn.Add(1)
 		return true // unsolicited pongs are ignored
 	case ws.OpClose:
 		return w.handleClose(c, payload)
@@ -193,8 +192,8 @@ func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked boo
 	}
 	op, msg := c.msgOp, c.msg
 	c.msgOp, c.msgLen, c.msg, c.utf8 = 0, 0, nil, 0
-	w.s.stats.msgsIn.Add(1)
-	w.s.stats.bytesIn.Add(uint64(len(*msg)))
+	w.st.msgsIn.Add(1)
+	w.st.bytesIn.Add(uint64(len(*msg)))
 	ok := w.echo(c, op, *msg)
 	putBuf(msg)
 	return ok
@@ -303,8 +302,8 @@ func (w *worker) enterClosing(c *conn, aligned bool) {
 
 // echo sends a data message back and counts it.
 func (w *worker) echo(c *conn, op ws.OpCode, payload []byte) bool {
-	w.s.stats.msgsOut.Add(1)
-	w.s.stats.bytesOut.Add(uint64(len(payload)))
+	w.st.msgsOut.Add(1)
+	w.st.bytesOut.Add(uint64(len(payload)))
 	return w.send(c, op, payload)
 }
 

@@ -44,6 +44,9 @@ type Server struct {
 	acceptStop chan struct{} // closed by Shutdown
 	acceptDone chan struct{} // closed when Serve has left the poller
 
+	workersMu  sync.Mutex
+	workerList []*worker // every worker made (for Stats to sum their counters)
+
 	mu       sync.Mutex
 	ln       net.Listener
 	shutdown atomic.Bool

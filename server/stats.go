@@ -78,13 +78,6 @@ type counters struct {
 	accepted      atomic.Uint64
 	upgraded      atomic.Uint64
 	rejects       [numRejectReasons]atomic.Uint64
-	msgsIn        atomic.Uint64
-	msgsOut       atomic.Uint64
-	bytesIn       atomic.Uint64
-	bytesOut      atomic.Uint64
-	pingsIn       atomic.Uint64
-	pongsIn       atomic.Uint64
-	pongsOut      atomic.Uint64
 	closesIn      [numCloseBuckets]atomic.Uint64
 	closesOut     [numCloseBuckets]atomic.Uint64
 	pushes        atomic.Uint64
@@ -94,13 +87,21 @@ type counters struct {
 	idlePings     atomic.Uint64
 	idleCloses    atomic.Uint64
 	pollEvents    atomic.Uint64
-	workerTurns   atomic.Uint64
-	workerBusyNs  atomic.Int64
 	tickLagNs     atomic.Int64 // lag of the last wheel tick
 	tickLagMaxNs  atomic.Int64
 }
 
 func (c *counters) reject(r RejectReason) { c.rejects[r].Add(1) }
+
+// workerStats are the counters the frame path bumps, one set per worker.
+type workerStats struct {
+	msgsIn, msgsOut   atomic.Uint64
+	bytesIn, bytesOut atomic.Uint64
+	pingsIn, pongsIn  atomic.Uint64
+	turns             atomic.Uint64
+	busyNs            atomic.Int64
+	_                 [64]byte // keep the next worker's counters off this cache line
+}
 
 // Stats is a snapshot of the server's counters.
 type Stats struct {
@@ -142,13 +143,6 @@ func (s *Server) Stats() Stats {
 		Open:          s.open.Load(),
 		Accepted:      c.accepted.Load(),
 		Upgraded:      c.upgraded.Load(),
-		MessagesIn:    c.msgsIn.Load(),
-		MessagesOut:   c.msgsOut.Load(),
-		BytesIn:       c.bytesIn.Load(),
-		BytesOut:      c.bytesOut.Load(),
-		PingsIn:       c.pingsIn.Load(),
-		PongsIn:       c.pongsIn.Load(),
-		PongsOut:      c.pongsOut.Load(),
 		Pushes:        c.pushes.Load(),
 		PushesSkipped: c.pushesSkipped.Load(),
 		Overflows:     c.overflows.Load(),
@@ -156,11 +150,23 @@ func (s *Server) Stats() Stats {
 		IdlePings:     c.idlePings.Load(),
 		IdleCloses:    c.idleCloses.Load(),
 		PollEvents:    c.pollEvents.Load(),
-		WorkerTurns:   c.workerTurns.Load(),
-		WorkerBusy:    time.Duration(c.workerBusyNs.Load()),
 		TickLag:       time.Duration(c.tickLagNs.Load()),
 		TickLagMax:    time.Duration(c.tickLagMaxNs.Load()),
 	}
+	s.workersMu.Lock()
+	for _, w := range s.workerList {
+		ws := &w.st
+		st.MessagesIn += ws.msgsIn.Load()
+		st.MessagesOut += ws.msgsOut.Load()
+		st.BytesIn += ws.bytesIn.Load()
+		st.BytesOut += ws.bytesOut.Load()
+		st.PingsIn += ws.pingsIn.Load()
+		st.PongsIn += ws.pongsIn.Load()
+		st.WorkerTurns += ws.turns.Load()
+		st.WorkerBusy += time.Duration(ws.busyNs.Load())
+	}
+	s.workersMu.Unlock()
+	st.PongsOut = st.PingsIn // every ping is answered with one pong
 	for i := range st.RejectedBy {
 		st.RejectedBy[i] = c.rejects[i].Load()
 		st.Rejected += st.RejectedBy[i]

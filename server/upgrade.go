@@ -200,8 +200,8 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	if !w.write(c, greetingFrame, nil) {
 		return false
 	}
-	s.stats.msgsOut.Add(1)
-	s.stats.bytesOut.Add(uint64(len(greetingFrame) - 2))
+	w.st.msgsOut.Add(1)
+	w.st.bytesOut.Add(uint64(len(greetingFrame) - 2))
 	s.wheel.add(c)
 	return w.parseFrames(c, rest)
 }

@@ -37,13 +37,20 @@ type worker struct {
 	hsrw        handshakeRW
 	reserved    bool // this upgrade took a MaxConns slot
 	shortDrains bool // this turn, a short read means the socket is drained
-	short       bool // the last read came back short
-	gone        bool // the conn was handed off to net/http: not ours any more
+
+	// st counts this worker's frame-path events. Per worker, so the frame
+	// path never bounces a shared cache line between cores; Stats sums them.
+	st    workerStats
+	short bool // the last read came back short
+	gone  bool // the conn was handed off to net/http: not ours any more
 }
 
 func newWorker(s *Server) *worker {
 	w := &worker{s: s, buf: make([]byte, ws.MaxHeaderSize+readBufSize)}
 	w.initUpgrader()
+	s.workersMu.Lock()
+	s.workerList = append(s.workerList, w)
+	s.workersMu.Unlock()
 	return w
 }
 
@@ -64,8 +71,8 @@ func (w *worker) loop() {
 func (w *worker) serve(c *conn) {
 	t0 := time.Now()
 	w.turn(c)
-	w.s.stats.workerTurns.Add(1)
-	w.s.stats.workerBusyNs.Add(int64(time.Since(t0)))
+	w.st.turns.Add(1)
+	w.st.busyNs.Add(int64(time.Since(t0)))
 }
 
 func (w *worker) turn(c *conn) {
