@@ -83,6 +83,14 @@ func translate(e netpoll.EpollEvent) Event {
 
 func (p *epoll) Add(fd int) error {
 	err := p.ep.Add(fd, registerEvents, p.callback(fd))
+	if err != nil && !errors.Is(err, netpoll.ErrRegistered) && !errors.Is(err, netpoll.ErrClosed) {
+		// easygo records the callback before epoll_ctl and keeps it when
+		// the call fails (ENOSPC past fs.epoll.max_user_watches, ENOMEM,
+		// EBADF, EPERM), so every later Add of this number would answer
+		// ErrRegistered: the number would be lost for good. Its Del drops
+		// the record; its epoll_ctl(DEL) fails, as nothing was added.
+		p.ep.Del(fd)
+	}
 	return wrap("epoll_ctl add", err)
 }
 

@@ -4,6 +4,8 @@ package poller
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -181,5 +183,42 @@ func TestEpollAddNoAlloc(t *testing.T) {
 	})
 	if allocs != 0 && !raceEnabled {
 		t.Errorf("got %v allocs per Add+Del; want 0", allocs)
+	}
+}
+
+// TestEpollFailedAddLeavesNoTrace: an Add the kernel refuses leaves the
+// poller as it was, so the same number can be added once it holds a
+// pollable descriptor. easygo records the callback before epoll_ctl and
+// kept it on failure: before the fix every later Add of the number answered
+// "already registered".
+func TestEpollFailedAddLeavesNoTrace(t *testing.T) {
+	r := newRecorder()
+	p, err := New(r.dispatch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "regular"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	if err := p.Add(fd); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("Add of a regular file: got %v; want EPERM", err)
+	}
+	// Put a socket on the same number, as the kernel does for the next
+	// accepted connection.
+	a, b := socketPair(t)
+	if err := syscall.Dup3(a, fd, syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add(fd); err != nil {
+		t.Fatalf("Add of a socket on the refused number: got %v; want nil", err)
+	}
+	syscall.Write(b, []byte("x"))
+	r.waitEvent(t, fd, EventRead)
+	if err := p.Del(fd); err != nil {
+		t.Fatalf("Del: %v", err)
 	}
 }
