@@ -38,7 +38,7 @@ func (a *acceptor) close() {
 // non-recoverable error happens (returned).
 func (a *acceptor) acceptAll(lfd int) error {
 	for {
-		fd, errno := accept4(lfd)
+		fd, errno := a.s.accept4(lfd)
 		switch errno {
 		case 0:
 			// Nagle would hold back small echoes behind unacknowledged ones.
@@ -57,7 +57,7 @@ func (a *acceptor) acceptAll(lfd int) error {
 				return os.NewSyscallError("accept4", errno)
 			}
 			syscall.Close(a.spare)
-			if fd, errno := accept4(lfd); errno == 0 {
+			if fd, errno := a.s.accept4(lfd); errno == 0 {
 				syscall.Close(fd)
 				a.s.stats.reject(RejectFDLimit)
 			}

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"github.com/gobwas/ws"
 )
 
 // Config holds the server's settings. The zero value is usable: every zero
@@ -83,8 +85,6 @@ func (c Config) withDefaults() Config {
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = 1 << 20
 	}
-	// The outbound queue's offsets are int32: keep a queue (MaxOutbound
-	// plus one whole frame) well under 2 GiB.
 	c.MaxMessage = min(c.MaxMessage, 1<<30)
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns()
@@ -92,7 +92,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxOutbound <= 0 {
 		c.MaxOutbound = 64 << 10
 	}
-	c.MaxOutbound = min(c.MaxOutbound, 1<<30)
+	// A queue holds at most MaxOutbound counted bytes plus the rest of one
+	// whole frame (see queue.go); its offsets are int32 and its buffer
+	// comes from a size class of at most 2 GiB, so the sum must stay below
+	// 2^31.
+	c.MaxOutbound = min(c.MaxOutbound, 1<<31-1-ws.MaxHeaderSize-c.MaxMessage)
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 5 * time.Second
 	}

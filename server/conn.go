@@ -31,13 +31,17 @@ import (
 //	                                        event │  │ worker runs again
 //	                                              ▼  │ (requeued for fairness)
 //	                                             rerun
-//	running ──closes the fd──▶ dead ──table reuses the struct──▶ idle
+//	running ──closes the fd──▶ dead ──table reuses the struct──▶ setup
+//	setup ──register has set every field, just before poller.Add──▶ idle
 //
 // Invariants: a conn is in the ready queue at most once (only the idle→queued
 // transition enqueues), so the queue never holds more entries than there are
-// conns and a send to it never blocks; exactly one worker owns a running conn;
-// an event that arrives while it runs is never lost (running→rerun makes the
-// worker go round again); a dead conn drops events until it is reused.
+// conns; exactly one worker owns a running conn; an event that arrives while
+// it runs is never lost (running→rerun makes the worker go round again); a
+// dead conn drops events until it is reused. A conn in setup is being
+// initialised by the acceptor: events only accumulate in ev (an event taken
+// for the previous connection on the same number can still be dispatched),
+// and register schedules the conn itself if any arrived, once it is idle.
 type conn struct {
 	// Fields are ordered by size within each group and the groups arranged
 	// so that padding disappears: the struct is 224 bytes, a malloc size
@@ -115,6 +119,7 @@ const (
 	schedRunning
 	schedRerun
 	schedDead
+	schedSetup
 )
 
 // Internal requests carried in conn.ev above the poller's bits.

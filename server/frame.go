@@ -279,7 +279,7 @@ func (w *worker) enterClosing(c *conn, aligned bool) {
 	switch c.phase {
 	case phaseOpen:
 		s.wheel.remove(c)
-		s.open.Add(-1)
+		s.dropOpen()
 	case phaseHandshake:
 		s.hsList.remove(c)
 	}

@@ -43,6 +43,7 @@ func (r *allocRig) pair(t testing.TB) (*conn, int) {
 	c := r.s.table.acquire(fds[0])
 	r.s.live.Add(1)
 	c.phase = phaseHandshake
+	c.sched.Store(schedIdle) // set up, as register leaves it
 	t.Cleanup(func() { syscall.Close(fds[1]) })
 	return c, fds[1]
 }

@@ -14,6 +14,9 @@ import (
 	"github.com/wsmill/wsmill/poller"
 )
 
+// acceptBackoff is the pause after a failed accept before trying again.
+const acceptBackoff = 10 * time.Millisecond
+
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("server: closed")
 
@@ -24,7 +27,7 @@ type Server struct {
 	cfg    Config
 	poll   poller.Poller
 	table  table
-	ready  chan *conn // conns with work; capacity = table size, so sends never block
+	ready  *readyQueue // conns with work (each at most once)
 	quit   chan struct{}
 	wheel  *wheel
 	epoch  time.Time
@@ -53,6 +56,12 @@ type Server struct {
 	started  bool
 	workers  sync.WaitGroup
 	stopOnce sync.Once
+
+	// testHookRegister, when set (tests only), runs inside register after
+	// the table handed out c and before c's descriptor joins the poller.
+	testHookRegister func(c *conn)
+	// accept4 is the accept system call; tests make it fail on demand.
+	accept4 func(lfd int) (int, syscall.Errno)
 }
 
 // New prepares a server; Serve starts it.
@@ -67,9 +76,10 @@ func New(cfg Config) (*Server, error) {
 		acceptWake: make(chan struct{}, 1),
 		acceptStop: make(chan struct{}),
 		acceptDone: make(chan struct{}),
+		accept4:    accept4,
 	}
 	s.lfd.Store(-1)
-	s.ready = make(chan *conn, s.table.size())
+	s.ready = newReadyQueue(cfg.Workers)
 	s.hsList.timeout = cfg.HandshakeTimeout
 	s.clList.timeout = cfg.CloseTimeout
 	p, err := poller.New(s.dispatch, cfg.OnError)
@@ -145,13 +155,22 @@ func (s *Server) Serve(ln net.Listener) error {
 		a.close()
 		close(s.acceptDone)
 	}()
+	backoff := time.NewTimer(0)
+	<-backoff.C
 	for {
+		wait := s.acceptWake
 		if err := a.acceptAll(lfd); err != nil {
+			// ENOBUFS, ENOMEM, out of descriptors with no spare: back off,
+			// then accept again without waiting for an edge. The listener
+			// is edge-triggered; connections already in the backlog would
+			// otherwise wait for the next client to arrive.
 			s.cfg.OnError(err)
-			time.Sleep(10 * time.Millisecond) // e.g. ENOBUFS: back off, retry
+			backoff.Reset(acceptBackoff)
+			wait = nil
 		}
 		select {
-		case <-s.acceptWake:
+		case <-wait:
+		case <-backoff.C:
 		case <-s.acceptStop:
 			return ErrServerClosed
 		}
@@ -174,26 +193,40 @@ func (s *Server) start() {
 	}()
 }
 
-// register takes ownership of a freshly accepted non-blocking socket.
+// register takes ownership of a freshly accepted non-blocking socket. The
+// conn stays in schedSetup (see table.go) until every field is written;
+// only then may a worker run it.
 func (s *Server) register(fd int) {
 	c := s.table.acquire(fd)
 	if c == nil { // descriptor number beyond the table: cannot track it
 		syscall.Close(fd)
 		return
 	}
+	if s.testHookRegister != nil {
+		s.testHookRegister(c)
+	}
 	s.live.Add(1)
 	s.stats.accepted.Add(1)
 	c.phase = phaseHandshake
-	s.hsList.push(c, s.now())
-	// From here on the poller may dispatch c to a worker, which owns c's
-	// fields: everything is set before Add.
 	c.registered = true
+	s.hsList.push(c, s.now())
 	if err := s.poll.Add(fd); err != nil {
+		// Still in setup: no worker has seen c, so it is ours to undo.
 		s.cfg.OnError(err)
 		c.registered = false
 		s.hsList.remove(c)
 		s.release(c)
 		syscall.Close(fd)
+		return
+	}
+	// Events that came during setup (the first edge of this socket, a
+	// stale one, the handshake deadline, shutdown) are in c.ev: notify
+	// dropped them while c was in setup, so schedule c here. dispatch ORs
+	// ev before it calls notify, so an event that this load misses finds
+	// c idle and schedules it itself.
+	c.sched.Store(schedIdle)
+	if c.ev.Load() != 0 {
+		s.notify(c)
 	}
 }
 
@@ -226,14 +259,15 @@ func (s *Server) notify(c *conn) {
 		switch c.sched.Load() {
 		case schedIdle:
 			if c.sched.CompareAndSwap(schedIdle, schedQueued) {
-				s.ready <- c
+				s.ready.push(c)
 				return
 			}
 		case schedRunning:
 			if c.sched.CompareAndSwap(schedRunning, schedRerun) {
 				return
 			}
-		default: // queued, rerun: it will run; dead: dropped
+		default: // queued, rerun: it will run; dead: dropped; setup:
+			// kept in c.ev, register schedules it (see table.go)
 			return
 		}
 	}
@@ -268,7 +302,7 @@ func (s *Server) detach(c *conn) {
 		s.hsList.remove(c)
 	case phaseOpen:
 		s.wheel.remove(c)
-		s.open.Add(-1)
+		s.dropOpen()
 	case phaseClosing:
 		s.clList.remove(c)
 	}
@@ -286,8 +320,19 @@ func (s *Server) detach(c *conn) {
 // next connection that gets the same descriptor number.
 func (s *Server) release(c *conn) {
 	c.phase = phaseFree
-	s.live.Add(-1)
+	if s.live.Add(-1) < 0 {
+		// Like sync.WaitGroup's negative counter: a descriptor was
+		// released twice, and Shutdown would stop waiting too early.
+		panic("server: live descriptor count went negative")
+	}
 	c.sched.Store(schedDead)
+}
+
+// dropOpen gives back a MaxConns slot.
+func (s *Server) dropOpen() {
+	if s.open.Add(-1) < 0 {
+		panic("server: open connection count went negative")
+	}
 }
 
 // Shutdown stops accepting, sends Close 1001 (going away) to every open

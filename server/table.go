@@ -8,50 +8,93 @@ import (
 
 // table maps a descriptor number to its conn, like the runtime's fd table.
 // Conn structs are made once per descriptor number and reused when the
-// kernel hands the number out again; each reuse increments conn.gen, so
-// anything that remembers (conn, gen) can tell a closed connection from the
-// new one on the same number. An event for a closed descriptor reaches a
-// dead conn and is dropped, or reaches its successor as a spurious event
-// (harmless: a read returns EAGAIN); it can never deliver one connection's
-// bytes to another, because bytes belong to the kernel socket, not to the
-// number.
+// kernel hands the number out again.
+//
+// What makes reuse safe:
+//   - The struct is reinitialised only after its previous owner stored
+//     schedDead, which it does just before closing the descriptor: the old
+//     connection's worker is done with every field.
+//   - The new connection stays in schedSetup until register has written
+//     every field and is about to add the descriptor to the poller. An event
+//     taken from epoll for the previous connection on the same number can
+//     still be dispatched (easygo calls callbacks after unlocking); in setup
+//     it only sets bits in ev, so no worker can run a half-built conn.
+//   - Such a stale event is at worst spurious for the new connection (a read
+//     returns EAGAIN). It can never deliver one connection's bytes to
+//     another: bytes belong to the kernel socket, not to the number.
+//   - Each reuse increments conn.gen, so anything that keeps a (conn, gen)
+//     pair beyond the owner's turn can tell the closed connection from its
+//     successor on the same number (the fd-reuse test checks it).
+//
+// Memory grows with the descriptors actually used, not with MaxConns or the
+// open-file limit (a container runtime may set 2^30): the table is a
+// directory of chunks of tableChunk entries, a chunk made the first time a
+// number in its range is accepted. The directory covers every number below
+// the open-file limit (the kernel never hands out a larger one), capped at
+// maxFD (the kernel's own ceiling, fs.nr_open ≤ 2^30), and costs 8 bytes
+// per chunk: 512 KiB at the very most, 16 bytes at a limit of 20,000.
 type table struct {
-	slots []atomic.Pointer[conn]
+	dir []atomic.Pointer[chunk]
 }
 
-// maxTable bounds the table for huge open-file limits: 4M entries (32 MiB of
-// virtual memory, touched only where descriptors are actually used).
-const maxTable = 1 << 22
+const (
+	tableChunkShift = 14 // 16,384 entries, 128 KiB per chunk
+	tableChunk      = 1 << tableChunkShift
+	maxFD           = 1 << 30
+)
+
+type chunk [tableChunk]atomic.Pointer[conn]
 
 func newTable(maxConns int) table {
 	n := maxConns + 2*ReservedFDs
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur > uint64(n) {
-		n = int(min(rl.Cur, maxTable))
+		n = int(min(rl.Cur, maxFD))
 	}
-	return table{slots: make([]atomic.Pointer[conn], n)}
+	n = min(n, maxFD)
+	return table{dir: make([]atomic.Pointer[chunk], (n+tableChunk-1)/tableChunk)}
 }
 
-func (t *table) size() int { return len(t.slots) }
+// limit is one past the largest descriptor number the table can hold.
+func (t *table) limit() int { return len(t.dir) * tableChunk }
 
 func (t *table) get(fd int) *conn {
-	if uint(fd) >= uint(len(t.slots)) {
+	if uint(fd) >= uint(t.limit()) {
 		return nil
 	}
-	return t.slots[fd].Load()
+	ch := t.dir[fd>>tableChunkShift].Load()
+	if ch == nil {
+		return nil
+	}
+	return ch[fd&(tableChunk-1)].Load()
 }
 
-// acquire returns a conn ready for a new connection on fd, or nil when fd
+// slot returns fd's entry, making its chunk if needed.
+func (t *table) slot(fd int) *atomic.Pointer[conn] {
+	d := &t.dir[fd>>tableChunkShift]
+	ch := d.Load()
+	if ch == nil {
+		ch = new(chunk)
+		if !d.CompareAndSwap(nil, ch) {
+			ch = d.Load()
+		}
+	}
+	return &ch[fd&(tableChunk-1)]
+}
+
+// acquire returns a conn for a new connection on fd, in schedSetup (no
+// worker can run it until the caller moves it to schedIdle), or nil when fd
 // is beyond the table.
 func (t *table) acquire(fd int) *conn {
-	if uint(fd) >= uint(len(t.slots)) {
+	if uint(fd) >= uint(t.limit()) {
 		return nil
 	}
-	c := t.slots[fd].Load()
+	e := t.slot(fd)
+	c := e.Load()
 	if c == nil {
 		c = &conn{fd: fd, slot: -1}
-		c.sched.Store(schedIdle)
-		t.slots[fd].Store(c)
+		c.sched.Store(schedSetup)
+		e.Store(c)
 		return c
 	}
 	// The previous owner stores schedDead just before it closes the
@@ -69,15 +112,21 @@ func (t *table) acquire(fd int) *conn {
 	c.closed, c.closeSent = false, false
 	c.outTotal, c.outDone, c.timeEnd, c.bigEnd = 0, 0, 0, 0
 	c.mu.Unlock()
-	c.sched.Store(schedIdle)
+	c.sched.Store(schedSetup)
 	return c
 }
 
 // each calls fn for every conn struct in the table (live or not).
 func (t *table) each(fn func(*conn)) {
-	for i := range t.slots {
-		if c := t.slots[i].Load(); c != nil {
-			fn(c)
+	for i := range t.dir {
+		ch := t.dir[i].Load()
+		if ch == nil {
+			continue
+		}
+		for j := range ch {
+			if c := ch[j].Load(); c != nil {
+				fn(c)
+			}
 		}
 	}
 }

@@ -45,7 +45,7 @@ func (w *worker) initUpgrader() {
 // beforeUpgrade takes a MaxConns slot, after the request proved valid.
 func (w *worker) beforeUpgrade() (ws.HandshakeHeader, error) {
 	if w.s.open.Add(1) > int64(w.s.cfg.MaxConns) {
-		w.s.open.Add(-1)
+		w.s.dropOpen()
 		return nil, errConnLimit
 	}
 	w.reserved = true
@@ -177,7 +177,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	w.hsrw.c = nil
 	if w.hsrw.failed {
 		if w.reserved {
-			s.open.Add(-1)
+			s.dropOpen()
 		}
 		return false
 	}
@@ -185,7 +185,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 		// The Upgrader has written the error response (400, 405, 426,
 		// 503, ...); close once it is out.
 		if w.reserved {
-			s.open.Add(-1)
+			s.dropOpen()
 		}
 		s.stats.reject(upgraderReason(err))
 		w.enterClosing(c, false)

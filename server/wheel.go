@@ -53,6 +53,9 @@ type wheelSlot struct {
 // precision, coarse enough that an idle server wakes only 100 times a second.
 const wheelTick = 10 * time.Millisecond
 
+// wheelPrealloc bounds the slot entries made at startup.
+const wheelPrealloc = 1 << 16
+
 func newWheel(s *Server, interval time.Duration, maxConns int) *wheel {
 	n := int(min(max(interval/wheelTick, 1), 1<<16))
 	w := &wheel{
@@ -63,8 +66,11 @@ func newWheel(s *Server, interval time.Duration, maxConns int) *wheel {
 		done:  make(chan struct{}),
 	}
 	// Round robin keeps slots within one of each other, so this capacity is
-	// rarely exceeded and adding a connection does not allocate.
-	per := maxConns/n + 2
+	// rarely exceeded and adding a connection does not allocate; past it a
+	// slot grows by append. The preallocation is bounded (64 Ki entries in
+	// all, 512 KiB), so a huge MaxConns costs nothing until connections
+	// actually arrive.
+	per := min(maxConns/n+2, max(2, wheelPrealloc/n))
 	for i := range w.slots {
 		w.slots[i].conns = make([]*conn, 0, per)
 	}
@@ -185,7 +191,9 @@ func (w *wheel) checkIdle(c *conn, now int64) bool {
 	case c.pingAt == 0 && now-seen >= idle:
 		c.mu.Lock()
 		r := c.writeLocked(nil, pingFrame, nil, false, w.s.cfg.MaxOutbound)
-		if r != writeOK && !c.closed {
+		// writeSkipped means our Close is already on its way (nothing may
+		// follow it): not a broken socket, and the worker is closing.
+		if (r == writeFailed || r == writeOverflow) && !c.closed {
 			c.ev.Or(evBroken)
 			w.s.notify(c)
 		}

@@ -57,12 +57,11 @@ func newWorker(s *Server) *worker {
 func (w *worker) loop() {
 	s := w.s
 	for {
-		select {
-		case c := <-s.ready:
-			w.serve(c)
-		case <-s.quit:
+		c := s.ready.pop(s.quit)
+		if c == nil {
 			return
 		}
+		w.serve(c)
 	}
 }
 
@@ -91,7 +90,7 @@ func (w *worker) turn(c *conn) {
 	// An event arrived while we ran (rerun): go to the back of the queue
 	// rather than looping, so every connection gets its turn.
 	c.sched.Store(schedQueued)
-	w.s.ready <- c
+	w.s.ready.push(c)
 }
 
 // run does one turn of work for c: whatever its pending events ask for. It
@@ -177,8 +176,13 @@ func (w *worker) read(c *conn) bool {
 		}
 	}
 	// Bytes may remain: come back after the others had a turn. With
-	// edge-triggered epoll no new event would tell us.
+	// edge-triggered epoll no new event would tell us. A pending hang-up
+	// must survive too: its edge is spent, and without the bit the next
+	// turn would take a short read for "drained" and never read the FIN.
 	c.readMore = true
+	if !w.shortDrains {
+		c.ev.Or(uint32(poller.EventHangup))
+	}
 	c.sched.CompareAndSwap(schedRunning, schedRerun)
 	return true
 }
