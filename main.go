@@ -43,6 +43,7 @@ func run(args []string) error {
 	push := fs.Duration("push-interval", 5*time.Second, "time push period")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "worker pool size")
 	maxMsg := fs.Int("max-message", 1<<20, "largest accepted message in bytes")
+	maxBuffered := fs.Int("max-buffered", 256<<20, "bytes held, over all connections, for frames and messages not yet complete; a client whose next chunk would pass it is closed with 1013")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns(), "connection cap (beyond it the upgrade answers 503); default: open-file limit less reserve")
 	maxOut := fs.Int("max-outbound", 64<<10, "bytes one connection may have waiting to be sent; past it pushes are skipped and an echo closes the client")
 	hsTimeout := fs.Duration("handshake-timeout", 5*time.Second, "time a new connection has, in total, to complete its HTTP request")
@@ -67,6 +68,7 @@ func run(args []string) error {
 		PushInterval:     *push,
 		Workers:          *workers,
 		MaxMessage:       *maxMsg,
+		MaxBuffered:      *maxBuffered,
 		MaxConns:         *maxConns,
 		MaxOutbound:      *maxOut,
 		HandshakeTimeout: *hsTimeout,
@@ -85,7 +87,7 @@ func run(args []string) error {
 	}
 	cfg := srv.Config()
 	log.Info("wsmill started", "addr", ln.Addr().String(), "push_interval", cfg.PushInterval,
-		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_conns", cfg.MaxConns,
+		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_buffered", cfg.MaxBuffered, "max_conns", cfg.MaxConns,
 		"max_outbound", cfg.MaxOutbound, "handshake_timeout", cfg.HandshakeTimeout,
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins))
 	if len(cfg.Origins) == 0 {

@@ -21,6 +21,9 @@ type statsCollector struct {
 	pings, pongs, closes, pushes, pushesSkipped, overflows *prometheus.Desc
 	handoffs, idlePings, idleCloses, workerBusy            *prometheus.Desc
 	pollEvents, workerTurns                                *prometheus.Desc
+
+	// Hostile-input limits.
+	buffered, bufferRefusals *prometheus.Desc
 }
 
 func newStatsCollector(srv func() *server.Server) *statsCollector {
@@ -51,6 +54,9 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 		workerBusy:    d("worker_busy_seconds_total", "Time the worker pool spent running connections (sum over workers)."),
 		pollEvents:    d("poll_events_total", "Readiness events the poller dispatched to connections."),
 		workerTurns:   d("worker_turns_total", "Times a worker ran a connection."),
+
+		buffered:       d("buffered_bytes", "Bytes held for frames and messages that have not arrived whole (counted against -max-buffered)."),
+		bufferRefusals: d("buffer_refusals_total", "Connections closed with 1013 because their next chunk would pass -max-buffered."),
 	}
 }
 
@@ -106,6 +112,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.workerBusy, st.WorkerBusy.Seconds())
 	counter(c.pollEvents, float64(st.PollEvents))
 	counter(c.workerTurns, float64(st.WorkerTurns))
+
+	gauge(c.buffered, float64(st.Buffered))
+	counter(c.bufferRefusals, float64(st.BufferRefusals))
 }
 
 // metricsHandler serves the registry: wsmill's counters plus the Go

@@ -26,6 +26,14 @@ type Config struct {
 	// frame) in bytes. Default 1 MiB.
 	MaxMessage int
 
+	// MaxBuffered bounds, over all connections, the bytes held for frames
+	// and messages that have not arrived whole (a frame that arrives whole
+	// in one read is never copied and does not count). A connection whose
+	// next chunk would pass it is closed with 1013 (Try Again Later).
+	// Default 256 MiB; raised to twice MaxMessage's size class if lower, so
+	// that one message of MaxMessage bytes can always be received.
+	MaxBuffered int
+
 	// MaxConns caps upgraded connections; beyond it the upgrade answers 503.
 	// Default: the open-file limit less ReservedFDs.
 	MaxConns int
@@ -86,6 +94,10 @@ func (c Config) withDefaults() Config {
 		c.MaxMessage = 1 << 20
 	}
 	c.MaxMessage = min(c.MaxMessage, 1<<30)
+	if c.MaxBuffered <= 0 {
+		c.MaxBuffered = 256 << 20
+	}
+	c.MaxBuffered = max(c.MaxBuffered, 2<<classOf(c.MaxMessage))
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns()
 	}

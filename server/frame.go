@@ -11,9 +11,9 @@ import (
 // The frame path. A worker reads into its own buffer; every frame that lies
 // whole in the buffer is unmasked in place and handled from there (echo
 // writes the same bytes back with writev). Only an incomplete frame is kept
-// across reads: up to 13 header bytes in conn.hdr, or the payload in a
-// pooled buffer sized from the header (after the MaxMessage check), which
-// the following reads fill directly.
+// across reads: up to 13 header bytes in conn.hdr, or the payload received
+// so far in a held buffer (held.go) that grows with the bytes that arrive,
+// up to the declared length (checked against MaxMessage first).
 
 // readFrames reads once into the worker buffer and handles what arrived.
 func (w *worker) readFrames(c *conn) (int, bool, bool) {
@@ -29,15 +29,40 @@ func (w *worker) readFrames(c *conn) (int, bool, bool) {
 	return n, w.parseFrames(c, w.buf[head:ws.MaxHeaderSize+n]), false
 }
 
-// readPayload reads the rest of an incomplete frame straight into its buffer.
+// readPayload reads more of an incomplete frame. len(*c.frame) == c.curGot:
+// the buffer holds exactly the payload received so far. When it has room
+// for a full read the socket is read straight into it; otherwise the read
+// goes to the worker's buffer and the held buffer grows (at least doubling,
+// never past the declared length) by what actually arrived.
 func (w *worker) readPayload(c *conn) (int, bool, bool) {
-	p := (*c.frame)[:c.cur.Length]
-	n, errno := w.readFD(c.fd, p[c.curGot:])
+	buf := *c.frame
+	want := c.cur.Length - c.curGot
+	room := int64(cap(buf) - len(buf))
+	direct := room >= min(want, readBufSize)
+	var dst []byte
+	if direct {
+		dst = buf[len(buf) : int64(len(buf))+min(room, want)]
+	} else {
+		dst = w.buf[ws.MaxHeaderSize : ws.MaxHeaderSize+min(want, readBufSize)]
+	}
+	n, errno := w.readFD(c.fd, dst)
 	ok, again := readOutcome(n, errno)
 	if !ok || again {
 		return n, ok, again
 	}
-	if !w.payloadChunk(c, p[c.curGot:c.curGot+int64(n)]) {
+	if !direct {
+		need := min(max(2*cap(buf), len(buf)+n), int(c.cur.Length))
+		p, ok := w.s.holdBuf(c.frame, need)
+		if !ok {
+			c.curGot += int64(n) // discarded: refuse skips the rest
+			return n, w.refuse(c), false
+		}
+		c.frame = p
+		*c.frame = append(*c.frame, dst[:n]...)
+	} else {
+		*c.frame = buf[:len(buf)+n]
+	}
+	if !w.payloadChunk(c, (*c.frame)[c.curGot:c.curGot+int64(n)]) {
 		return n, w.fail(c, ws.StatusInvalidFramePayloadData), false
 	}
 	if c.curGot < c.cur.Length {
@@ -45,8 +70,8 @@ func (w *worker) readPayload(c *conn) (int, bool, bool) {
 	}
 	frame := c.frame
 	c.frame, c.inFrame = nil, false
-	ok = w.handleFrame(c, c.cur, p, true)
-	putBuf(frame)
+	ok = w.handleFrame(c, c.cur, *frame, true)
+	w.s.dropBuf(frame)
 	return n, ok, false
 }
 
@@ -92,10 +117,16 @@ func (w *worker) parseFrames(c *conn, data []byte) bool {
 		}
 		data = data[len(data)-w.br.Len():]
 		if int64(len(data)) < h.Length {
+			// Hold what arrived, not what the header declares.
 			c.cur, c.inFrame, c.curGot = h, true, 0
-			c.frame = getBuf(int(h.Length))
-			p := (*c.frame)[:h.Length]
-			if !w.payloadChunk(c, p[:copy(p, data)]) {
+			p, ok := w.s.holdBuf(nil, len(data))
+			if !ok {
+				c.curGot = int64(len(data)) // discarded: refuse skips the rest
+				return w.refuse(c)
+			}
+			c.frame = p
+			*c.frame = append(*c.frame, data...)
+			if !w.payloadChunk(c, *c.frame) {
 				return w.fail(c, ws.StatusInvalidFramePayloadData)
 			}
 			return true
@@ -182,7 +213,15 @@ func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked boo
 		}
 	}
 	c.msgLen += int64(len(payload))
-	c.msg = growBuf(c.msg, len(payload))
+	need := len(payload)
+	if c.msg != nil {
+		need += len(*c.msg)
+	}
+	p, ok := w.s.holdBuf(c.msg, need)
+	if !ok {
+		return w.refuse(c)
+	}
+	c.msg = p
 	*c.msg = append(*c.msg, payload...)
 	if !h.Fin {
 		return true
@@ -194,8 +233,8 @@ func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked boo
 	c.msgOp, c.msgLen, c.msg, c.utf8 = 0, 0, nil, 0
 	w.st.msgsIn.Add(1)
 	w.st.bytesIn.Add(uint64(len(*msg)))
-	ok := w.echo(c, op, *msg)
-	putBuf(msg)
+	ok = w.echo(c, op, *msg)
+	w.s.dropBuf(msg)
 	return ok
 }
 
@@ -291,7 +330,7 @@ func (w *worker) enterClosing(c *conn, aligned bool) {
 	}
 	hdr, hdrN := c.hdr, c.hdrN
 	peerClosed := c.peerClosed
-	c.resetRead()
+	s.resetRead(c)
 	c.phase = phaseClosing
 	c.skip, c.alignedIn, c.peerClosed = skip, aligned, peerClosed
 	if aligned {

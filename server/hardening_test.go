@@ -391,3 +391,108 @@ func TestAcceptRetriesAfterError(t *testing.T) {
 		})
 	}
 }
+
+// TestDeclaredLengthIsNotAllocated: memory held for an incomplete frame
+// grows with the bytes that arrived, not with the length the header
+// declares. Before the fix each of these 100 connections, which sent 15
+// bytes (a header declaring 1 MiB and one payload byte), made the server
+// allocate 1 MiB: 100 MiB for 1.5 KB of traffic.
+func TestDeclaredLengthIsNotAllocated(t *testing.T) {
+	const conns = 100
+	s, addr := startServer(t, Config{PushInterval: time.Minute, MaxMessage: 1 << 20})
+	hdr := rawHeader(0x80|rawOpBinary, 1<<20, rawMaskKey())
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range conns {
+		rc := rawDial(t, addr)
+		// Request, header and one byte in one write: the server reads them
+		// in the turn that answers the upgrade.
+		rc.write(append(append([]byte(rawUpgradeRequest()), hdr...), 'x'))
+		rc.expectUpgraded(rawKey)
+		rc.expectGreeting()
+	}
+	time.Sleep(50 * time.Millisecond)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("%d connections that declared 1 MiB and sent 1 byte made the process allocate %d MiB; want under 16 MiB", conns, got>>20)
+	}
+	if got := s.Stats().Open; got != conns {
+		t.Fatalf("open = %d; want %d (the frames are incomplete, not wrong)", got, conns)
+	}
+	if got := s.Stats().Buffered; got > conns*512 {
+		t.Fatalf("%d bytes held for %d one-byte payloads; want at most %d", got, conns, conns*512)
+	}
+}
+
+// TestHeldBufferGrowsWithBytes: a frame trickled in grows its held buffer
+// with the bytes received (at most twice as much, or the 512-byte minimum),
+// and the budget is back to zero when it completes.
+func TestHeldBufferGrowsWithBytes(t *testing.T) {
+	s, addr := startServer(t, Config{PushInterval: time.Minute, MaxMessage: 1 << 20})
+	rc := rawHandshake(t, addr)
+	payload := bytes.Repeat([]byte("held"), (1<<20)/4)
+	frame := rawFrame(rawOpBinary, true, payload, true)
+	sent := 0
+	for _, upto := range []int{100, 1000, 5000, 20000, 70000, 300000} {
+		rc.write(frame[sent:upto])
+		sent = upto
+		got := 0
+		waitFor(t, 2*time.Second, "the server to hold the bytes", func() bool {
+			got = int(s.Stats().Buffered)
+			return got >= sent-14
+		})
+		if lim := max(2*sent, 512); got > lim {
+			t.Fatalf("after %d bytes: %d bytes held; want at most %d", sent, got, lim)
+		}
+	}
+	rc.write(frame[sent:])
+	rc.expectFrame(rawOpBinary, payload)
+	if got := s.Stats().Buffered; got != 0 {
+		t.Fatalf("after the echo: %d bytes held; want 0", got)
+	}
+}
+
+// TestBufferBudget: past Config.MaxBuffered (over all connections) the
+// connection whose chunk would pass it is closed with 1013 and counted;
+// the others carry on, and the budget is back to zero when they finish.
+func TestBufferBudget(t *testing.T) {
+	const kib = 1 << 10
+	s, addr := startServer(t, Config{PushInterval: time.Minute, MaxMessage: 64 * kib, MaxBuffered: 128 * kib})
+	if got := s.Config().MaxBuffered; got != 128*kib {
+		t.Fatalf("MaxBuffered = %d; want %d", got, 128*kib)
+	}
+	frag := func(op byte, fin bool, n int, b byte) []byte {
+		return rawFrame(op, fin, bytes.Repeat([]byte{b}, n), true)
+	}
+	held := func(want int64) {
+		t.Helper()
+		waitFor(t, 2*time.Second, "held bytes", func() bool { return s.Stats().Buffered == want })
+	}
+	a := rawHandshake(t, addr)
+	a.write(frag(rawOpBinary, false, 16*kib, 'a'))
+	a.write(frag(rawOpCont, false, 16*kib, 'a'))
+	a.write(frag(rawOpCont, false, 16*kib, 'a'))
+	held(64 * kib) // 48 KiB in a 64 KiB buffer
+	b := rawHandshake(t, addr)
+	b.write(frag(rawOpBinary, false, 16*kib, 'b'))
+	b.write(frag(rawOpCont, false, 16*kib, 'b'))
+	held(96 * kib)
+	// 40 KiB more would need a 64 KiB buffer: 160 KiB in all.
+	c := rawHandshake(t, addr)
+	c.write(frag(rawOpBinary, false, 40*kib, 'c'))
+	c.expectClose(1013)
+	if got := s.Stats().BufferRefusals; got != 1 {
+		t.Fatalf("BufferRefusals = %d; want 1", got)
+	}
+	held(96 * kib)
+	// b grows to 64 KiB: exactly the budget.
+	b.write(frag(rawOpCont, true, 1*kib, 'b'))
+	b.expectFrame(rawOpBinary, bytes.Repeat([]byte{'b'}, 33*kib))
+	a.write(frag(rawOpCont, true, 1*kib, 'a'))
+	a.expectFrame(rawOpBinary, bytes.Repeat([]byte{'a'}, 49*kib))
+	held(0)
+	if got := s.Stats().ClosesSent[13]; got != 1 {
+		t.Fatalf("closes sent with 1013 = %d; want 1", got)
+	}
+}

@@ -36,8 +36,11 @@ type Server struct {
 
 	clock atomic.Int64 // coarse clock for liveness: ms since epoch, set by the wheel each tick
 	live  atomic.Int64 // accepted descriptors we own (all phases)
-	open  atomic.Int64 // upgraded connections (counts against MaxConns)
-	stats counters
+	// buffered is the capacity of every held buffer (incomplete frames and
+	// messages, held.go), charged against Config.MaxBuffered.
+	buffered atomic.Int64
+	open     atomic.Int64 // upgraded connections (counts against MaxConns)
+	stats    counters
 
 	http   *http.Server
 	httpLn *bridgeListener
@@ -306,7 +309,7 @@ func (s *Server) detach(c *conn) {
 	case phaseClosing:
 		s.clList.remove(c)
 	}
-	c.resetRead()
+	s.resetRead(c)
 	if c.registered {
 		c.registered = false
 		if err := s.poll.Del(c.fd); err != nil && !errors.Is(err, poller.ErrClosed) {

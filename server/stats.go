@@ -75,20 +75,21 @@ func CloseCodeLabel(i int) string {
 }
 
 type counters struct {
-	accepted      atomic.Uint64
-	upgraded      atomic.Uint64
-	rejects       [numRejectReasons]atomic.Uint64
-	closesIn      [numCloseBuckets]atomic.Uint64
-	closesOut     [numCloseBuckets]atomic.Uint64
-	pushes        atomic.Uint64
-	pushesSkipped atomic.Uint64
-	overflows     atomic.Uint64
-	httpHandoffs  atomic.Uint64
-	idlePings     atomic.Uint64
-	idleCloses    atomic.Uint64
-	pollEvents    atomic.Uint64
-	tickLagNs     atomic.Int64 // lag of the last wheel tick
-	tickLagMaxNs  atomic.Int64
+	accepted       atomic.Uint64
+	upgraded       atomic.Uint64
+	rejects        [numRejectReasons]atomic.Uint64
+	closesIn       [numCloseBuckets]atomic.Uint64
+	closesOut      [numCloseBuckets]atomic.Uint64
+	pushes         atomic.Uint64
+	pushesSkipped  atomic.Uint64
+	overflows      atomic.Uint64
+	httpHandoffs   atomic.Uint64
+	idlePings      atomic.Uint64
+	idleCloses     atomic.Uint64
+	pollEvents     atomic.Uint64
+	bufferRefusals atomic.Uint64 // closed with 1013: held bytes would pass MaxBuffered
+	tickLagNs      atomic.Int64  // lag of the last wheel tick
+	tickLagMaxNs   atomic.Int64
 }
 
 func (c *counters) reject(r RejectReason) { c.rejects[r].Add(1) }
@@ -130,6 +131,8 @@ type Stats struct {
 	PollEvents     uint64        // readiness events dispatched by the poller
 	WorkerTurns    uint64        // times a worker ran a connection
 	WorkerBusy     time.Duration // total time workers spent running connections
+	Buffered       int64         // bytes held for incomplete frames and messages (capacity)
+	BufferRefusals uint64        // connections closed with 1013 at the MaxBuffered budget
 	TickLag        time.Duration // how late the last wheel tick ran
 	TickLagMax     time.Duration // the worst tick lag since start
 }
@@ -138,20 +141,22 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	c := &s.stats
 	st := Stats{
-		Uptime:        time.Since(s.epoch),
-		Live:          s.live.Load(),
-		Open:          s.open.Load(),
-		Accepted:      c.accepted.Load(),
-		Upgraded:      c.upgraded.Load(),
-		Pushes:        c.pushes.Load(),
-		PushesSkipped: c.pushesSkipped.Load(),
-		Overflows:     c.overflows.Load(),
-		HTTPHandoffs:  c.httpHandoffs.Load(),
-		IdlePings:     c.idlePings.Load(),
-		IdleCloses:    c.idleCloses.Load(),
-		PollEvents:    c.pollEvents.Load(),
-		TickLag:       time.Duration(c.tickLagNs.Load()),
-		TickLagMax:    time.Duration(c.tickLagMaxNs.Load()),
+		Uptime:         time.Since(s.epoch),
+		Live:           s.live.Load(),
+		Open:           s.open.Load(),
+		Accepted:       c.accepted.Load(),
+		Upgraded:       c.upgraded.Load(),
+		Pushes:         c.pushes.Load(),
+		PushesSkipped:  c.pushesSkipped.Load(),
+		Overflows:      c.overflows.Load(),
+		HTTPHandoffs:   c.httpHandoffs.Load(),
+		IdlePings:      c.idlePings.Load(),
+		IdleCloses:     c.idleCloses.Load(),
+		PollEvents:     c.pollEvents.Load(),
+		Buffered:       s.buffered.Load(),
+		BufferRefusals: c.bufferRefusals.Load(),
+		TickLag:        time.Duration(c.tickLagNs.Load()),
+		TickLagMax:     time.Duration(c.tickLagMaxNs.Load()),
 	}
 	s.workersMu.Lock()
 	for _, w := range s.workerList {

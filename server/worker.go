@@ -270,12 +270,13 @@ func (w *worker) finishClosing(c *conn) bool {
 	return true
 }
 
-// resetRead returns every read-side buffer to its pool and clears the frame
-// and message state. Called by the owning worker (or on reuse).
-func (c *conn) resetRead() {
+// resetRead returns every read-side buffer to its pool (and the held ones'
+// bytes to the budget) and clears the frame and message state. Called by
+// the worker that owns c.
+func (s *Server) resetRead(c *conn) {
 	putBuf(c.hs)
-	putBuf(c.frame)
-	putBuf(c.msg)
+	s.dropBuf(c.frame)
+	s.dropBuf(c.msg)
 	c.hs, c.frame, c.msg = nil, nil, nil
 	c.hdrN, c.inFrame, c.curGot = 0, false, 0
 	c.msgOp, c.msgLen, c.utf8 = 0, 0, 0
