@@ -6,7 +6,7 @@
 //	listener ──accept4──▶ table[fd] ──poller.Add──▶ epoll (package poller)
 //	                                                   │ one goroutine: epoll_wait
 //	                                                   ▼ dispatch(fd, ev): record ev, notify
-//	                         ready queue (chan *conn, each conn at most once)
+//	                 ready queue (ready.go: growable ring, each conn at most once)
 //	                                                   │
 //	              ┌────────────── worker pool (Config.Workers goroutines) ─────────────┐
 //	              │ read until EAGAIN: handshake → Upgrader, or frames → echo/pong/close│
@@ -27,13 +27,19 @@
 //
 //   - The poll goroutine owns nothing but the epoll event array. dispatch
 //     only ORs the event into conn.ev and calls notify; it never blocks
-//     (the ready queue has room for every conn) and never allocates.
+//     (the ready queue grows to hold every conn) and never allocates once
+//     the queue has reached the number of conns with work.
+//   - The acceptor owns a new conn until it is set up (schedSetup, see
+//     table.go): events for it only accumulate until then.
 //   - A worker owns a conn's read state while the conn is running (see the
 //     state machine on conn). Its read buffer (64 KiB) is its own; frames
 //     that arrive whole are unmasked and echoed from it in place. An
 //     incomplete frame's payload, a fragmented message and a slow handshake
 //     live in pooled buffers owned by the conn and returned as soon as they
-//     are complete. An idle connection owns no buffer at all.
+//     are complete. An idle connection owns no buffer at all. The frame
+//     and message buffers grow with the bytes received, never with a
+//     declared length, and are charged to one server-wide budget
+//     (Config.MaxBuffered, held.go).
 //   - The outbound queue belongs to the conn and is guarded by conn.mu,
 //     which workers (echo, pong, close) and the wheel (time push) take for
 //     each frame, so frames never interleave. Holding conn.mu never blocks
