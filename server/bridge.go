@@ -8,11 +8,18 @@ import (
 // bridgeListener is the net.Listener of the embedded net/http server: the
 // accept loop owns the real listening socket, and hands plain HTTP
 // connections over through this channel.
+//
+// Invariant: once Close has returned, the channel is empty and stays empty,
+// so every connection delivered is either accepted by net/http or closed
+// here. mu makes deliver's send and Close's drain exclusive: without it a
+// send could land just after the drain, with nobody left to accept it.
 type bridgeListener struct {
 	ch   chan net.Conn
 	done chan struct{}
-	once sync.Once
 	addr net.Addr
+
+	mu     sync.Mutex
+	closed bool
 }
 
 func newBridgeListener() *bridgeListener {
@@ -31,22 +38,35 @@ func (l *bridgeListener) Accept() (net.Conn, error) {
 // deliver never blocks: when the HTTP server is not keeping up (or gone),
 // the connection is dropped.
 func (l *bridgeListener) deliver(c net.Conn) {
-	select {
-	case <-l.done:
-		c.Close()
-		return
-	default:
+	l.mu.Lock()
+	if !l.closed {
+		select {
+		case l.ch <- c:
+			l.mu.Unlock()
+			return
+		default:
+		}
 	}
-	select {
-	case l.ch <- c:
-	default:
-		c.Close()
-	}
+	l.mu.Unlock()
+	c.Close()
 }
 
+// Close stops Accept and closes the connections net/http never took.
 func (l *bridgeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.closed = true
+		close(l.done)
+	}
+	for {
+		select {
+		case c := <-l.ch:
+			c.Close()
+		default:
+			return nil
+		}
+	}
 }
 
 func (l *bridgeListener) Addr() net.Addr {
