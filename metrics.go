@@ -21,6 +21,8 @@ type statsCollector struct {
 	pings, pongs, closes, pushes, pushesSkipped, overflows *prometheus.Desc
 	handoffs, idlePings, idleCloses, workerBusy            *prometheus.Desc
 	pollEvents, workerTurns                                *prometheus.Desc
+
+	httpConns *prometheus.Desc
 }
 
 func newStatsCollector(srv func() *server.Server) *statsCollector {
@@ -30,7 +32,7 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 	return &statsCollector{
 		srv:           srv,
 		open:          d("open_connections", "Upgraded WebSocket connections now open."),
-		live:          d("descriptors", "Connection descriptors held (handshaking, open, closing)."),
+		live:          d("descriptors", "Connection descriptors held (handshaking, open, closing, plain HTTP)."),
 		uptime:        d("uptime_seconds", "Seconds since the server started."),
 		tickLag:       d("wheel_tick_lag_seconds", "How late the last timing-wheel tick ran."),
 		tickLagMax:    d("wheel_tick_lag_max_seconds", "The worst timing-wheel tick lag since start."),
@@ -51,6 +53,8 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 		workerBusy:    d("worker_busy_seconds_total", "Time the worker pool spent running connections (sum over workers)."),
 		pollEvents:    d("poll_events_total", "Readiness events the poller dispatched to connections."),
 		workerTurns:   d("worker_turns_total", "Times a worker ran a connection."),
+
+		httpConns: d("http_connections", "Plain HTTP connections handed to net/http and not yet closed (also in descriptors)."),
 	}
 }
 
@@ -106,6 +110,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.workerBusy, st.WorkerBusy.Seconds())
 	counter(c.pollEvents, float64(st.PollEvents))
 	counter(c.workerTurns, float64(st.WorkerTurns))
+
+	gauge(c.httpConns, float64(st.HTTPConns))
 }
 
 // metricsHandler serves the registry: wsmill's counters plus the Go

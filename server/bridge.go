@@ -3,6 +3,8 @@ package server
 import (
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // bridgeListener is the net.Listener of the embedded net/http server: the
@@ -76,10 +78,27 @@ func (l *bridgeListener) Addr() net.Addr {
 	return l.addr
 }
 
-// prefixConn replays bytes read before the hand-off, then reads the socket.
+// prefixConn is a handed-off connection as net/http sees it: it replays the
+// bytes read before the hand-off, then reads the socket; it holds every read
+// to the request's deadline; and it counts its descriptor until closed.
+//
+// The read deadline is clamped here rather than left to http.Server's
+// ReadTimeout, because ReadTimeout counts from when net/http starts reading,
+// after the header had already arrived (a client could spend
+// HandshakeTimeout on the header and as long again on the body), and
+// because net/http moves the read deadline itself (it clears it after the
+// header when only ReadHeaderTimeout is set, and around its background
+// read): whatever it asks, no read waits past readBy, so a body that never
+// comes costs at most HandshakeTimeout from the accept. A hijacked
+// connection belongs to its handler, deadlines included, and is no longer
+// clamped.
 type prefixConn struct {
 	net.Conn
-	prefix []byte
+	prefix   []byte
+	readBy   time.Time     // accept + HandshakeTimeout
+	count    *atomic.Int64 // Server.httpConns
+	hijacked atomic.Bool
+	closed   atomic.Bool
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {
@@ -89,4 +108,39 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// clamp returns t, or readBy if t is later (a zero t, no deadline, is later).
+func (c *prefixConn) clamp(t time.Time) time.Time {
+	if c.hijacked.Load() || (!t.IsZero() && t.Before(c.readBy)) {
+		return t
+	}
+	return c.readBy
+}
+
+func (c *prefixConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.clamp(t))
+}
+
+func (c *prefixConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(c.clamp(t)); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// hijack lifts the clamp (net/http has just cleared the deadlines, which
+// the clamp turned into readBy).
+func (c *prefixConn) hijack() {
+	c.hijacked.Store(true)
+	c.Conn.SetReadDeadline(time.Time{})
+}
+
+// Close closes the descriptor; the first call uncounts it.
+func (c *prefixConn) Close() error {
+	err := c.Conn.Close()
+	if c.closed.CompareAndSwap(false, true) {
+		c.count.Add(-1)
+	}
+	return err
 }

@@ -64,6 +64,12 @@ type Config struct {
 	// accept, an HTTP hand-off that failed). It is called from internal
 	// goroutines and must not block. Default: ignore.
 	OnError func(error)
+
+	// HTTPTimeout bounds writing the response to a plain HTTP request (one
+	// handed to Handler), counted from the end of its header: net/http's
+	// WriteTimeout. The request itself, body included, must have arrived
+	// within HandshakeTimeout of the accept. Default 10s.
+	HTTPTimeout time.Duration
 }
 
 // ReservedFDs is the number of descriptors the default MaxConns leaves for
@@ -107,6 +113,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OnError == nil {
 		c.OnError = func(error) {}
+	}
+
+	if c.HTTPTimeout <= 0 {
+		c.HTTPTimeout = 10 * time.Second
 	}
 	return c
 }

@@ -10,6 +10,7 @@ package server
 import (
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -68,5 +69,93 @@ func TestBridgeCloseClosesQueued(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// hoStall opens a connection and sends a plain HTTP request that declares a
+// body it never sends.
+func hoStall(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial: got %v; want a connection", err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")); err != nil {
+		t.Fatalf("write: got %v; want no error", err)
+	}
+	return nc
+}
+
+// hoEventually polls cond every millisecond until it holds or d passes.
+func hoEventually(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			return false
+		}
+	}
+	return true
+}
+
+// hoGoroutinesBack waits until the goroutine count is back to at most
+// limit and returns the last count.
+func hoGoroutinesBack(limit int, d time.Duration) int {
+	g := runtime.NumGoroutine()
+	hoEventually(d, func() bool { g = runtime.NumGoroutine(); return g <= limit })
+	return g
+}
+
+// TestHTTPHandoffStalledBody: a plain HTTP request whose declared body never
+// comes holds its descriptor and net/http's goroutines only until
+// HandshakeTimeout after the accept; while held, the descriptor is counted.
+func TestHTTPHandoffStalledBody(t *testing.T) {
+	const clients = 50
+	const timeout = 300 * time.Millisecond
+	runtime.GC()
+	s, addr := startServer(t, Config{HandshakeTimeout: timeout})
+	baseline := runtime.NumGoroutine()
+
+	start := time.Now()
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		conns[i] = hoStall(t, addr)
+	}
+	// Sampled while they are held (they all are for the first few hundred
+	// milliseconds): the peak must be all of them, and Live includes them.
+	var peak, live int64
+	hoEventually(timeout, func() bool {
+		st := s.Stats()
+		if st.HTTPConns > peak {
+			peak, live = st.HTTPConns, st.Live
+		}
+		return peak == clients
+	})
+	if peak != clients {
+		t.Errorf("Stats.HTTPConns while the requests stall: got peak %d; want %d", peak, clients)
+	}
+	if live < peak {
+		t.Errorf("Stats.Live with %d HTTP connections: got %d; want at least %d", peak, live, peak)
+	}
+
+	errs := make(chan error, clients)
+	for _, nc := range conns {
+		go func() { errs <- hoClosed(nc, 1500*time.Millisecond-time.Since(start)) }()
+	}
+	open := 0
+	for range clients {
+		if err := <-errs; err != nil {
+			open++
+		}
+	}
+	if open > 0 {
+		t.Errorf("stalled requests still open %v after they were sent: got %d; want 0", time.Since(start).Round(time.Millisecond), open)
+	}
+	if g := hoGoroutinesBack(baseline+5, 2*time.Second); g > baseline+5 {
+		t.Errorf("goroutines after the stalled requests: got %d; want at most %d (baseline %d + 5)", g, baseline+5, baseline)
+	}
+	if !hoEventually(2*time.Second, func() bool { st := s.Stats(); return st.HTTPConns == 0 && st.Live == 0 }) {
+		st := s.Stats()
+		t.Errorf("after the stalled requests: got HTTPConns %d, Live %d; want 0, 0", st.HTTPConns, st.Live)
 	}
 }

@@ -53,6 +53,8 @@ type Server struct {
 	started  bool
 	workers  sync.WaitGroup
 	stopOnce sync.Once
+
+	httpConns atomic.Int64 // descriptors handed to net/http and not yet closed
 }
 
 // New prepares a server; Serve starts it.
@@ -83,6 +85,14 @@ func New(cfg Config) (*Server, error) {
 		Handler:           cfg.Handler,
 		ReadHeaderTimeout: cfg.HandshakeTimeout,
 		ErrorLog:          nil,
+		// Reading is bounded by prefixConn (the whole request by the
+		// handshake deadline); writing the response by HTTPTimeout.
+		WriteTimeout: cfg.HTTPTimeout,
+		ConnState: func(nc net.Conn, st http.ConnState) {
+			if pc, ok := nc.(*prefixConn); ok && st == http.StateHijacked {
+				pc.hijack()
+			}
+		},
 	}
 	// Every plain HTTP request comes on its own connection, so every request
 	// passes through our router first (a keep-alive connection would let a

@@ -106,7 +106,7 @@ type workerStats struct {
 // Stats is a snapshot of the server's counters.
 type Stats struct {
 	Uptime         time.Duration
-	Live           int64  // descriptors held (handshaking, open, closing)
+	Live           int64  // descriptors held (handshaking, open, closing, and HTTPConns)
 	Open           int64  // upgraded WebSocket connections
 	Accepted       uint64 // TCP connections accepted
 	Upgraded       uint64 // successful upgrades
@@ -132,6 +132,8 @@ type Stats struct {
 	WorkerBusy     time.Duration // total time workers spent running connections
 	TickLag        time.Duration // how late the last wheel tick ran
 	TickLagMax     time.Duration // the worst tick lag since start
+
+	HTTPConns int64 // descriptors handed to net/http and not yet closed (also in Live)
 }
 
 // Stats returns a snapshot of the counters.
@@ -153,6 +155,8 @@ func (s *Server) Stats() Stats {
 		TickLag:       time.Duration(c.tickLagNs.Load()),
 		TickLagMax:    time.Duration(c.tickLagMaxNs.Load()),
 	}
+	st.HTTPConns = s.httpConns.Load()
+	st.Live += st.HTTPConns
 	s.workersMu.Lock()
 	for _, w := range s.workerList {
 		ws := &w.st

@@ -245,6 +245,9 @@ func (w *worker) handoff(c *conn, data []byte) bool {
 	s := w.s
 	prefix := bytes.Clone(data)
 	fd := c.fd
+	// The request keeps the deadline it had since the accept; read it
+	// before detach gives c back to the table.
+	readBy := s.epoch.Add(c.dlDeadline)
 	s.detach(c)
 	w.gone = true
 	f := os.NewFile(uintptr(fd), "http")
@@ -255,6 +258,10 @@ func (w *worker) handoff(c *conn, data []byte) bool {
 		return false
 	}
 	s.stats.httpHandoffs.Add(1)
-	s.httpLn.deliver(&prefixConn{Conn: nc, prefix: prefix})
+	s.httpConns.Add(1)
+	// Set here too, not only through net/http's calls: the deadline holds
+	// while the conn waits in the bridge.
+	nc.SetReadDeadline(readBy)
+	s.httpLn.deliver(&prefixConn{Conn: nc, prefix: prefix, readBy: readBy, count: &s.httpConns})
 	return false
 }
