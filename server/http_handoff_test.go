@@ -8,6 +8,7 @@ package server
 // deadline on every read.
 
 import (
+	"context"
 	"errors"
 	"net"
 	"runtime"
@@ -157,5 +158,59 @@ func TestHTTPHandoffStalledBody(t *testing.T) {
 	if !hoEventually(2*time.Second, func() bool { st := s.Stats(); return st.HTTPConns == 0 && st.Live == 0 }) {
 		st := s.Stats()
 		t.Errorf("after the stalled requests: got HTTPConns %d, Live %d; want 0, 0", st.HTTPConns, st.Live)
+	}
+}
+
+// TestHTTPHandoffShutdownClosesStalled: plain HTTP requests still open when
+// Shutdown's context ends are closed, and Shutdown returns at about that
+// time.
+func TestHTTPHandoffShutdownClosesStalled(t *testing.T) {
+	const clients = 5
+	const drain = 300 * time.Millisecond
+	runtime.GC()
+	baseline := runtime.NumGoroutine()
+	s, err := New(Config{HandshakeTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		conns[i] = hoStall(t, ln.Addr().String())
+	}
+	waitFor(t, 5*time.Second, "the stalled requests to reach net/http", func() bool {
+		return s.Stats().HTTPConns == clients
+	})
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err = s.Shutdown(ctx)
+	took := time.Since(start)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: got %v; want nil or context.DeadlineExceeded", err)
+	}
+	if took > drain+time.Second {
+		t.Errorf("Shutdown took %v; want about its context's %v", took, drain)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve: got %v; want ErrServerClosed", err)
+	}
+	for i, nc := range conns {
+		if err := hoClosed(nc, time.Second); err != nil {
+			t.Errorf("client %d read after Shutdown: got %v; want EOF or reset (closed by Shutdown)", i, err)
+		}
+	}
+	if !hoEventually(time.Second, func() bool { return s.Stats().HTTPConns == 0 }) {
+		t.Errorf("Stats.HTTPConns after Shutdown: got %d; want 0", s.Stats().HTTPConns)
+	}
+	if g := hoGoroutinesBack(baseline+2, 2*time.Second); g > baseline+2 {
+		t.Errorf("goroutines after Shutdown: got %d; want at most %d (baseline %d + 2)", g, baseline+2, baseline)
 	}
 }
