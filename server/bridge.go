@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -134,6 +135,20 @@ func (c *prefixConn) SetDeadline(t time.Time) error {
 func (c *prefixConn) hijack() {
 	c.hijacked.Store(true)
 	c.Conn.SetReadDeadline(time.Time{})
+}
+
+// CloseWrite half-closes the socket. net/http's closeWriteAndWait looks for
+// it (it is not part of net.Conn, so embedding hides *net.TCPConn's): when
+// a handler left a body unread, net/http sends FIN after the response and
+// waits before the full close, which the unread bytes turn into a RST.
+// Without the FIN first, the client sees only the RST, and if it arrives
+// before the client has read the response, many TCP stacks drop the
+// response with it (net/http's closeWriteAndWait, golang.org/issue/3595).
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("server: handed-off connection cannot half-close")
 }
 
 // Close closes the descriptor; the first call uncounts it.

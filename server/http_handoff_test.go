@@ -8,10 +8,15 @@ package server
 // deadline on every read.
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -212,5 +217,42 @@ func TestHTTPHandoffShutdownClosesStalled(t *testing.T) {
 	}
 	if g := hoGoroutinesBack(baseline+2, 2*time.Second); g > baseline+2 {
 		t.Errorf("goroutines after Shutdown: got %d; want at most %d (baseline %d + 2)", g, baseline+2, baseline)
+	}
+}
+
+// TestHTTPHandoffCloseWrite: when the handler leaves most of a large body
+// unread, net/http half-closes (FIN) after the response and waits before the
+// full close, which then resets (RST) because of the unread bytes. The
+// client must see the whole response and then EOF; without the half-close
+// it sees ECONNRESET, and a slower client could lose the response itself.
+func TestHTTPHandoffCloseWrite(t *testing.T) {
+	const declared, sent = 1 << 20, 300 << 10
+	_, addr := startServer(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n") // the body is never read
+	})})
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial: got %v; want a connection", err)
+	}
+	defer nc.Close()
+	req := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(declared) + "\r\n\r\n"
+	go func() {
+		// Errors are expected once the server has closed.
+		nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		nc.Write(append([]byte(req), make([]byte, sent)...))
+	}()
+
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(nc)
+	resp, perr := http.ReadResponse(bufio.NewReader(bytes.NewReader(got)), nil)
+	if perr != nil {
+		t.Fatalf("response: got %q (%v); want a 200 with body ok", got, perr)
+	}
+	body, berr := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(body) != "ok\n" || berr != nil {
+		t.Errorf("response: got %s %q (%v); want 200 \"ok\\n\"", resp.Status, body, berr)
+	}
+	if err != nil {
+		t.Errorf("read after the response: got %v; want EOF (a FIN, not a reset)", err)
 	}
 }
