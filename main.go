@@ -55,6 +55,8 @@ func run(args []string) error {
 	reusePort := fs.Bool("reuseport", false, "set SO_REUSEPORT so several processes can listen on -addr; the kernel spreads connections across them")
 
 	httpTimeout := fs.Duration("http-timeout", 10*time.Second, "time to write the response to a plain HTTP request, from the end of its header")
+	maxHTTP := fs.Int("max-http-conns", 256, "plain HTTP connections served at once; past it a request gets 503")
+
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -78,7 +80,8 @@ func run(args []string) error {
 		Handler:          mux,
 		OnError:          func(err error) { log.Warn("server", "err", err) },
 
-		HTTPTimeout: *httpTimeout,
+		HTTPTimeout:  *httpTimeout,
+		MaxHTTPConns: *maxHTTP,
 	})
 	if err != nil {
 		return err
@@ -92,7 +95,7 @@ func run(args []string) error {
 		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_conns", cfg.MaxConns,
 		"max_outbound", cfg.MaxOutbound, "handshake_timeout", cfg.HandshakeTimeout,
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
-		"http_timeout", cfg.HTTPTimeout)
+		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns)
 	if len(cfg.Origins) == 0 {
 		log.Warn("every Origin is allowed: set -origin to restrict which pages may connect")
 	}

@@ -70,6 +70,12 @@ type Config struct {
 	// WriteTimeout. The request itself, body included, must have arrived
 	// within HandshakeTimeout of the accept. Default 10s.
 	HTTPTimeout time.Duration
+
+	// MaxHTTPConns caps the plain HTTP connections held by net/http at once
+	// (each holds a descriptor and goroutines until its response is out);
+	// past it a plain request is answered 503 without reaching net/http.
+	// Default 256.
+	MaxHTTPConns int
 }
 
 // ReservedFDs is the number of descriptors the default MaxConns leaves for
@@ -117,6 +123,9 @@ func (c Config) withDefaults() Config {
 
 	if c.HTTPTimeout <= 0 {
 		c.HTTPTimeout = 10 * time.Second
+	}
+	if c.MaxHTTPConns <= 0 {
+		c.MaxHTTPConns = 256
 	}
 	return c
 }

@@ -256,3 +256,43 @@ func TestHTTPHandoffCloseWrite(t *testing.T) {
 		t.Errorf("read after the response: got %v; want EOF (a FIN, not a reset)", err)
 	}
 }
+
+// TestHTTPHandoffConnLimit: past MaxHTTPConns a plain HTTP request gets a
+// 503 and is counted; once the held requests time out, requests are served
+// again.
+func TestHTTPHandoffConnLimit(t *testing.T) {
+	const limit = 4
+	s, addr := startServer(t, Config{
+		HandshakeTimeout: time.Second,
+		MaxHTTPConns:     limit,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "ok\n")
+		}),
+	})
+	for range limit {
+		hoStall(t, addr)
+	}
+	waitFor(t, 5*time.Second, "the stalled requests to reach net/http", func() bool {
+		return s.Stats().HTTPConns == limit
+	})
+	get := func() (rawResponse, error) {
+		rc := rawDial(t, addr)
+		rc.write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+		return rc.readResponse(5 * time.Second)
+	}
+
+	resp, err := get()
+	if err != nil || resp.status != http.StatusServiceUnavailable || resp.get("Connection") != "close" {
+		t.Errorf("request past the limit: got %q, Connection %q (%v); want 503, Connection close", resp.line, resp.get("Connection"), err)
+	}
+	if st := s.Stats(); st.RejectedBy[RejectHTTPLimit] != 1 || st.HTTPConns != limit {
+		t.Errorf("after the refusal: got rejected{http_limit} %d, HTTPConns %d; want 1, %d", st.RejectedBy[RejectHTTPLimit], st.HTTPConns, limit)
+	}
+
+	waitFor(t, 5*time.Second, "the stalled requests to time out", func() bool {
+		return s.Stats().HTTPConns == 0
+	})
+	if resp, err := get(); err != nil || resp.status != http.StatusOK {
+		t.Errorf("request once the stalled ones are gone: got %q (%v); want 200", resp.line, err)
+	}
+}

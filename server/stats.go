@@ -25,12 +25,16 @@ const (
 	RejectConnLimit                          // 503: MaxConns reached
 	RejectTimeout                            // handshake not complete in HandshakeTimeout
 	RejectFDLimit                            // out of descriptors: accepted and closed at once
+
+	RejectHTTPLimit // 503: a plain HTTP request past MaxHTTPConns
 	numRejectReasons
 )
 
 var rejectNames = [numRejectReasons]string{
 	"bad_request", "method", "version", "uri_too_long", "header_too_large",
 	"origin", "conn_limit", "handshake_timeout", "fd_limit",
+
+	"http_limit",
 }
 
 func (r RejectReason) String() string { return rejectNames[r] }
