@@ -296,3 +296,43 @@ func TestHTTPHandoffConnLimit(t *testing.T) {
 		t.Errorf("request once the stalled ones are gone: got %q (%v); want 200", resp.line, err)
 	}
 }
+
+// TestHTTPHandoffHijack: a hijacked connection belongs to its handler,
+// deadlines included: it is not held to the request's deadline, and it is
+// counted until the handler closes it.
+func TestHTTPHandoffHijack(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	s, addr := startServer(t, Config{
+		HandshakeTimeout: timeout,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			nc, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("Hijack: got %v; want no error", err)
+				return
+			}
+			defer nc.Close()
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				t.Errorf("hijacked read past the request deadline: got %v; want a line", err)
+				return
+			}
+			brw.WriteString("got " + line)
+			brw.Flush()
+		}),
+	})
+	rc := rawDial(t, addr)
+	rc.write([]byte("GET /raw HTTP/1.1\r\nHost: x\r\n\r\n"))
+	waitFor(t, 5*time.Second, "the hijacked connection to be counted", func() bool {
+		return s.Stats().HTTPConns == 1
+	})
+	time.Sleep(2 * timeout)
+	rc.write([]byte("hello\n"))
+	rc.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := rc.br.ReadString('\n'); got != "got hello\n" {
+		t.Errorf("answer on the hijacked connection: got %q (%v); want %q", got, err, "got hello\n")
+	}
+	waitFor(t, 5*time.Second, "the hijacked connection to be uncounted", func() bool {
+		return s.Stats().HTTPConns == 0
+	})
+}
