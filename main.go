@@ -54,6 +54,10 @@ func run(args []string) error {
 	drain := fs.Duration("drain-timeout", 3*time.Second, "how long shutdown waits for clients to answer Close 1001")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this separate address (off when empty)")
 	reusePort := fs.Bool("reuseport", false, "set SO_REUSEPORT so several processes can listen on -addr; the kernel spreads connections across them")
+
+	httpTimeout := fs.Duration("http-timeout", 10*time.Second, "time to write the response to a plain HTTP request, from the end of its header")
+	maxHTTP := fs.Int("max-http-conns", 256, "plain HTTP connections served at once; past it a request gets 503")
+
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -77,6 +81,9 @@ func run(args []string) error {
 		Origins:          origins,
 		Handler:          mux,
 		OnError:          func(err error) { log.Warn("server", "err", err) },
+
+		HTTPTimeout:  *httpTimeout,
+		MaxHTTPConns: *maxHTTP,
 	})
 	if err != nil {
 		return err
@@ -89,7 +96,8 @@ func run(args []string) error {
 	log.Info("wsmill started", "addr", ln.Addr().String(), "push_interval", cfg.PushInterval,
 		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_buffered", cfg.MaxBuffered, "max_conns", cfg.MaxConns,
 		"max_outbound", cfg.MaxOutbound, "handshake_timeout", cfg.HandshakeTimeout,
-		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins))
+		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
+		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns)
 	if len(cfg.Origins) == 0 {
 		log.Warn("every Origin is allowed: set -origin to restrict which pages may connect")
 	}

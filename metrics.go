@@ -24,6 +24,7 @@ type statsCollector struct {
 
 	// Hostile-input limits.
 	buffered, bufferRefusals *prometheus.Desc
+	httpConns                *prometheus.Desc
 }
 
 func newStatsCollector(srv func() *server.Server) *statsCollector {
@@ -33,7 +34,7 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 	return &statsCollector{
 		srv:           srv,
 		open:          d("open_connections", "Upgraded WebSocket connections now open."),
-		live:          d("descriptors", "Connection descriptors held (handshaking, open, closing)."),
+		live:          d("descriptors", "Connection descriptors held (handshaking, open, closing, plain HTTP)."),
 		uptime:        d("uptime_seconds", "Seconds since the server started."),
 		tickLag:       d("wheel_tick_lag_seconds", "How late the last timing-wheel tick ran."),
 		tickLagMax:    d("wheel_tick_lag_max_seconds", "The worst timing-wheel tick lag since start."),
@@ -57,6 +58,7 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 
 		buffered:       d("buffered_bytes", "Bytes held for frames and messages that have not arrived whole (counted against -max-buffered)."),
 		bufferRefusals: d("buffer_refusals_total", "Connections closed with 1013 because their next chunk would pass -max-buffered."),
+		httpConns:      d("http_connections", "Plain HTTP connections handed to net/http and not yet closed (also in descriptors)."),
 	}
 }
 
@@ -115,6 +117,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 
 	gauge(c.buffered, float64(st.Buffered))
 	counter(c.bufferRefusals, float64(st.BufferRefusals))
+	gauge(c.httpConns, float64(st.HTTPConns))
 }
 
 // metricsHandler serves the registry: wsmill's counters plus the Go

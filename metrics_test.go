@@ -164,6 +164,11 @@ func TestMetricsAfterSession(t *testing.T) {
 	if v := metricValue(after, "wsmill_wheel_tick_lag_max_seconds"); v < 0 {
 		t.Errorf("wsmill_wheel_tick_lag_max_seconds missing")
 	}
+	// The scrape itself is a plain HTTP request: it holds one handed-off
+	// descriptor while it is served.
+	if v, d := metricValue(after, "wsmill_http_connections"), metricValue(after, "wsmill_descriptors"); v < 1 || d < v {
+		t.Errorf("wsmill_http_connections = %v, wsmill_descriptors = %v; want at least 1 (the scrape), and descriptors at least as many", v, d)
+	}
 	if v := metricValue(after, "go_goroutines"); v <= 0 {
 		t.Errorf("go_goroutines missing: the runtime collector is not registered")
 	}

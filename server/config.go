@@ -74,6 +74,18 @@ type Config struct {
 	// accept, an HTTP hand-off that failed). It is called from internal
 	// goroutines and must not block. Default: ignore.
 	OnError func(error)
+
+	// HTTPTimeout bounds writing the response to a plain HTTP request (one
+	// handed to Handler), counted from the end of its header: net/http's
+	// WriteTimeout. The request itself, body included, must have arrived
+	// within HandshakeTimeout of the accept. Default 10s.
+	HTTPTimeout time.Duration
+
+	// MaxHTTPConns caps the plain HTTP connections held by net/http at once
+	// (each holds a descriptor and goroutines until its response is out);
+	// past it a plain request is answered 503 without reaching net/http.
+	// Default 256.
+	MaxHTTPConns int
 }
 
 // ReservedFDs is the number of descriptors the default MaxConns leaves for
@@ -123,6 +135,13 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OnError == nil {
 		c.OnError = func(error) {}
+	}
+
+	if c.HTTPTimeout <= 0 {
+		c.HTTPTimeout = 10 * time.Second
+	}
+	if c.MaxHTTPConns <= 0 {
+		c.MaxHTTPConns = 256
 	}
 	return c
 }

@@ -21,7 +21,8 @@
 // A fixed set, whatever the number of connections: the accept loop (inside
 // Serve), the poller's wait loop, Config.Workers workers, the wheel, and the
 // net/http server for plain HTTP requests (which, being net/http, uses a
-// goroutine per HTTP request; WebSocket connections never reach it).
+// goroutine per HTTP request, at most Config.MaxHTTPConns at once;
+// WebSocket connections never reach it).
 //
 // # Who owns what
 //
@@ -51,6 +52,14 @@
 //     path, so metrics cost no allocation.
 //   - The table owns the conn structs: one per descriptor number, reused
 //     with a new generation when the kernel reuses the number.
+//   - A plain HTTP request's descriptor belongs to net/http from the
+//     hand-off (bridge.go) until net/http closes it: the bridge closes what
+//     net/http never accepted, and Shutdown what is still open when its
+//     context ends. Reads are held to the handshake deadline (the whole
+//     request within HandshakeTimeout of the accept), the response to
+//     HTTPTimeout; at most MaxHTTPConns at once, counted in
+//     Stats.HTTPConns until closed. Past the cap the worker answers 503
+//     itself and closes the connection as after any refused handshake.
 //
 // # What may block
 //

@@ -60,6 +60,8 @@ type Server struct {
 	workers  sync.WaitGroup
 	stopOnce sync.Once
 
+	httpConns atomic.Int64 // descriptors handed to net/http and not yet closed
+
 	// testHookRegister, when set (tests only), runs inside register after
 	// the table handed out c and before c's descriptor joins the poller.
 	testHookRegister func(c *conn)
@@ -96,6 +98,14 @@ func New(cfg Config) (*Server, error) {
 		Handler:           cfg.Handler,
 		ReadHeaderTimeout: cfg.HandshakeTimeout,
 		ErrorLog:          nil,
+		// Reading is bounded by prefixConn (the whole request by the
+		// handshake deadline); writing the response by HTTPTimeout.
+		WriteTimeout: cfg.HTTPTimeout,
+		ConnState: func(nc net.Conn, st http.ConnState) {
+			if pc, ok := nc.(*prefixConn); ok && st == http.StateHijacked {
+				pc.hijack()
+			}
+		},
 	}
 	// Every plain HTTP request comes on its own connection, so every request
 	// passes through our router first (a keep-alive connection would let a
@@ -355,13 +365,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if !started {
 		s.poll.Close()
-		return s.http.Shutdown(ctx)
+		return s.shutdownHTTP(ctx)
 	}
 	// Plain HTTP requests drain in parallel: net/http's Shutdown polls its
 	// connections with a backoff of up to 500 ms, which must not hold back
 	// the WebSocket clients' Close 1001.
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- s.http.Shutdown(ctx) }()
+	go func() { httpDone <- s.shutdownHTTP(ctx) }()
 
 	s.table.each(func(c *conn) {
 		c.mu.Lock()
@@ -383,12 +393,28 @@ wait:
 		case <-tick.C:
 		}
 	}
+	// The HTTP drain ends by ctx at the latest; stop (which closes what
+	// net/http still holds) must not cut it short.
+	httpErr := <-httpDone
 	s.stop()
-	return errors.Join(err, <-httpDone)
+	return errors.Join(err, httpErr)
+}
+
+// shutdownHTTP lets net/http finish its requests until ctx is done, then
+// closes the connections left: net/http's Shutdown does not close active
+// ones, and a request stalled in its body would outlive the server.
+func (s *Server) shutdownHTTP(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		s.http.Close()
+	}
+	return err
 }
 
 // stop ends the wheel, the poller and the workers, then closes every
-// descriptor still held. After stop no goroutine of the server runs.
+// descriptor still held, net/http's included. After stop no goroutine of
+// the server runs (but a handler still running, or a hijacked connection,
+// is the handler's).
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
 		close(s.wheel.stop)
@@ -402,5 +428,6 @@ func (s *Server) stop() {
 			}
 		})
 		s.httpLn.Close()
+		s.http.Close()
 	})
 }

@@ -25,12 +25,16 @@ const (
 	RejectConnLimit                          // 503: MaxConns reached
 	RejectTimeout                            // handshake not complete in HandshakeTimeout
 	RejectFDLimit                            // out of descriptors: accepted and closed at once
+
+	RejectHTTPLimit // 503: a plain HTTP request past MaxHTTPConns
 	numRejectReasons
 )
 
 var rejectNames = [numRejectReasons]string{
 	"bad_request", "method", "version", "uri_too_long", "header_too_large",
 	"origin", "conn_limit", "handshake_timeout", "fd_limit",
+
+	"http_limit",
 }
 
 func (r RejectReason) String() string { return rejectNames[r] }
@@ -107,7 +111,7 @@ type workerStats struct {
 // Stats is a snapshot of the server's counters.
 type Stats struct {
 	Uptime         time.Duration
-	Live           int64  // descriptors held (handshaking, open, closing)
+	Live           int64  // descriptors held (handshaking, open, closing, and HTTPConns)
 	Open           int64  // upgraded WebSocket connections
 	Accepted       uint64 // TCP connections accepted
 	Upgraded       uint64 // successful upgrades
@@ -135,6 +139,8 @@ type Stats struct {
 	BufferRefusals uint64        // connections closed with 1013 at the MaxBuffered budget
 	TickLag        time.Duration // how late the last wheel tick ran
 	TickLagMax     time.Duration // the worst tick lag since start
+
+	HTTPConns int64 // descriptors handed to net/http and not yet closed (also in Live)
 }
 
 // Stats returns a snapshot of the counters.
@@ -158,6 +164,8 @@ func (s *Server) Stats() Stats {
 		TickLag:        time.Duration(c.tickLagNs.Load()),
 		TickLagMax:     time.Duration(c.tickLagMaxNs.Load()),
 	}
+	st.HTTPConns = s.httpConns.Load()
+	st.Live += st.HTTPConns
 	s.workersMu.Lock()
 	for _, w := range s.workerList {
 		ws := &w.st

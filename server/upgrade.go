@@ -236,25 +236,46 @@ func requestPath(req []byte) []byte {
 	return uri
 }
 
+// respHTTPLimit refuses a plain HTTP request past Config.MaxHTTPConns.
+var respHTTPLimit = cannedResponse("503 Service Unavailable", "",
+	"too many HTTP requests in progress\n")
+
 // handoff gives the connection to the net/http server: the descriptor leaves
 // the poller and the table, becomes a net.Conn (net.FileConn dups it, then
 // the original is closed, so it is still one descriptor), and the bytes
-// already read are replayed before the socket's. It always returns false
-// with w.gone set: the conn struct is no longer ours.
+// already read are replayed before the socket's. It returns false with
+// w.gone set (the conn struct is no longer ours), unless MaxHTTPConns
+// connections are already handed off: then c stays ours and is refused
+// like a bad handshake.
 func (w *worker) handoff(c *conn, data []byte) bool {
 	s := w.s
+	// Reserve the slot first, so that the check and the count are one
+	// atomic step. Until detach, the descriptor is counted in both live and
+	// httpConns.
+	if s.httpConns.Add(1) > int64(s.cfg.MaxHTTPConns) {
+		s.httpConns.Add(-1)
+		s.stats.reject(RejectHTTPLimit)
+		return w.reject(c, respHTTPLimit)
+	}
 	prefix := bytes.Clone(data)
 	fd := c.fd
+	// The request keeps the deadline it had since the accept; read it
+	// before detach gives c back to the table.
+	readBy := s.epoch.Add(c.dlDeadline)
 	s.detach(c)
 	w.gone = true
 	f := os.NewFile(uintptr(fd), "http")
 	nc, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
+		s.httpConns.Add(-1)
 		s.cfg.OnError(err)
 		return false
 	}
 	s.stats.httpHandoffs.Add(1)
-	s.httpLn.deliver(&prefixConn{Conn: nc, prefix: prefix})
+	// Set here too, not only through net/http's calls: the deadline holds
+	// while the conn waits in the bridge.
+	nc.SetReadDeadline(readBy)
+	s.httpLn.deliver(&prefixConn{Conn: nc, prefix: prefix, readBy: readBy, count: &s.httpConns})
 	return false
 }
