@@ -4,7 +4,7 @@ ADDR      ?= :8080
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: run build test lint bench bench-smoke fuzz cover clean
+.PHONY: run build test lint bench bench-smoke fuzz soak cover clean
 
 run: ## start the server on $(ADDR); open http://localhost:8080
 	$(GO) run . -addr $(ADDR)
@@ -34,6 +34,9 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	for f in FuzzUTF8Step FuzzFrameReader FuzzHandshake; do \
 		$(GO) test ./server -run '^$$' -fuzz "^$$f\$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
 	done
+
+soak: ## minutes of good and hostile clients (SOAK_DURATION, default 3m); fails unless every good client is served and fds/RSS come back
+	GO=$(GO) sh scripts/soak.sh
 
 clean:
 	rm -f wsmill

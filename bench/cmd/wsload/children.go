@@ -34,7 +34,7 @@ import (
 
 // workerSpec is everything a worker needs to open and drive its share.
 type workerSpec struct {
-	Mode            string        `json:"mode"` // connections, echo, push
+	Mode            string        `json:"mode"` // connections, echo, push, soak
 	Index           int           `json:"index"`
 	Addr            string        `json:"addr"`
 	N               int           `json:"n"`      // connections in this worker
@@ -57,6 +57,9 @@ type workerSpec struct {
 	SlowBuf   int           `json:"slow_buf,omitempty"`
 	SlowEvery time.Duration `json:"slow_every,omitempty"`
 	SlowSize  int           `json:"slow_size,omitempty"`
+
+	// soak
+	Soak *soakSpec `json:"soak,omitempty"`
 }
 
 // command goes from the parent to a worker.
@@ -68,7 +71,7 @@ type command struct {
 
 // event goes from a worker to the parent.
 type event struct {
-	Type      string          `json:"type"` // progress, ready, result, done, fatal (and exit, made by the parent)
+	Type      string          `json:"type"` // progress, ready, tick, result, done, fatal (and exit, made by the parent)
 	Worker    int             `json:"worker"`
 	OK        int             `json:"ok,omitempty"`
 	Fail      int             `json:"fail,omitempty"`
@@ -78,6 +81,8 @@ type event struct {
 	Alive     int             `json:"alive,omitempty"`
 	Echo      *echoWorkerPart `json:"echo,omitempty"`
 	Push      *pushWorkerPart `json:"push,omitempty"`
+	Soak      *soakPart       `json:"soak,omitempty"`
+	Open      []int           `json:"open,omitempty"` // soak ticks: connections open per class
 	Err       string          `json:"err,omitempty"`
 }
 

@@ -134,10 +134,7 @@ func (c *wsConn) handshake(addr string) error {
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
-	req := "GET /ws HTTP/1.1\r\nHost: " + addr +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := io.WriteString(c.nc, req); err != nil {
+	if _, err := io.WriteString(c.nc, upgradeRequest(addr, key)); err != nil {
 		return fmt.Errorf("write upgrade request: %w", err)
 	}
 	tp := textproto.NewReader(c.br)
@@ -161,6 +158,13 @@ func (c *wsConn) handshake(addr string) error {
 		return fmt.Errorf("bad Sec-WebSocket-Accept %q", hdr.Get("Sec-WebSocket-Accept"))
 	}
 	return nil
+}
+
+// upgradeRequest is the HTTP request that asks for the upgrade at GET /ws.
+func upgradeRequest(addr, key string) string {
+	return "GET /ws HTTP/1.1\r\nHost: " + addr +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
 }
 
 // Close closes the TCP connection without a closing handshake: the load

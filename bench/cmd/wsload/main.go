@@ -7,6 +7,7 @@
 //	wsload connections -addr HOST:PORT -n N [-procs P] [-src A,B] -pid PID
 //	wsload echo        -addr HOST:PORT -c C -size B -k K -duration D -pid PID
 //	wsload push        -addr HOST:PORT -n N -interval I -duration D -pid PID [-slow-pct X]
+//	wsload soak        -addr HOST:PORT -pid PID [-duration 3m] [-good 200] [-bad 20] [-mix hog=50,...]
 //	wsload compare     -workload echo|connections|push -rounds R -servers wsmill,gorilla,... [workload flags]
 //	wsload plot        -in results/compare-echo.json
 //
@@ -38,6 +39,9 @@ usage:
   wsload connections -addr HOST:PORT -n N [-procs P] [-src 127.0.0.2,127.0.0.3] [-pid PID] [-greeting=true] [-hold 5s]
   wsload echo        -addr HOST:PORT [-c 10] [-size 128] [-k 1] [-duration 10s] [-pid PID] [-text] [-greeting=true]
   wsload push        -addr HOST:PORT [-n 1000] [-interval 1s] [-duration 30s] [-pid PID] [-slow-pct 1] [-procs P] [-src ...]
+  wsload soak        -addr HOST:PORT -pid PID [-duration 3m] [-good 200] [-bad 20] [-mix hog=50,idle=0] [-interval 1s]
+                     good clients mixed with 8 hostile behaviours; exits non-zero unless every good
+                     client was served and the server's fds and RSS came back to the baseline
   wsload compare     -workload echo|connections|push [-rounds 3] [-servers wsmill,gorilla,gws,nbio,rawecho] [-out DIR] [workload flags]
   wsload plot        -in DIR/compare-WORKLOAD.json [-out FILE.png]
 
@@ -68,6 +72,8 @@ func main() {
 		err = cmdEcho(ctx, args)
 	case "push":
 		err = cmdPush(ctx, args)
+	case "soak":
+		err = cmdSoak(ctx, args)
 	case "compare":
 		err = cmdCompare(ctx, args)
 	case "plot":

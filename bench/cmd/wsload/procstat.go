@@ -14,10 +14,11 @@ import (
 
 // procStat is one sample of a process's resource use.
 type procStat struct {
-	RSS     int64   `json:"rss_bytes"` // VmRSS
-	Threads int     `json:"threads"`   // Threads
-	FDs     int     `json:"fds"`       // entries in /proc/PID/fd
-	CPU     float64 `json:"cpu_s"`     // utime+stime, seconds
+	RSS     int64   `json:"rss_bytes"`     // VmRSS
+	Data    int64   `json:"vm_data_bytes"` // VmData: committed, touched or not
+	Threads int     `json:"threads"`       // Threads
+	FDs     int     `json:"fds"`           // entries in /proc/PID/fd
+	CPU     float64 `json:"cpu_s"`         // utime+stime, seconds
 }
 
 // readProcStat samples /proc/PID/{status,fd,stat}.
@@ -34,12 +35,16 @@ func readProcStat(pid int) (procStat, error) {
 		}
 		v = strings.TrimSpace(v)
 		switch k {
-		case "VmRSS":
+		case "VmRSS", "VmData":
 			kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
 			if err != nil {
-				return ps, fmt.Errorf("VmRSS %q: %w", v, err)
+				return ps, fmt.Errorf("%s %q: %w", k, v, err)
 			}
-			ps.RSS = kb << 10
+			if k == "VmRSS" {
+				ps.RSS = kb << 10
+			} else {
+				ps.Data = kb << 10
+			}
 		case "Threads":
 			ps.Threads, _ = strconv.Atoi(v)
 		}
@@ -51,6 +56,50 @@ func readProcStat(pid int) (procStat, error) {
 	ps.FDs = len(fds)
 	ps.CPU, err = procCPU(pid)
 	return ps, err
+}
+
+// tcpCloseWait is TCP state 08 in /proc/net/tcp: the peer sent FIN and
+// this side has not closed yet.
+const tcpCloseWait = "08"
+
+// countTCPState counts the sockets in the network namespace of process pid
+// whose local port is port and whose state is st (hex, as in
+// /proc/net/tcp). On loopback the clients' sockets are listed too, but
+// their local ports are ephemeral, not the server's.
+func countTCPState(pid, port int, st string) (int, error) {
+	n := 0
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		if err != nil {
+			if f == "tcp6" && os.IsNotExist(err) {
+				continue
+			}
+			return 0, err
+		}
+		n += countTCPLines(b, port, st)
+	}
+	return n, nil
+}
+
+// countTCPLines counts the lines of a /proc/net/tcp{,6} table with local
+// port port and state st.
+func countTCPLines(table []byte, port int, st string) int {
+	n := 0
+	for _, line := range strings.Split(string(table), "\n") {
+		// "  12: 0100007F:1F90 0100007F:D2A4 08 ..."
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != st {
+			continue
+		}
+		i := strings.LastIndexByte(f[1], ':')
+		if i < 0 {
+			continue
+		}
+		if p, err := strconv.ParseUint(f[1][i+1:], 16, 16); err == nil && int(p) == port {
+			n++
+		}
+	}
+	return n
 }
 
 // procCPU returns utime+stime of a process in seconds, from /proc/PID/stat.

@@ -24,6 +24,8 @@ func runWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit f
 		return echoWorker(ctx, spec, cmds, emit)
 	case "push":
 		return pushWorker(ctx, spec, cmds, emit)
+	case "soak":
+		return soakWorker(ctx, spec, cmds, emit)
 	}
 	return fmt.Errorf("unknown worker mode %q", spec.Mode)
 }

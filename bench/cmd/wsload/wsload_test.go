@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,5 +245,247 @@ func TestFindRoot(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSoakPlan(t *testing.T) {
+	var counts [nClasses]int
+	counts[classGood], counts[classHog], counts[classIdle] = 3, 1, 2
+	got := soakPlan(counts)
+	want := []soakClass{classGood, classHog, classIdle, classGood, classIdle, classGood}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v; want %v", got, want)
+	}
+}
+
+func TestParseMix(t *testing.T) {
+	var base [nClasses]int
+	for cl := range nClasses {
+		base[cl] = 10
+	}
+	tests := []struct {
+		name, mix string
+		check     func([nClasses]int) bool
+		wantErr   bool
+	}{
+		{"empty", "", func(c [nClasses]int) bool { return c == base }, false},
+		{"names", "hog=50, burst-fin=0,good=7", func(c [nClasses]int) bool {
+			return c[classHog] == 50 && c[classBurstFIN] == 0 && c[classGood] == 7 && c[classIdle] == 10
+		}, false},
+		{"numbers", "1=3,8=4", func(c [nClasses]int) bool { return c[classHog] == 3 && c[classIdle] == 4 }, false},
+		{"unknown", "nope=1", nil, true},
+		{"number out of range", "9=1", nil, true},
+		{"negative", "hog=-1", nil, true},
+		{"no count", "hog", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseMix(tt.mix, base)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err %v; want error %v", err, tt.wantErr)
+			}
+			if err == nil && !tt.check(got) {
+				t.Fatalf("got %v", got)
+			}
+		})
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	tests := []struct {
+		addr string
+		src  []string
+		ok   bool
+	}{
+		{"127.0.0.1:8080", nil, true},
+		{"127.1.2.3:80", []string{"127.0.0.2", "127.0.0.3"}, true},
+		{"10.0.0.1:80", nil, false},
+		{"localhost:80", nil, false}, // an IP literal, so nothing resolves elsewhere
+		{"127.0.0.1:80", []string{"192.168.1.1"}, false},
+		{"[::1]:80", nil, false},
+	}
+	for _, tt := range tests {
+		if err := checkLoopback(tt.addr, tt.src); (err == nil) != tt.ok {
+			t.Errorf("checkLoopback(%q, %v) = %v; want ok %v", tt.addr, tt.src, err, tt.ok)
+		}
+	}
+}
+
+func TestRSSLimitAndServerBack(t *testing.T) {
+	const mb = 1 << 20
+	if got := rssLimit(10*mb, 20, 25); got != 30*mb { // 20 MiB > 25 % of 10 MiB
+		t.Errorf("small baseline: got %d; want %d", got, 30*mb)
+	}
+	if got := rssLimit(200*mb, 20, 25); got != 250*mb { // 25 % of 200 MiB > 20 MiB
+		t.Errorf("large baseline: got %d; want %d", got, 250*mb)
+	}
+	base := procStat{RSS: 10 * mb, FDs: 13}
+	tests := []struct {
+		name string
+		now  procStat
+		want bool
+	}{
+		{"same", base, true},
+		{"RSS at the limit", procStat{RSS: 30 * mb, FDs: 13}, true},
+		{"RSS over", procStat{RSS: 30*mb + 1, FDs: 13}, false},
+		{"one fd more", procStat{RSS: 10 * mb, FDs: 14}, false},
+		{"one fd less", procStat{RSS: 10 * mb, FDs: 12}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := serverBack(base, tt.now, rssLimit(base.RSS, 20, 25)); got != tt.want {
+				t.Fatalf("got %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSoakVerdict(t *testing.T) {
+	ok := soakResult{Measured: true, Good: soakGoodResult{Started: 10, Served: 10},
+		Baseline: procStat{RSS: 10, FDs: 13}, After: procStat{RSS: 20, FDs: 13}, RSSLimit: 20}
+	tests := []struct {
+		name    string
+		mod     func(*soakResult)
+		verdict string
+		reasons int
+	}{
+		{"pass", func(*soakResult) {}, "PASS", 0},
+		{"good failed", func(r *soakResult) { r.Good.Failed = 1 }, "FAIL", 1},
+		{"fds", func(r *soakResult) { r.After.FDs = 14 }, "FAIL", 1},
+		{"rss", func(r *soakResult) { r.After.RSS = 21 }, "FAIL", 1},
+		{"all", func(r *soakResult) { r.Good.Failed, r.After.FDs, r.After.RSS = 2, 20, 99 }, "FAIL", 3},
+		{"not measured", func(r *soakResult) { r.Measured, r.After.FDs = false, 99 }, "PASS", 0},
+		{"no good client", func(r *soakResult) { r.Good.Started = 0 }, "FAIL", 1},
+		{"server bug alone", func(r *soakResult) { r.FinNotClosed = 5 }, "PASS", 0},
+		{"finding", func(r *soakResult) { r.Bad = []soakBadResult{{Number: 3, Finding: "x"}} }, "PASS", 0},
+		{"finding, strict", func(r *soakResult) { r.Strict, r.Bad = true, []soakBadResult{{Number: 3, Finding: "x"}} }, "FAIL", 1},
+		{"strict, no finding", func(r *soakResult) { r.Strict, r.Bad = true, []soakBadResult{{Number: 3}} }, "PASS", 0},
+		{"hog probe, strict", func(r *soakResult) {
+			r.Strict, r.MaxMessage, r.Bad = true, 1<<20, []soakBadResult{{Number: 1}}
+			r.HogProbe = &hogProbe{N: 20, Opened: 20, DataGrowth: 20 << 20, PerHog: 1 << 20}
+		}, "FAIL", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ok
+			tt.mod(&r)
+			soakVerdict(&r)
+			if r.Verdict != tt.verdict || len(r.Reasons) != tt.reasons {
+				t.Fatalf("got %s %q; want %s with %d reasons", r.Verdict, r.Reasons, tt.verdict, tt.reasons)
+			}
+		})
+	}
+}
+
+func TestHTTPStatus(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{"HTTP/1.1 200 OK\r\n", 200},
+		{"HTTP/1.0 408 Request Timeout", 408},
+		{"HTTP/1.1 101 Switching", 101},
+		{"HTTP/1.1 20", 0},
+		{"HTTP/2 200 OK\r\n", 0},
+		{"", 0},
+		{"\x88\x02\x03\xe8", 0},
+	}
+	for _, tt := range tests {
+		if got := httpStatus([]byte(tt.in)); got != tt.want {
+			t.Errorf("httpStatus(%q) = %d; want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCloseAndEndHow(t *testing.T) {
+	if got := closeHow(1002); got != "Close 1002" {
+		t.Errorf("got %q", got)
+	}
+	if got := closeHow(0); got != "Close (no code)" {
+		t.Errorf("got %q", got)
+	}
+	if got := closeCode([]byte{0x03, 0xEF, 'x'}); got != 1007 {
+		t.Errorf("closeCode: got %d; want 1007", got)
+	}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{io.EOF, "EOF"},
+		{fmt.Errorf("read: %w", syscall.ECONNRESET), "RST"},
+		{syscall.EPIPE, "EPIPE"},
+		{fmt.Errorf("%w (code 1001)", errPeerClosed), "Close (code 1001)"},
+		{os.ErrDeadlineExceeded, "timeout"},
+	}
+	for _, tt := range tests {
+		if got := endHow(tt.err); got != tt.want {
+			t.Errorf("endHow(%v) = %q; want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestCountTCPLines(t *testing.T) {
+	// Port 8080 is 1F90; 08 is CLOSE_WAIT, 01 ESTABLISHED, 0A LISTEN.
+	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1
+   1: 0100007F:1F90 0100007F:D2A4 08 00000000:00000000 00:00000000 00000000  1000        0 2 1
+   2: 0100007F:1F90 0200007F:D2A5 08 00000000:00000000 00:00000000 00000000  1000        0 3 1
+   3: 0100007F:D2A4 0100007F:1F90 05 00000000:00000000 00:00000000 00000000  1000        0 4 1
+   4: 0100007F:1F91 0100007F:D2A6 08 00000000:00000000 00:00000000 00000000  1000        0 5 1
+   5: 0100007F:1F90 0100007F:D2A7 01 00000000:00000000 00:00000000 00000000  1000        0 6 1
+`
+	if got := countTCPLines([]byte(table), 8080, tcpCloseWait); got != 2 {
+		t.Fatalf("CLOSE_WAIT on 8080: got %d; want 2", got)
+	}
+	if got := countTCPLines([]byte(table), 8080, "01"); got != 1 {
+		t.Fatalf("ESTABLISHED on 8080: got %d; want 1", got)
+	}
+}
+
+// TestAppendFrame reads back what the soak's raw frames encode, for the
+// three length encodings, masked and not.
+func TestAppendFrame(t *testing.T) {
+	for _, n := range []int{0, 5, 125, 126, 65535, 65536} {
+		for _, masked := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d/masked=%v", n, masked), func(t *testing.T) {
+				p := make([]byte, n)
+				echoPayload(p, uint64(n))
+				b := appendFrame(nil, opBinary, p, masked)
+				c := &wsConn{br: bufio.NewReader(bytes.NewReader(b))}
+				f, err := c.readFrame()
+				if err != nil || !f.fin || f.op != opBinary || !bytes.Equal(f.payload, p) {
+					t.Fatalf("got fin %v op %d err %v equal %v", f.fin, f.op, err, bytes.Equal(f.payload, p))
+				}
+				if masked != (b[1]&0x80 != 0) {
+					t.Fatalf("mask bit %v; want %v", b[1]&0x80 != 0, masked)
+				}
+			})
+		}
+	}
+	h := appendHeader(nil, 0x80|opBinary, 1<<20, true)
+	if len(h) != 14 || h[1] != 0x80|127 || binary.BigEndian.Uint64(h[2:10]) != 1<<20 {
+		t.Fatalf("hog header %x", h)
+	}
+}
+
+func TestHogFinding(t *testing.T) {
+	const max = 1 << 20
+	tests := []struct {
+		name string
+		p    *hogProbe
+		want bool
+	}{
+		{"no probe", nil, false},
+		{"nothing opened", &hogProbe{N: 20}, false},
+		{"declared length committed", &hogProbe{N: 20, Opened: 20, PerHog: max + 100<<10}, true},
+		{"half of it", &hogProbe{N: 20, Opened: 20, PerHog: max / 2}, true},
+		{"one heap chunk over 20 hogs", &hogProbe{N: 20, Opened: 20, PerHog: (4 << 20) / 20}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hogFinding(tt.p, max) != ""; got != tt.want {
+				t.Fatalf("got finding %v; want %v", got, tt.want)
+			}
+		})
 	}
 }

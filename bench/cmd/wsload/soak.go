@@ -1,0 +1,770 @@
+package main
+
+// soak: minutes of good clients mixed with every kind of hostile one, then
+// proof that the server gave back what they took and served every good client.
+//
+// The parent samples the server from /proc every -sample while the workers
+// (soakworker.go) run the slots; after the window every client is gone, and
+// the parent samples once a second for up to -settle until the server's
+// descriptors are back at the baseline and its RSS within the tolerance.
+//
+// The run fails (non-zero exit) when any good client failed, or when after
+// the settle period the descriptors are not exactly at the baseline or the
+// RSS is above baseline + max(-rss-slack MiB, -rss-slack-pct % of baseline).
+// Burst-fin connections the server left open past -fin-wait are a server
+// bug, reported on their own line but not failing the run.
+//
+// VmRSS counts touched pages only: a buffer sized from a hog's declared
+// length costs address space (VmData) at once and RSS only once written
+// to. So VmData is sampled too, and before the window a probe opens the
+// hog slots at once and measures the VmData they cost; in the mixed run
+// other traffic grows the heap too. VmData is reported, not judged: Go
+// never unmaps its heap, so it never comes back. So is the count of the
+// server's sockets in CLOSE_WAIT.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+type soakConfig struct {
+	Addr        string
+	PID         int
+	Src         string
+	Procs       int
+	Duration    time.Duration
+	Good        int
+	Bad         int
+	Mix         string
+	Spec        soakSpec
+	DialTimeout time.Duration
+	Sample      time.Duration
+	Settle      time.Duration
+	RSSSlackMiB float64
+	RSSSlackPct float64
+	Strict      bool
+	Quiet       bool
+}
+
+func (c *soakConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "server host:port (loopback, 127.0.0.0/8)")
+	fs.IntVar(&c.PID, "pid", 0, "server process id, for RSS, fds and threads (0: not measured, and not judged)")
+	fs.StringVar(&c.Src, "src", "", "comma-separated source addresses (127.0.0.0/8), used round-robin")
+	fs.IntVar(&c.Procs, "procs", 0, "client processes (0: one per 15,000 slots)")
+	fs.DurationVar(&c.Duration, "duration", 3*time.Minute, "how long connections are opened")
+	fs.IntVar(&c.Good, "good", 200, "good clients open at a time")
+	fs.IntVar(&c.Bad, "bad", 20, "connections open at a time per bad behaviour")
+	fs.StringVar(&c.Mix, "mix", "", "per-behaviour overrides of -bad (and -good), e.g. hog=50,burst-fin=5,idle=0; names or numbers 1-8")
+	fs.DurationVar(&c.Spec.Interval, "interval", time.Second, "the server's push interval (its -push-interval)")
+	fs.DurationVar(&c.Spec.PushSlack, "push-slack", time.Second, "a good client fails on a push gap over 2 × -interval + this")
+	fs.DurationVar(&c.Spec.GoodLife, "good-life", 20*time.Second, "a good client lives between half and 1.5 times this, then closes and is replaced")
+	fs.DurationVar(&c.Spec.GoodEvery, "good-every", 250*time.Millisecond, "a good client sends one message about this often (one outstanding)")
+	fs.DurationVar(&c.Spec.EchoTimeout, "echo-timeout", 5*time.Second, "a good client fails when an echo takes longer")
+	fs.DurationVar(&c.Spec.Hold, "hold", 20*time.Second, "a bad connection gives up waiting for the server after this")
+	fs.DurationVar(&c.Spec.Trickle, "trickle", 300*time.Millisecond, "hog and slowloris send one byte this often")
+	fs.DurationVar(&c.Spec.FinWait, "fin-wait", 5*time.Second, "burst-fin: the server must close within this after the FIN")
+	fs.IntVar(&c.Spec.MaxMessage, "max-message", 1<<20, "the server's -max-message: hog declares a frame of this length")
+	fs.IntVar(&c.Spec.Burst, "burst", 4<<20, "burst-fin: bytes sent before the FIN")
+	fs.DurationVar(&c.DialTimeout, "dial-timeout", 5*time.Second, "timeout for one dial and upgrade, and for the greeting")
+	fs.DurationVar(&c.Sample, "sample", 5*time.Second, "server sampling period during the window")
+	fs.DurationVar(&c.Settle, "settle", 20*time.Second, "after the clients are gone, wait up to this for fds and RSS to come back")
+	fs.Float64Var(&c.RSSSlackMiB, "rss-slack", 20, "RSS tolerance in MiB (the larger of this and -rss-slack-pct applies)")
+	fs.Float64Var(&c.RSSSlackPct, "rss-slack-pct", 25, "RSS tolerance in percent of the baseline")
+	fs.BoolVar(&c.Strict, "strict", false, "also fail on findings: a bad connection the server held past -hold, a burst-fin left open past -fin-wait, "+
+		"a wrong close code, hogs committing their declared length")
+}
+
+// soakSample is one row of the timeline.
+type soakSample struct {
+	T        float64 `json:"t_s"` // since the window opened
+	Phase    string  `json:"phase"`
+	RSS      int64   `json:"rss_bytes"`
+	Data     int64   `json:"vm_data_bytes"`
+	FDs      int     `json:"fds"`
+	CloseWt  int     `json:"close_wait"` // the server's sockets in CLOSE_WAIT
+	Threads  int     `json:"threads"`
+	CPU      float64 `json:"cpu_s"`
+	GoodOpen int     `json:"good_open"`
+	BadOpen  int     `json:"bad_open"`
+}
+
+type soakGoodResult struct {
+	Concurrency int            `json:"concurrency"`
+	Started     int            `json:"started"`
+	Served      int            `json:"served"`
+	Failed      int            `json:"failed"`
+	OpenAtEnd   int            `json:"open_at_end"`
+	Echoes      int64          `json:"echoes"`
+	Pushes      int64          `json:"pushes"`
+	PushesPerS  float64        `json:"pushes_per_conn_s"`
+	GapP50Ms    float64        `json:"push_gap_p50_ms"`
+	GapP99Ms    float64        `json:"push_gap_p99_ms"`
+	GapMaxMs    float64        `json:"push_gap_max_ms"`
+	Failures    map[string]int `json:"failures,omitempty"`
+}
+
+type soakBadResult struct {
+	Behaviour   string         `json:"behaviour"`
+	Number      int            `json:"number"`
+	What        string         `json:"what"`
+	Expect      string         `json:"expect"`
+	Concurrency int            `json:"concurrency"`
+	Started     int            `json:"started"`
+	ByServer    int            `json:"closed_by_server"`
+	OpenAtEnd   int            `json:"open_at_end"`
+	GaveUp      int            `json:"client_gave_up"`
+	ClientEnded int            `json:"client_ended"`
+	Errors      int            `json:"errors"`
+	CloseP50Ms  float64        `json:"close_p50_ms"`
+	CloseMaxMs  float64        `json:"close_max_ms"`
+	Outcomes    map[string]int `json:"outcomes"`
+	Finding     string         `json:"finding,omitempty"`
+}
+
+type soakResult struct {
+	Workload     string          `json:"workload"`
+	Verdict      string          `json:"verdict"` // PASS or FAIL
+	Reasons      []string        `json:"reasons,omitempty"`
+	Seconds      float64         `json:"seconds"`
+	IntervalMs   float64         `json:"interval_ms"`
+	PushLimitMs  float64         `json:"push_gap_limit_ms"`
+	Procs        int             `json:"procs"`
+	Good         soakGoodResult  `json:"good"`
+	Bad          []soakBadResult `json:"bad"`
+	FinNotClosed int             `json:"server_bug_fin_not_closed"`
+	BurstSent    int64           `json:"burst_sent_bytes"`
+	BurstEchoed  int64           `json:"burst_echoed_bytes"`
+	StallMaxMs   float64         `json:"client_stall_max_ms"` // the client's own worst scheduling delay
+	ClientCPU    float64         `json:"client_cpu_s"`
+	ServerCPU    float64         `json:"server_cpu_s"` // over the window and the settle period
+	Measured     bool            `json:"server_measured"`
+	Baseline     procStat        `json:"server_baseline"`
+	Peak         procStat        `json:"server_peak"` // each figure's maximum over the samples
+	After        procStat        `json:"server_after"`
+	CloseWtBase  int             `json:"close_wait_baseline"`
+	CloseWtPeak  int             `json:"close_wait_peak"`
+	CloseWtAfter int             `json:"close_wait_after"`
+	RSSLimit     int64           `json:"rss_limit_bytes"`
+	MaxMessage   int             `json:"max_message"`
+	HogProbe     *hogProbe       `json:"hog_probe,omitempty"`
+	Findings     []string        `json:"findings,omitempty"` // where the server did not do what a behaviour expects
+	Strict       bool            `json:"strict"`
+	SettleS      float64         `json:"settle_s"`
+	Timeline     []soakSample    `json:"timeline"`
+	Warnings     []string        `json:"warnings,omitempty"`
+}
+
+func cmdSoak(ctx context.Context, args []string) error {
+	var cfg soakConfig
+	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
+	cfg.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := runSoak(ctx, cfg)
+	if res != nil {
+		printSoak(stdout, res)
+		printResult(res)
+	}
+	if err == nil && res.Verdict != "PASS" {
+		err = fmt.Errorf("FAIL: %s", strings.Join(res.Reasons, "; "))
+	}
+	return err
+}
+
+// parseMix applies "name=N,..." overrides to counts. A name is a class
+// name (good, hog, ...) or a bad behaviour's number (1-8).
+func parseMix(s string, counts [nClasses]int) ([nClasses]int, error) {
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(f, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if !ok || err != nil || n < 0 {
+			return counts, fmt.Errorf("-mix: %q is not NAME=COUNT", f)
+		}
+		cl, ok := classByName(strings.TrimSpace(k))
+		if !ok {
+			return counts, fmt.Errorf("-mix: unknown behaviour %q", k)
+		}
+		counts[cl] = n
+	}
+	return counts, nil
+}
+
+func classByName(k string) (soakClass, bool) {
+	if n, err := strconv.Atoi(k); err == nil && n >= 1 && n < int(nClasses) {
+		return soakClass(n), true
+	}
+	for cl := range nClasses {
+		if classInfo[cl].name == k {
+			return cl, true
+		}
+	}
+	return 0, false
+}
+
+// checkLoopback refuses targets and sources outside 127.0.0.0/8: the soak
+// is hostile on purpose.
+func checkLoopback(addr string, src []string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: %w", addr, err)
+	}
+	for _, h := range append([]string{host}, src...) {
+		ip := net.ParseIP(h).To4()
+		if ip == nil || ip[0] != 127 {
+			return fmt.Errorf("%q is not an IPv4 loopback address (127.0.0.0/8): soak only runs on loopback", h)
+		}
+	}
+	return nil
+}
+
+// rssLimit is the largest RSS after the run that still counts as back:
+// baseline + the larger of slackMiB and pct % of the baseline.
+func rssLimit(base int64, slackMiB, pct float64) int64 {
+	return base + max(int64(slackMiB*(1<<20)), int64(float64(base)*pct/100))
+}
+
+// serverBack reports whether the server's resources are back: descriptors
+// exactly at the baseline, RSS within the limit.
+func serverBack(base, now procStat, limit int64) bool {
+	return now.FDs == base.FDs && now.RSS <= limit
+}
+
+func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
+	src := parseSrc(cfg.Src)
+	if err := checkLoopback(cfg.Addr, src); err != nil {
+		return nil, err
+	}
+	var counts [nClasses]int
+	counts[classGood] = cfg.Good
+	for cl := classHog; cl < nClasses; cl++ {
+		counts[cl] = cfg.Bad
+	}
+	counts, err := parseMix(cfg.Mix, counts)
+	if err != nil {
+		return nil, err
+	}
+	ss := cfg.Spec
+	ss.Counts = counts
+	switch {
+	case counts[classGood] < 1:
+		return nil, fmt.Errorf("need at least one good client (-good)")
+	case cfg.Duration < 5*time.Second || ss.Interval <= 0 || ss.GoodLife <= 0 || ss.GoodEvery <= 0 ||
+		ss.Hold <= 0 || ss.Trickle <= 0 || ss.EchoTimeout <= 0 || cfg.Sample <= 0:
+		return nil, fmt.Errorf("-duration (≥ 5s), -interval, -good-life, -good-every, -echo-timeout, -hold, -trickle and -sample must be positive")
+	case ss.MaxMessage < 1 || ss.Burst < 1:
+		return nil, fmt.Errorf("-max-message and -burst must be positive")
+	}
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	procs := cfg.Procs
+	if procs <= 0 {
+		procs = (total + 14999) / 15000 // a slot holds one connection at a time
+	}
+
+	res := &soakResult{Workload: "soak", Seconds: cfg.Duration.Seconds(), IntervalMs: ms(ss.Interval),
+		PushLimitMs: ms(ss.pushLimit()), Procs: procs, Measured: cfg.PID > 0, MaxMessage: ss.MaxMessage, Strict: cfg.Strict}
+	_, portStr, _ := net.SplitHostPort(cfg.Addr)
+	port, _ := strconv.Atoi(portStr)
+	if cfg.PID > 0 {
+		if res.Baseline, err = readProcStat(cfg.PID); err != nil {
+			return nil, err
+		}
+		if res.CloseWtBase, err = countTCPState(cfg.PID, port, tcpCloseWait); err != nil {
+			return nil, err
+		}
+		res.Peak = res.Baseline
+		res.RSSLimit = rssLimit(res.Baseline.RSS, cfg.RSSSlackMiB, cfg.RSSSlackPct)
+	}
+	if cfg.PID > 0 && counts[classHog] > 0 {
+		if res.HogProbe, err = probeHogs(ctx, cfg, counts[classHog]); err != nil {
+			return nil, err
+		}
+	}
+	spec := workerSpec{Mode: "soak", Addr: cfg.Addr, Src: src, DialTimeout: cfg.DialTimeout, Soak: &ss}
+	p, err := startPool(ctx, spec, poolOptions{Total: total, Procs: procs, InProc: true})
+	if err != nil {
+		return nil, err
+	}
+	defer p.shutdown(3 * time.Second)
+	if _, err := p.waitReady(ctx, 30*time.Second, false); err != nil {
+		return nil, err
+	}
+	if err := p.broadcast(command{Cmd: "start", Duration: cfg.Duration}); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	cpu0 := clientCPU()
+	if !cfg.Quiet {
+		fmt.Fprintf(stderr, "soak: %d good + %d bad slots for %v over %d process(es)\n", counts[classGood], total-counts[classGood], cfg.Duration, procs)
+	}
+
+	open := map[int][]int{} // latest open counts per worker
+	sample := func(phase string) (procStat, error) {
+		ps, err := readProcStat(cfg.PID)
+		if err != nil {
+			return ps, err
+		}
+		cw, err := countTCPState(cfg.PID, port, tcpCloseWait)
+		if err != nil {
+			return ps, err
+		}
+		row := soakSample{T: time.Since(start).Seconds(), Phase: phase, RSS: ps.RSS, Data: ps.Data, FDs: ps.FDs,
+			CloseWt: cw, Threads: ps.Threads, CPU: ps.CPU}
+		res.CloseWtAfter = cw
+		if phase == "run" {
+			for _, o := range open {
+				for cl, n := range o {
+					if soakClass(cl) == classGood {
+						row.GoodOpen += n
+					} else {
+						row.BadOpen += n
+					}
+				}
+			}
+		}
+		res.Timeline = append(res.Timeline, row)
+		res.Peak.RSS = max(res.Peak.RSS, ps.RSS)
+		res.Peak.Data = max(res.Peak.Data, ps.Data)
+		res.Peak.FDs = max(res.Peak.FDs, ps.FDs)
+		res.CloseWtPeak = max(res.CloseWtPeak, cw)
+		res.Peak.Threads = max(res.Peak.Threads, ps.Threads)
+		if !cfg.Quiet {
+			fmt.Fprintf(stderr, "soak: %6.0fs %-6s RSS %s, VmData %s, fds %d, CLOSE_WAIT %d, threads %d, open good %d bad %d\n",
+				row.T, phase, mib(ps.RSS), mib(ps.Data), ps.FDs, cw, ps.Threads, row.GoodOpen, row.BadOpen)
+		}
+		return ps, nil
+	}
+
+	// The window: sample the server, gather the workers' ticks and results.
+	var parts []*soakPart
+	got := map[int]bool{}
+	tick := time.NewTicker(cfg.Sample)
+	defer tick.Stop()
+	deadline := time.NewTimer(cfg.Duration + ss.Hold + ss.FinWait + ss.EchoTimeout + time.Minute)
+	defer deadline.Stop()
+	for len(got) < len(p.workers) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return nil, fmt.Errorf("%d of %d workers sent no result in time", len(p.workers)-len(got), len(p.workers))
+		case <-tick.C:
+			if cfg.PID > 0 {
+				if _, err := sample("run"); err != nil {
+					return nil, err
+				}
+			}
+		case e := <-p.events:
+			switch e.Type {
+			case "tick":
+				open[e.Worker] = e.Open
+			case "result":
+				if e.Soak == nil {
+					return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+				}
+				got[e.Worker] = true
+				parts = append(parts, e.Soak)
+			case "fatal":
+				return nil, fmt.Errorf("worker %d: %s", e.Worker, e.Err)
+			case "exit":
+				p.alive--
+				if !got[e.Worker] {
+					return nil, fmt.Errorf("worker %d ended before sending its result", e.Worker)
+				}
+			}
+		}
+	}
+	if _, err := p.closeAll(30 * time.Second); err != nil {
+		return nil, err
+	}
+	res.ClientCPU = clientCPU() - cpu0
+	if err := mergeSoak(res, parts, counts); err != nil {
+		return nil, err
+	}
+
+	// Every client is gone: give the server -settle to come back.
+	if cfg.PID > 0 {
+		t0 := time.Now()
+		clear(open)
+		for {
+			if err := sleepCtx(ctx, time.Second); err != nil {
+				return nil, err
+			}
+			ps, err := sample("settle")
+			if err != nil {
+				return nil, err
+			}
+			res.After = ps
+			if serverBack(res.Baseline, ps, res.RSSLimit) || time.Since(t0) >= cfg.Settle {
+				break
+			}
+		}
+		res.SettleS = time.Since(t0).Seconds()
+		res.ServerCPU = res.After.CPU - res.Baseline.CPU
+	}
+	soakVerdict(res)
+	return res, nil
+}
+
+// mergeSoak sums the workers' parts into res.
+func mergeSoak(res *soakResult, parts []*soakPart, counts [nClasses]int) error {
+	var cls [nClasses]soakClassStats
+	var hists [nClasses]*hdr.Histogram
+	gaps := newCloseHist()
+	g := &res.Good
+	g.Concurrency = counts[classGood]
+	var maxGap int64
+	var goodSeconds float64
+	for cl := range nClasses {
+		hists[cl] = newCloseHist()
+	}
+	for _, p := range parts {
+		pg := p.Good
+		g.Started += pg.Started
+		g.Served += pg.Served
+		g.Failed += pg.Failed
+		g.OpenAtEnd += pg.OpenAtEnd
+		g.Echoes += pg.Echoes
+		g.Pushes += pg.Pushes
+		goodSeconds += pg.Seconds
+		maxGap = max(maxGap, pg.MaxGapNs)
+		for k, v := range pg.Failures {
+			if g.Failures == nil {
+				g.Failures = map[string]int{}
+			}
+			g.Failures[k] += v
+		}
+		if err := mergeHist(gaps, pg.GapHist); err != nil {
+			return err
+		}
+		res.FinNotClosed += p.FinNotClosed
+		res.BurstSent += p.BurstSent
+		res.BurstEchoed += p.BurstEchoed
+		res.StallMaxMs = max(res.StallMaxMs, float64(p.StallMaxNs)/1e6)
+		for cl := range nClasses {
+			c, s := &cls[cl], p.Classes[cl]
+			c.Started += s.Started
+			c.ByServer += s.ByServer
+			c.OpenAtEnd += s.OpenAtEnd
+			c.GaveUp += s.GaveUp
+			c.ClientEnded += s.ClientEnded
+			c.Errors += s.Errors
+			for k, v := range s.Outcomes {
+				if c.Outcomes == nil {
+					c.Outcomes = map[string]int{}
+				}
+				c.Outcomes[k] += v
+			}
+			if err := mergeHist(hists[cl], s.Hist); err != nil {
+				return err
+			}
+		}
+	}
+	g.GapP50Ms = float64(gaps.ValueAtQuantile(50))
+	g.GapP99Ms = float64(gaps.ValueAtQuantile(99))
+	g.GapMaxMs = float64(maxGap) / 1e6
+	if g.Failed > 0 && res.StallMaxMs >= res.PushLimitMs-res.IntervalMs {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the client itself stalled for up to %.0f ms: push-gap failures may be the machine's (CPU starvation), not the server's; "+
+			"rerun on a quieter machine or with a larger -push-slack", res.StallMaxMs))
+	}
+	if goodSeconds > 0 {
+		g.PushesPerS = float64(g.Pushes) / goodSeconds
+		if want := 1 / res.IntervalMs * 1000; g.PushesPerS < 0.5*want || g.PushesPerS > 1.5*want {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("good clients got %.2f pushes/s for %.2f expected: is the server's -push-interval %v?",
+				g.PushesPerS, want, time.Duration(res.IntervalMs*1e6)))
+		}
+	}
+	for cl := classHog; cl < nClasses; cl++ {
+		c := cls[cl]
+		if counts[cl] == 0 {
+			continue
+		}
+		b := soakBadResult{Behaviour: classInfo[cl].name, Number: int(cl), What: classInfo[cl].what, Expect: classInfo[cl].expect,
+			Concurrency: counts[cl], Started: c.Started, ByServer: c.ByServer, OpenAtEnd: c.OpenAtEnd, GaveUp: c.GaveUp,
+			ClientEnded: c.ClientEnded, Errors: c.Errors, Outcomes: c.Outcomes}
+		if c.ByServer > 0 {
+			b.CloseP50Ms = float64(hists[cl].ValueAtQuantile(50))
+			b.CloseMaxMs = float64(hists[cl].Max())
+		}
+		b.Finding = soakFinding(cl, c, res.FinNotClosed)
+		res.Bad = append(res.Bad, b)
+	}
+	return nil
+}
+
+func mergeHist(h *hdr.Histogram, enc string) error {
+	if enc == "" {
+		return nil
+	}
+	wh, err := hdr.Decode([]byte(enc))
+	if err != nil {
+		return fmt.Errorf("worker histogram: %w", err)
+	}
+	h.Merge(wh)
+	return nil
+}
+
+// soakFinding says, for one bad behaviour, where the server did not do what
+// classInfo expects ("" when it did, or when nothing is expected but fds
+// and RSS). It does not fail the run.
+func soakFinding(cl soakClass, c soakClassStats, finBug int) string {
+	var f []string
+	if c.Errors > 0 {
+		f = append(f, fmt.Sprintf("%d could not connect or upgrade", c.Errors))
+	}
+	switch cl {
+	case classHTTPHold, classSlowloris, classNoRead, classIdle:
+		if c.GaveUp > 0 {
+			f = append(f, fmt.Sprintf("%d still held by the server when the client gave up after -hold", c.GaveUp))
+		}
+	case classBurstFIN:
+		if finBug > 0 {
+			f = append(f, fmt.Sprintf("SERVER BUG: %d not closed within -fin-wait of the FIN", finBug))
+		}
+	case classInvalid:
+		bad := 0
+		for k, v := range c.Outcomes {
+			if !strings.Contains(k, "as expected") && !strings.HasPrefix(k, "open at end") && !strings.HasPrefix(k, "upgrade: ") {
+				bad += v
+			}
+		}
+		if bad > 0 {
+			f = append(f, fmt.Sprintf("%d closed without the expected code", bad))
+		}
+	}
+	return strings.Join(f, "; ")
+}
+
+// hogProbe is what n hogs, opened at once before the window, cost the server.
+type hogProbe struct {
+	N          int   `json:"n"`
+	Opened     int   `json:"opened"`
+	RSSGrowth  int64 `json:"rss_growth_bytes"`
+	DataGrowth int64 `json:"vm_data_growth_bytes"`
+	PerHog     int64 `json:"vm_data_per_hog_bytes"`
+}
+
+// probeHogs opens n hogs at once, each declaring -max-message and sending
+// its first payload byte, waits a second, and measures the server's growth;
+// then closes them. On a quiet server this is the hogs' cost alone.
+func probeHogs(ctx context.Context, cfg soakConfig, n int) (*hogProbe, error) {
+	before, err := readProcStat(cfg.PID)
+	if err != nil {
+		return nil, err
+	}
+	src := parseSrc(cfg.Src)
+	conns := make([]*wsConn, 0, n)
+	defer func() { closeConns(conns) }()
+	for i := range n {
+		o := dialOptions{Addr: cfg.Addr, Timeout: cfg.DialTimeout}
+		if len(src) > 0 {
+			o.Src = src[i%len(src)]
+		}
+		c, err := dialWS(ctx, o)
+		if err != nil {
+			continue
+		}
+		conns = append(conns, c)
+		if c.expectGreeting(cfg.DialTimeout) != nil {
+			continue
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(cfg.DialTimeout))
+		c.writeRaw(append(appendHeader(nil, 0x80|opBinary, uint64(cfg.Spec.MaxMessage), true), 0))
+	}
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return nil, err
+	}
+	after, err := readProcStat(cfg.PID)
+	if err != nil {
+		return nil, err
+	}
+	p := &hogProbe{N: n, Opened: len(conns), RSSGrowth: after.RSS - before.RSS, DataGrowth: after.Data - before.Data}
+	if len(conns) > 0 {
+		p.PerHog = p.DataGrowth / int64(len(conns))
+	}
+	closeConns(conns)
+	conns = nil
+	// Give the server a moment to drop them before the window opens.
+	return p, sleepCtx(ctx, time.Second)
+}
+
+// hogFinding is the hog row's finding from the probe: a server that commits
+// at least half the declared length per hog sizes its buffer from the header.
+func hogFinding(p *hogProbe, maxMessage int) string {
+	if p == nil || p.Opened == 0 || p.PerHog < int64(maxMessage)/2 {
+		return ""
+	}
+	return fmt.Sprintf("probe: %d hogs at once grew the server's VmData by %s, %s per hog for %s declared: "+
+		"memory committed from the declared length before the payload arrives (VmRSS +%s: it shows only once written to)",
+		p.Opened, mib(p.DataGrowth), kib(p.PerHog), kib(int64(maxMessage)), mib(p.RSSGrowth))
+}
+
+func kib(b int64) string { return fmt.Sprintf("%d KiB", b>>10) }
+
+// soakVerdict gathers the findings and sets res.Verdict and the reasons
+// for a FAIL.
+func soakVerdict(res *soakResult) {
+	res.Findings = nil
+	for i, b := range res.Bad {
+		if b.Number == int(classHog) {
+			if f := hogFinding(res.HogProbe, res.MaxMessage); f != "" {
+				res.Bad[i].Finding = strings.TrimPrefix(b.Finding+"; "+f, "; ")
+			}
+		}
+		if res.Bad[i].Finding != "" {
+			res.Findings = append(res.Findings, fmt.Sprintf("%d %s: %s", b.Number, b.Behaviour, res.Bad[i].Finding))
+		}
+	}
+	var r []string
+	if res.Good.Started == 0 {
+		r = append(r, "no good client ran")
+	}
+	if res.Good.Failed > 0 {
+		r = append(r, fmt.Sprintf("%d of %d good clients failed", res.Good.Failed, res.Good.Started))
+	}
+	if res.Measured {
+		if res.After.FDs != res.Baseline.FDs {
+			r = append(r, fmt.Sprintf("server fds %d after the run, baseline %d", res.After.FDs, res.Baseline.FDs))
+		}
+		if res.After.RSS > res.RSSLimit {
+			r = append(r, fmt.Sprintf("server RSS %s after the run, limit %s (baseline %s)", mib(res.After.RSS), mib(res.RSSLimit), mib(res.Baseline.RSS)))
+		}
+	}
+	if res.Strict && len(res.Findings) > 0 {
+		r = append(r, fmt.Sprintf("-strict: %d behaviour(s) with findings", len(res.Findings)))
+	}
+	res.Reasons = r
+	res.Verdict = "PASS"
+	if len(r) > 0 {
+		res.Verdict = "FAIL"
+	}
+}
+
+func printSoak(w io.Writer, r *soakResult) {
+	t := newTable(w)
+	t.row("soak", fmt.Sprintf("%.0f s, %d client process(es), push interval %.0f ms, push gap limit %.0f ms", r.Seconds, r.Procs, r.IntervalMs, r.PushLimitMs))
+	g := r.Good
+	t.row("good clients (at a time)", itoa(g.Concurrency))
+	t.row("good started / served / FAILED", fmt.Sprintf("%d / %d / %d (%d were open at the end)", g.Started, g.Served, g.Failed, g.OpenAtEnd))
+	t.row("good echoes verified / pushes", fmt.Sprintf("%d / %d (%.2f pushes per connection-second)", g.Echoes, g.Pushes, g.PushesPerS))
+	t.row("push gap p50 / p99 / max", fmt.Sprintf("%.0f / %.0f / %.0f ms", g.GapP50Ms, g.GapP99Ms, g.GapMaxMs))
+	t.row("client: CPU / worst own stall", fmt.Sprintf("%.1f s / %.0f ms (a 100 ms ticker's lateness)", r.ClientCPU, r.StallMaxMs))
+	for _, k := range sortedKeys(g.Failures) {
+		t.row("  good failure", fmt.Sprintf("%d × %s", g.Failures[k], k))
+	}
+	t.flush()
+
+	fmt.Fprintln(w)
+	t = newTable(w)
+	t.row("#", "behaviour", "at a time", "started", "closed by server", "open at end", "client gave up", "client ended", "errors", "close p50 / max")
+	for _, b := range r.Bad {
+		cl := "-"
+		if b.ByServer > 0 {
+			cl = fmt.Sprintf("%s / %s", fmtMs(b.CloseP50Ms), fmtMs(b.CloseMaxMs))
+		}
+		t.row(itoa(b.Number), b.Behaviour, itoa(b.Concurrency), itoa(b.Started), itoa(b.ByServer), itoa(b.OpenAtEnd),
+			itoa(b.GaveUp), itoa(b.ClientEnded), itoa(b.Errors), cl)
+	}
+	t.flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "what the server did (count × outcome; close times from: hog header, HTTP request, FIN, first byte, greeting, the invalid frame)")
+	for _, b := range r.Bad {
+		fmt.Fprintf(w, "  %d %s: %s; expected: %s\n", b.Number, b.Behaviour, b.What, b.Expect)
+		for _, k := range sortedByCount(b.Outcomes) {
+			fmt.Fprintf(w, "      %6d × %s\n", b.Outcomes[k], k)
+		}
+		if b.Finding != "" {
+			fmt.Fprintf(w, "      NOTE: %s\n", b.Finding)
+		}
+	}
+	if r.BurstSent > 0 {
+		fmt.Fprintf(w, "  burst-fin bytes sent / echoed: %d / %d\n", r.BurstSent, r.BurstEchoed)
+	}
+	fmt.Fprintln(w)
+	if r.FinNotClosed > 0 {
+		fmt.Fprintf(w, "*** SERVER BUG: %d burst-fin connections not closed within -fin-wait after the client's FIN ***\n\n", r.FinNotClosed)
+	} else {
+		fmt.Fprintln(w, "burst-fin: every connection closed within -fin-wait after the FIN")
+		fmt.Fprintln(w)
+	}
+
+	if r.Measured {
+		t = newTable(w)
+		t.row("t (s)", "phase", "RSS", "VmData", "fds", "CLOSE_WAIT", "threads", "CPU (s)", "good open", "bad open")
+		for _, s := range r.Timeline {
+			t.row(fmt.Sprintf("%.0f", s.T), s.Phase, mib(s.RSS), mib(s.Data), itoa(s.FDs), itoa(s.CloseWt), itoa(s.Threads),
+				fmt.Sprintf("%.1f", s.CPU), itoa(s.GoodOpen), itoa(s.BadOpen))
+		}
+		t.flush()
+		fmt.Fprintln(w)
+		t = newTable(w)
+		t.row("server", "RSS", "fds", "VmData", "CLOSE_WAIT", "threads")
+		t.row("baseline", mib(r.Baseline.RSS), itoa(r.Baseline.FDs), mib(r.Baseline.Data), itoa(r.CloseWtBase), itoa(r.Baseline.Threads))
+		t.row("peak", mib(r.Peak.RSS), itoa(r.Peak.FDs), mib(r.Peak.Data), itoa(r.CloseWtPeak), itoa(r.Peak.Threads))
+		t.row(fmt.Sprintf("after (%.0f s settle)", r.SettleS), mib(r.After.RSS), itoa(r.After.FDs), mib(r.After.Data), itoa(r.CloseWtAfter), itoa(r.After.Threads))
+		t.row("pass if after ≤", mib(r.RSSLimit), itoa(r.Baseline.FDs)+" (exact)", "(reported)", "(reported)", "(reported)")
+		t.flush()
+		fmt.Fprintf(w, "server CPU over the run: %.1f s\n", r.ServerCPU)
+		if p := r.HogProbe; p != nil {
+			fmt.Fprintf(w, "hog probe before the window: %d of %d hogs opened at once, each declaring %s: server VmData +%s (%s per hog), RSS +%s\n",
+				p.Opened, p.N, kib(int64(r.MaxMessage)), mib(p.DataGrowth), kib(p.PerHog), mib(p.RSSGrowth))
+		}
+	} else {
+		fmt.Fprintln(w, "server not measured (no -pid): RSS and fds not judged")
+	}
+	for _, s := range r.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", s)
+	}
+	if len(r.Findings) > 0 {
+		strict := "not failing the run; -strict makes them fail it"
+		if r.Strict {
+			strict = "failing the run (-strict)"
+		}
+		fmt.Fprintf(w, "\nFINDINGS (%s):\n", strict)
+		for _, f := range r.Findings {
+			fmt.Fprintf(w, "  - %s\n", f)
+		}
+	}
+	fmt.Fprintf(w, "\nVERDICT: %s\n", r.Verdict)
+	for _, s := range r.Reasons {
+		fmt.Fprintf(w, "  - %s\n", s)
+	}
+}
+
+func fmtMs(v float64) string {
+	if v >= 10000 {
+		return fmt.Sprintf("%.1f s", v/1000)
+	}
+	return fmt.Sprintf("%.0f ms", v)
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// sortedByCount lists m's keys, largest count first.
+func sortedByCount(m map[string]int) []string {
+	keys := sortedKeys(m)
+	sort.SliceStable(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
+	return keys
+}
