@@ -181,7 +181,7 @@ func TestBrowserDemoPage(t *testing.T) {
 var rttText = regexp.MustCompile(`^\d+(\.\d+)? ms$`)
 
 func isServerTime(s string) bool {
-	_, err := time.Parse(server.TimeLayout, s)
+	_, err := time.Parse(TimeLayout, s)
 	return err == nil
 }
 
@@ -233,11 +233,11 @@ type browserServer struct {
 func startBrowserServer(t *testing.T, addr string) *browserServer {
 	t.Helper()
 	var srv *server.Server
-	srv, err := server.New(server.Config{
+	srv, err := server.New(withDemo(server.Config{
 		Handler:      newMux(func() *server.Server { return srv }),
 		PushInterval: 300 * time.Millisecond,
 		OnError:      func(err error) { t.Logf("server: %v", err) },
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

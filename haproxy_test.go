@@ -26,8 +26,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/wsmill/wsmill/server"
 )
 
 // TestHAProxyTLS runs deploy/haproxy.cfg itself (its "${VAR-default}"
@@ -265,7 +263,7 @@ func echoAndPush(c *websocket.Conn, msg string) error {
 }
 
 func isTimePush(p []byte) bool {
-	_, err := time.Parse(server.TimeLayout, string(p))
+	_, err := time.Parse(TimeLayout, string(p))
 	return err == nil
 }
 

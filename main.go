@@ -68,7 +68,7 @@ func run(args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	var srv *server.Server
 	mux := newMux(func() *server.Server { return srv })
-	srv, err := server.New(server.Config{
+	srv, err := server.New(withDemo(server.Config{
 		PushInterval:     *push,
 		Workers:          *workers,
 		MaxMessage:       *maxMsg,
@@ -84,7 +84,7 @@ func run(args []string) error {
 
 		HTTPTimeout:  *httpTimeout,
 		MaxHTTPConns: *maxHTTP,
-	})
+	}))
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ type statsSnapshot struct {
 func statsJSON(s *server.Server) statsSnapshot {
 	st := s.Stats()
 	return statsSnapshot{
-		Time:          time.Now().Format(server.TimeLayout),
+		Time:          time.Now().Format(TimeLayout),
 		UptimeSeconds: st.Uptime.Seconds(),
 		Open:          st.Open,
 		Live:          st.Live,

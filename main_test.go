@@ -21,7 +21,7 @@ import (
 func startMain(t *testing.T) string {
 	t.Helper()
 	var srv *server.Server
-	srv, err := server.New(server.Config{Handler: newMux(func() *server.Server { return srv }), PushInterval: 200 * time.Millisecond})
+	srv, err := server.New(withDemo(server.Config{Handler: newMux(func() *server.Server { return srv }), PushInterval: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,9 +60,10 @@ func TestAllocsEchoFrame(t *testing.T) {
 func TestAllocsTimePush(t *testing.T) {
 	r := newAllocRig(t)
 	c, peer := r.open(t)
-	buf := make([]byte, len(r.s.wheel.frame))
+	f := r.timeFrame()
+	buf := make([]byte, f.Len())
 	allocs := testing.AllocsPerRun(200, func() {
-		r.s.wheel.push(c)
+		r.s.wheel.push(c, f, LatestOnly)
 		drain(t, peer, buf, len(buf))
 	})
 	if allocs != 0 {
@@ -111,5 +112,52 @@ func TestAllocsUpgrade(t *testing.T) {
 	}
 	if got := string(buf[:len(resp)]); got != resp {
 		t.Errorf("response = %q; want %q", got, resp)
+	}
+}
+
+// TestAllocsForeignSend: a send through a Conn handle from a goroutine
+// that is not a worker, which the kernel takes whole, allocates nothing.
+func TestAllocsForeignSend(t *testing.T) {
+	r := newAllocRig(t)
+	c, peer := r.open(t)
+	h := r.s.handle(c)
+	payload := []byte("a price: 101.25")
+	buf := make([]byte, 2+len(payload))
+	done := make(chan float64)
+	go func() {
+		done <- testing.AllocsPerRun(200, func() {
+			if res := h.Send(OpText, payload, Reliable); res != Written {
+				t.Errorf("Send: got %v; want written", res)
+			}
+			drain(t, peer, buf, len(buf))
+		})
+	}()
+	if allocs := <-done; allocs != 0 {
+		t.Errorf("got %v allocs per send; want 0", allocs)
+	}
+}
+
+// TestAllocsBroadcast: a broadcast of a prepared frame allocates nothing,
+// whatever the number of connections.
+func TestAllocsBroadcast(t *testing.T) {
+	r := newAllocRig(t)
+	const n = 50
+	var peers []int
+	for range n {
+		_, peer := r.open(t)
+		peers = append(peers, peer)
+	}
+	f := NewFrame(OpBinary, []byte("tick"))
+	buf := make([]byte, f.Len())
+	allocs := testing.AllocsPerRun(100, func() {
+		if got := r.s.Broadcast(f, LatestOnly); got != n {
+			t.Fatalf("Broadcast reached %d; want %d", got, n)
+		}
+		for _, p := range peers {
+			drain(t, p, buf, len(buf))
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocs per broadcast to %d connections; want 0", allocs, n)
 	}
 }

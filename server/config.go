@@ -15,8 +15,9 @@ type Config struct {
 	// Path is the request path that is upgraded to WebSocket. Default "/ws".
 	Path string
 
-	// PushInterval is the period of the time push to every connection.
-	// Default 5s.
+	// PushInterval is the period of the timing wheel: every Push goes to
+	// every connection once per interval, and idle connections are checked
+	// once per interval. Default 5s.
 	PushInterval time.Duration
 
 	// Workers is the size of the worker pool. Default runtime.GOMAXPROCS(0).
@@ -65,6 +66,24 @@ type Config struct {
 	// 403. Requests without an Origin header (non-browser clients) pass.
 	// Default: allow all.
 	Origins []string
+
+	// App is the application: OnOpen, OnMessage and OnClose for every
+	// WebSocket connection (see App). Default: one that ignores everything
+	// (connections stay open, messages are dropped).
+	App App
+
+	// OnUpgrade, when set, sees every upgrade request that passed the
+	// protocol checks and the Origin allow-list, just before the 101. It
+	// runs on a worker and must not block. It returns a value attached to
+	// the connection (Conn.Value) and 0 to accept, or an HTTP status
+	// (300-599; 401, 403, 429, ...) to refuse: the client gets that status
+	// and the refusal is counted (reason "app"). Everything in the Request
+	// is valid only during the call.
+	OnUpgrade func(r *Request) (value any, status int)
+
+	// Pushes are sent to every open connection once per PushInterval by
+	// the timing wheel, spread over the interval (see Push).
+	Pushes []Push
 
 	// Handler serves every HTTP request that is not a WebSocket upgrade on
 	// Path. Default: http.NotFoundHandler().
@@ -130,6 +149,9 @@ func (c Config) withDefaults() Config {
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 2 * time.Second
 	}
+	if c.App == nil {
+		c.App = nopApp{}
+	}
 	if c.Handler == nil {
 		c.Handler = http.NotFoundHandler()
 	}
@@ -155,3 +177,10 @@ func DefaultMaxConns() int {
 	n := int(min(rl.Cur, 1<<30)) - ReservedFDs
 	return max(n, 1)
 }
+
+// nopApp is the default App: it says nothing.
+type nopApp struct{}
+
+func (nopApp) OnOpen(Conn)                    {}
+func (nopApp) OnMessage(Conn, Opcode, []byte) {}
+func (nopApp) OnClose(Conn, CloseCode)        {}

@@ -9,8 +9,8 @@ import (
 )
 
 // The frame path. A worker reads into its own buffer; every frame that lies
-// whole in the buffer is unmasked in place and handled from there (echo
-// writes the same bytes back with writev). Only an incomplete frame is kept
+// whole in the buffer is unmasked in place and handed from there to the
+// application (App.OnMessage borrows it: no copy). Only an incomplete frame is kept
 // across reads: up to 13 header bytes in conn.hdr, or the payload received
 // so far in a held buffer (held.go) that grows with the bytes that arrive,
 // up to the declared length (checked against MaxMessage first).
@@ -99,7 +99,10 @@ func (c *conn) isText(op ws.OpCode) bool {
 func (w *worker) parseFrames(c *conn, data []byte) bool {
 	for len(data) > 0 {
 		if c.phase != phaseOpen {
-			return true // we sent Close: the rest is ignored
+			// We sent Close: data frames are no longer parsed, but a clean
+			// close still looks for the peer's Close in the rest.
+			w.scanClosing(c, data)
+			return true
 		}
 		w.br.Reset(data)
 		h, err := ws.ReadHeaderBuffer(&w.br, w.hb[:])
@@ -173,8 +176,6 @@ func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool)
 			c.msgOp, c.msgLen = h.OpCode, 0
 			return w.appendMessage(c, h, payload, checked)
 		}
-		w.st.msgsIn.Add(1)
-		w.st.bytesIn.Add(uint64(len(payload)))
 		if h.OpCode == ws.OpText {
 			valid := c.utf8 == 0
 			if !checked {
@@ -185,7 +186,7 @@ func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool)
 				return w.fail(c, ws.StatusInvalidFramePayloadData)
 			}
 		}
-		return w.echo(c, h.OpCode, payload)
+		return w.deliver(c, Opcode(h.OpCode), payload)
 	case ws.OpContinuation:
 		return w.appendMessage(c, h, payload, checked)
 	case ws.OpPing:
@@ -202,8 +203,8 @@ func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool)
 	return true
 }
 
-// appendMessage adds a fragment to the open message and echoes the message
-// when the fragment is the last one.
+// appendMessage adds a fragment to the open message and delivers the
+// message when the fragment is the last one.
 func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked bool) bool {
 	if c.msgOp == ws.OpText && !checked {
 		st, ok := utf8Step(c.utf8, payload)
@@ -231,9 +232,7 @@ func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked boo
 	}
 	op, msg := c.msgOp, c.msg
 	c.msgOp, c.msgLen, c.msg, c.utf8 = 0, 0, nil, 0
-	w.st.msgsIn.Add(1)
-	w.st.bytesIn.Add(uint64(len(*msg)))
-	ok = w.echo(c, op, *msg)
+	ok = w.deliver(c, Opcode(op), *msg)
 	w.s.dropBuf(msg)
 	return ok
 }
@@ -291,6 +290,9 @@ func (w *worker) fail(c *conn, code ws.StatusCode) bool {
 // (a clean close, not a protocol failure), so the peer's answering Close can
 // be recognised. It returns false when the frame cannot be sent at all.
 func (w *worker) startClose(c *conn, code ws.StatusCode, aligned bool) bool {
+	if c.phase == phaseClosing {
+		return true // already on its way
+	}
 	var body [2]byte
 	b := body[:0]
 	if code != 0 {
@@ -299,22 +301,36 @@ func (w *worker) startClose(c *conn, code ws.StatusCode, aligned bool) bool {
 	}
 	hdr := putHeader(&w.oh, ws.OpClose, len(b))
 	c.mu.Lock()
-	r := c.writeLocked(&w.iov, hdr, b, false, w.s.cfg.MaxOutbound)
-	c.closeSent = r == writeOK
+	if c.closeSent {
+		// The application's Close (or an overflow) got there first: its
+		// frame is out, and that code is the one OnClose reports.
+		code = ws.StatusCode(c.closeCode)
+		c.mu.Unlock()
+		w.enterClosing(c, aligned, CloseCode(code))
+		return true
+	}
+	r := c.writeLocked(hdr, b, false, w.s.cfg.MaxOutbound)
+	c.closeSent = r.ok()
+	c.closeCode = uint16(code)
 	c.mu.Unlock()
-	if r != writeOK {
+	if !r.ok() {
 		return false
 	}
 	w.s.stats.closesOut[closeBucket(code)].Add(1)
-	w.enterClosing(c, aligned)
+	if code == 0 {
+		code = ws.StatusCode(CloseNoStatus) // the peer's empty Close
+	}
+	w.enterClosing(c, aligned, CloseCode(code))
 	return true
 }
 
 // enterClosing leaves the open (or handshake) phase for good: out of the
-// wheel, its MaxConns slot freed, buffers returned, close deadline set. The
-// end of the worker's turn (finishClosing) decides when the descriptor goes.
-func (w *worker) enterClosing(c *conn, aligned bool) {
+// wheel, its MaxConns slot freed, buffers returned, close deadline set, and
+// OnClose called with code when the connection was open. The end of the
+// worker's turn (finishClosing) decides when the descriptor goes.
+func (w *worker) enterClosing(c *conn, aligned bool, code CloseCode) {
 	s := w.s
+	wasOpen := c.phase == phaseOpen
 	switch c.phase {
 	case phaseOpen:
 		s.wheel.remove(c)
@@ -337,16 +353,12 @@ func (w *worker) enterClosing(c *conn, aligned bool) {
 		c.hdr, c.hdrN = hdr, hdrN
 	}
 	s.clList.push(c, s.now())
+	if wasOpen {
+		s.callClose(c, code)
+	}
 }
 
-// echo sends a data message back and counts it.
-func (w *worker) echo(c *conn, op ws.OpCode, payload []byte) bool {
-	w.st.msgsOut.Add(1)
-	w.st.bytesOut.Add(uint64(len(payload)))
-	return w.send(c, op, payload)
-}
-
-// send writes one unfragmented frame.
+// send writes one unfragmented control frame (a pong).
 func (w *worker) send(c *conn, op ws.OpCode, payload []byte) bool {
 	hdr := putHeader(&w.oh, op, len(payload))
 	return w.write(c, hdr, payload)
@@ -355,12 +367,12 @@ func (w *worker) send(c *conn, op ws.OpCode, payload []byte) bool {
 // write sends bytes a+b through c's queue rules (never dropped).
 func (w *worker) write(c *conn, a, b []byte) bool {
 	c.mu.Lock()
-	r := c.writeLocked(&w.iov, a, b, false, w.s.cfg.MaxOutbound)
+	r := c.writeLocked(a, b, false, w.s.cfg.MaxOutbound)
 	c.mu.Unlock()
 	if r == writeOverflow {
 		w.s.stats.overflows.Add(1)
 	}
-	return r == writeOK
+	return r.ok()
 }
 
 // putHeader encodes an unmasked final frame header into b.

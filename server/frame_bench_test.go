@@ -55,11 +55,12 @@ func BenchmarkEcho(b *testing.B) {
 func BenchmarkTimePush(b *testing.B) {
 	r := newAllocRig(b)
 	c, peer := r.open(b)
-	buf := make([]byte, len(r.s.wheel.frame))
+	f := r.timeFrame()
+	buf := make([]byte, f.Len())
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
 	for b.Loop() {
-		r.s.wheel.push(c)
+		r.s.wheel.push(c, f, LatestOnly)
 		drain(b, peer, buf, len(buf))
 	}
 }
@@ -193,7 +194,7 @@ func BenchmarkPushSlot(b *testing.B) {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
 			r := newAllocRig(b)
 			fd, peer := tcpPair(b)
-			frameLen := len(r.s.wheel.frame)
+			frameLen := r.timeFrame().Len()
 			// Room for a whole round in both kernel buffers: each small
 			// segment is charged about 1 KiB (truesize), not 21 bytes.
 			syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, n*2048+65536)

@@ -76,7 +76,7 @@ func newFzRig(tb testing.TB) *fzRig {
 	r := &fzRig{rbuf: make([]byte, 64<<10)}
 	cfg := fzConfig()
 	cfg.OnError = func(err error) { r.errs = append(r.errs, err) }
-	s, err := New(cfg)
+	s, err := New(testConfig(cfg))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func TestStaleEventDuringRegister(t *testing.T) {
 // it with phase still free, read the handshake as frames, closed the
 // descriptor, and register closed it a second time.
 func TestRegisterNotScheduledBeforeSetup(t *testing.T) {
-	s, err := New(rawConfig())
+	s, err := New(testConfig(rawConfig()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func (p *addFailPoller) Add(fd int) error {
 // registered", and since the kernel hands out the lowest free number, the
 // server stopped accepting.
 func TestPollAddFailureKeepsAccepting(t *testing.T) {
-	s, err := New(rawConfig())
+	s, err := New(testConfig(rawConfig()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ func TestLimitClamp(t *testing.T) {
 func TestAcceptRetriesAfterError(t *testing.T) {
 	for _, errno := range []syscall.Errno{syscall.ENOBUFS, syscall.ENOMEM} {
 		t.Run(errno.Error(), func(t *testing.T) {
-			s, err := New(rawConfig())
+			s, err := New(testConfig(rawConfig()))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,7 +13,7 @@ import (
 // t.Cleanup and must finish cleanly.
 func startServer(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
-	s, err := New(cfg)
+	s, err := New(testConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func startServer(t testing.TB, cfg Config) (*Server, string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
+		if err := s.Shutdown(ctx); err != nil && !errors.Is(err, ErrServerClosed) { // closed: the test shut it down
 			t.Errorf("Shutdown: %v", err)
 		}
 		select {

@@ -1105,7 +1105,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 		raws     = 200
 		gorillas = 2
 	)
-	s, err := New(Config{PushInterval: 100 * time.Millisecond, CloseTimeout: 2 * time.Second})
+	s, err := New(testConfig(Config{PushInterval: 100 * time.Millisecond, CloseTimeout: 2 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,9 @@ import (
 
 // The outbound side of a connection: non-blocking writes with a bounded
 // queue behind them. Every function here runs with c.mu held, which is what
-// keeps frames from the workers (echo, pong, close) and from the wheel (time
-// push) whole and in order on the wire.
+// keeps frames from the workers (pong, close), the application (sends from
+// any goroutine) and the wheel (periodic pushes, pings) whole and in order
+// on the wire.
 //
 // A frame is written straight to the socket when the queue is empty; what
 // the kernel does not take is appended to the queue, and the poller's
@@ -19,24 +20,26 @@ import (
 // that was larger than MaxOutbound and went into an empty queue (bigEnd):
 // an empty queue always takes one whole frame, so one echo of MaxMessage
 // bytes always fits. Beyond that:
-//   - a time push that would pass MaxOutbound, or that finds an earlier time
-//     frame still queued, is skipped (time frames are droppable);
-//   - an echo, pong or close that would pass MaxOutbound is refused with
-//     writeOverflow, and the caller closes the connection (echo bytes are
-//     never dropped).
+//   - a droppable (LatestOnly) frame that would pass MaxOutbound, or that
+//     finds the previous droppable frame still queued, is skipped;
+//   - any other frame that would pass MaxOutbound is refused with
+//     writeOverflow, and the caller closes the connection (reliable bytes
+//     are never dropped).
 
 type writeResult uint8
 
 const (
-	writeOK       writeResult = iota // written or queued
-	writeSkipped                     // droppable frame not queued
+	writeWritten  writeResult = iota // the kernel took it all
+	writeQueued                      // all or part of it is queued
+	writeSkipped                     // droppable frame not queued, or a Close was sent
 	writeOverflow                    // queue limit passed: close the connection
 	writeFailed                      // socket error or connection closed
 )
 
-// writeLocked sends the frame a+b (b may be empty). iov is scratch space
-// owned by the caller's goroutine.
-func (c *conn) writeLocked(iov *[2]syscall.Iovec, a, b []byte, droppable bool, limit int) writeResult {
+func (r writeResult) ok() bool { return r <= writeQueued }
+
+// writeLocked sends the frame a+b (b may be empty).
+func (c *conn) writeLocked(a, b []byte, droppable bool, limit int) writeResult {
 	if c.closed {
 		return writeFailed
 	}
@@ -47,8 +50,8 @@ func (c *conn) writeLocked(iov *[2]syscall.Iovec, a, b []byte, droppable bool, l
 	}
 	total := len(a) + len(b)
 	if p := c.pending(); p > 0 {
-		if droppable && c.outDone < c.timeEnd {
-			return writeSkipped // the previous time frame is still waiting
+		if droppable && c.outDone < c.latestEnd {
+			return writeSkipped // the previous droppable frame is still waiting
 		}
 		if c.counted()+total > limit {
 			if droppable {
@@ -58,17 +61,17 @@ func (c *conn) writeLocked(iov *[2]syscall.Iovec, a, b []byte, droppable bool, l
 		}
 		c.appendOut(a, b)
 		if droppable {
-			c.timeEnd = c.outTotal
+			c.latestEnd = c.outTotal
 		}
-		return writeOK
+		return writeQueued
 	}
 
-	n, errno := writeFD(c.fd, iov, a, b)
+	n, errno := writeFD(c.fd, a, b)
 	if errno != 0 && errno != syscall.EAGAIN {
 		return writeFailed
 	}
 	if n == total {
-		return writeOK
+		return writeWritten
 	}
 	if n < len(a) {
 		c.appendOut(a[n:], b)
@@ -77,11 +80,11 @@ func (c *conn) writeLocked(iov *[2]syscall.Iovec, a, b []byte, droppable bool, l
 	}
 	switch {
 	case droppable:
-		c.timeEnd = c.outTotal
+		c.latestEnd = c.outTotal
 	case total-n > limit:
 		c.bigEnd = c.outTotal
 	}
-	return writeOK
+	return writeQueued
 }
 
 // counted is the queue length that counts against MaxOutbound.
@@ -112,7 +115,7 @@ func (c *conn) appendOut(a, b []byte) {
 func (c *conn) flushLocked() bool {
 	for !c.closed && c.pending() > 0 {
 		p := (*c.out)[c.outHead:]
-		n, errno := writeFD(c.fd, nil, p, nil)
+		n, errno := writeFD(c.fd, p, nil)
 		if n > 0 {
 			c.outHead += int32(n)
 			c.outDone += uint64(n)
@@ -132,9 +135,10 @@ func (c *conn) flushLocked() bool {
 }
 
 // writeFD writes a then b with one write(2) or writev(2). It never blocks
-// (the socket is non-blocking) and retries on EINTR. iov may be nil when b
-// is empty.
-func writeFD(fd int, iov *[2]syscall.Iovec, a, b []byte) (int, syscall.Errno) {
+// (the socket is non-blocking) and retries on EINTR. The iovec array is
+// local: it does not escape (the pointer is a uintptr only for the call),
+// so writers on any goroutine share nothing and allocate nothing.
+func writeFD(fd int, a, b []byte) (int, syscall.Errno) {
 	for {
 		var r uintptr
 		var errno syscall.Errno
@@ -146,11 +150,11 @@ func writeFD(fd int, iov *[2]syscall.Iovec, a, b []byte) (int, syscall.Errno) {
 		case len(a) == 0:
 			r, _, errno = syscall.Syscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 		default:
+			var iov [2]syscall.Iovec
 			iov[0].Base, iov[1].Base = &a[0], &b[0]
 			iov[0].SetLen(len(a))
 			iov[1].SetLen(len(b))
 			r, _, errno = syscall.Syscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2)
-			iov[0].Base, iov[1].Base = nil, nil // do not keep buffers alive
 		}
 		if errno == syscall.EINTR {
 			continue

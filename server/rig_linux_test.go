@@ -25,7 +25,7 @@ type allocRig struct {
 }
 
 func newAllocRig(t testing.TB) *allocRig {
-	s, err := New(Config{PushInterval: time.Hour})
+	s, err := New(testConfig(Config{PushInterval: time.Hour}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,4 +98,11 @@ func drain(t testing.TB, fd int, buf []byte, n int) {
 		}
 		got += m
 	}
+}
+
+// timeFrame builds the wheel's frames for now, as a tick does, and returns
+// the time push's.
+func (r *allocRig) timeFrame() *Frame {
+	r.s.wheel.buildFrames(time.Now())
+	return r.s.wheel.frames[0]
 }

@@ -21,10 +21,11 @@ const acceptBackoff = 10 * time.Millisecond
 var ErrServerClosed = errors.New("server: closed")
 
 // Server accepts TCP connections, upgrades WebSocket requests on the raw
-// socket, echoes messages and pushes the time. See the package doc for the
-// design.
+// socket and runs the application (Config.App) on them. See the package doc
+// for the design.
 type Server struct {
 	cfg    Config
+	app    App
 	poll   poller.Poller
 	table  table
 	ready  *readyQueue // conns with work (each at most once)
@@ -74,6 +75,7 @@ func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg:   cfg,
+		app:   cfg.App,
 		table: newTable(cfg.MaxConns),
 		quit:  make(chan struct{}),
 		epoch: time.Now(),
@@ -310,6 +312,7 @@ func (s *Server) detach(c *conn) {
 	c.mu.Unlock()
 	putBuf(out)
 
+	wasOpen := c.phase == phaseOpen
 	switch c.phase {
 	case phaseHandshake:
 		s.hsList.remove(c)
@@ -318,6 +321,10 @@ func (s *Server) detach(c *conn) {
 		s.dropOpen()
 	case phaseClosing:
 		s.clList.remove(c)
+	}
+	if wasOpen {
+		// Ended without a Close: 1006 ([RFC6455 7.1.5]).
+		s.callClose(c, CloseAbnormal)
 	}
 	s.resetRead(c)
 	if c.registered {

@@ -6,9 +6,12 @@ import (
 )
 
 // TestConnSize keeps the per-connection struct inside its malloc size
-// class: every byte here is multiplied by the connection count.
+// class: every byte here is multiplied by the connection count. It was 224
+// before the application API; the handle's close code and the attached
+// value (boxed: 8 bytes, not 16) took it to 234 bytes of fields, and the
+// next size class is 240.
 func TestConnSize(t *testing.T) {
-	if got, want := unsafe.Sizeof(conn{}), uintptr(224); got > want {
+	if got, want := unsafe.Sizeof(conn{}), uintptr(240); got > want {
 		t.Errorf("conn is %d bytes; want at most %d (reorder fields to remove padding)", got, want)
 	}
 }

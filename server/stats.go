@@ -27,6 +27,7 @@ const (
 	RejectFDLimit                            // out of descriptors: accepted and closed at once
 
 	RejectHTTPLimit // 503: a plain HTTP request past MaxHTTPConns
+	RejectApp       // Config.OnUpgrade refused (its status)
 	numRejectReasons
 )
 
@@ -34,7 +35,7 @@ var rejectNames = [numRejectReasons]string{
 	"bad_request", "method", "version", "uri_too_long", "header_too_large",
 	"origin", "conn_limit", "handshake_timeout", "fd_limit",
 
-	"http_limit",
+	"http_limit", "app",
 }
 
 func (r RejectReason) String() string { return rejectNames[r] }
@@ -94,18 +95,37 @@ type counters struct {
 	bufferRefusals atomic.Uint64 // closed with 1013: held bytes would pass MaxBuffered
 	tickLagNs      atomic.Int64  // lag of the last wheel tick
 	tickLagMaxNs   atomic.Int64
+	appPanics      atomic.Uint64 // App methods (and OnUpgrade) that panicked
+
+	// Data messages sent through the application's handles, from any
+	// goroutine: striped by descriptor so that senders on different cores
+	// rarely share a cache line.
+	out [outStripes]outStripe
+}
+
+const outStripes = 8
+
+type outStripe struct {
+	msgs, bytes atomic.Uint64
+	_           [48]byte
 }
 
 func (c *counters) reject(r RejectReason) { c.rejects[r].Add(1) }
 
+// countOut counts one data message of n payload bytes sent on fd.
+func (c *counters) countOut(fd, n int) {
+	st := &c.out[fd&(outStripes-1)]
+	st.msgs.Add(1)
+	st.bytes.Add(uint64(n))
+}
+
 // workerStats are the counters the frame path bumps, one set per worker.
 type workerStats struct {
-	msgsIn, msgsOut   atomic.Uint64
-	bytesIn, bytesOut atomic.Uint64
-	pingsIn, pongsIn  atomic.Uint64
-	turns             atomic.Uint64
-	busyNs            atomic.Int64
-	_                 [64]byte // keep the next worker's counters off this cache line
+	msgsIn, bytesIn  atomic.Uint64
+	pingsIn, pongsIn atomic.Uint64
+	turns            atomic.Uint64
+	busyNs           atomic.Int64
+	_                [64]byte // keep the next worker's counters off this cache line
 }
 
 // Stats is a snapshot of the server's counters.
@@ -118,7 +138,7 @@ type Stats struct {
 	Rejected       uint64 // sum of RejectedBy
 	RejectedBy     [numRejectReasons]uint64
 	MessagesIn     uint64 // complete data messages received
-	MessagesOut    uint64 // data messages sent (echoes and the greeting)
+	MessagesOut    uint64 // data messages sent through Conn (Send, SendFrame, Broadcast)
 	BytesIn        uint64 // payload bytes of MessagesIn
 	BytesOut       uint64 // payload bytes of MessagesOut
 	PingsIn        uint64
@@ -137,6 +157,7 @@ type Stats struct {
 	WorkerBusy     time.Duration // total time workers spent running connections
 	Buffered       int64         // bytes held for incomplete frames and messages (capacity)
 	BufferRefusals uint64        // connections closed with 1013 at the MaxBuffered budget
+	AppPanics      uint64        // App methods and OnUpgrade calls that panicked (connection closed with 1011 / 500)
 	TickLag        time.Duration // how late the last wheel tick ran
 	TickLagMax     time.Duration // the worst tick lag since start
 
@@ -161,6 +182,7 @@ func (s *Server) Stats() Stats {
 		PollEvents:     c.pollEvents.Load(),
 		Buffered:       s.buffered.Load(),
 		BufferRefusals: c.bufferRefusals.Load(),
+		AppPanics:      c.appPanics.Load(),
 		TickLag:        time.Duration(c.tickLagNs.Load()),
 		TickLagMax:     time.Duration(c.tickLagMaxNs.Load()),
 	}
@@ -170,9 +192,7 @@ func (s *Server) Stats() Stats {
 	for _, w := range s.workerList {
 		ws := &w.st
 		st.MessagesIn += ws.msgsIn.Load()
-		st.MessagesOut += ws.msgsOut.Load()
 		st.BytesIn += ws.bytesIn.Load()
-		st.BytesOut += ws.bytesOut.Load()
 		st.PingsIn += ws.pingsIn.Load()
 		st.PongsIn += ws.pongsIn.Load()
 		st.WorkerTurns += ws.turns.Load()
@@ -180,6 +200,10 @@ func (s *Server) Stats() Stats {
 	}
 	s.workersMu.Unlock()
 	st.PongsOut = st.PingsIn // every ping is answered with one pong
+	for i := range c.out {
+		st.MessagesOut += c.out[i].msgs.Load()
+		st.BytesOut += c.out[i].bytes.Load()
+	}
 	for i := range st.RejectedBy {
 		st.RejectedBy[i] = c.rejects[i].Load()
 		st.Rejected += st.RejectedBy[i]

@@ -105,12 +105,12 @@ func (t *table) acquire(fd int) *conn {
 	for c.sched.Load() != schedDead {
 		runtime.Gosched()
 	}
-	c.gen++
 	c.ev.Store(0)
 	c.pingAt = 0 // not in the wheel now: no lock needed
 	c.mu.Lock()
-	c.closed, c.closeSent = false, false
-	c.outTotal, c.outDone, c.timeEnd, c.bigEnd = 0, 0, 0, 0
+	c.gen++ // under mu: a Conn handle compares it under mu
+	c.closed, c.closeSent, c.closeCode, c.value = false, false, 0, nil
+	c.outTotal, c.outDone, c.latestEnd, c.bigEnd = 0, 0, 0, 0
 	c.mu.Unlock()
 	c.sched.Store(schedSetup)
 	return c

@@ -5,12 +5,10 @@ import (
 	"time"
 )
 
-// TimeLayout is the format of the time push.
-const TimeLayout = "2006-01-02 15:04:05"
-
-// wheel is the single timing wheel: one goroutine that pushes the time to
-// every open connection once per PushInterval, spread evenly over the
-// interval, and expires the handshake and close deadlines.
+// wheel is the single timing wheel: one goroutine that sends the
+// application's periodic pushes (Config.Pushes) to every open connection
+// once per PushInterval, spread evenly over the interval, checks idle
+// connections, and expires the handshake and close deadlines.
 //
 // Layout: len(slots) slots, each covering tick = PushInterval/len(slots).
 // A connection is put in one slot when it opens (round robin, so slots stay
@@ -23,10 +21,9 @@ const TimeLayout = "2006-01-02 15:04:05"
 //   - A conn is in a slot iff it is open (phaseOpen) and its slot field is
 //     its index (-1 otherwise); slot membership changes only under the slot's
 //     lock. Workers remove a conn before it leaves phaseOpen.
-//   - The time frame is rebuilt only when the wall-clock second changes, so
-//     it is built at most once per second and shared by every push in that
-//     second. It is owned by the wheel goroutine: a partial write copies the
-//     rest into the connection's queue, so nobody else ever holds it.
+//   - Each tick asks each Push for its frame once and sends that one frame
+//     to every connection of the slot; a partial write copies the rest into
+//     the connection's queue, so no connection keeps a reference to it.
 //   - Nothing in a tick allocates, sleeps or blocks on a socket: a push is
 //     one non-blocking write under the conn's lock.
 type wheel struct {
@@ -36,8 +33,7 @@ type wheel struct {
 	nextSlot int // round-robin cursor for add; guarded by addMu
 	addMu    sync.Mutex
 
-	frame [2 + len(TimeLayout)]byte // the shared time frame
-	sec   int64                     // second the frame was built for
+	frames []*Frame // this tick's frame of each Config.Pushes entry
 
 	stop chan struct{}
 	done chan struct{}
@@ -74,9 +70,7 @@ func newWheel(s *Server, interval time.Duration, maxConns int) *wheel {
 	for i := range w.slots {
 		w.slots[i].conns = make([]*conn, 0, per)
 	}
-	w.frame[0] = 0x81 // FIN + text
-	w.frame[1] = byte(len(TimeLayout))
-	w.buildFrame(time.Now())
+	w.frames = make([]*Frame, len(s.cfg.Pushes))
 	return w
 }
 
@@ -109,11 +103,19 @@ func (w *wheel) remove(c *conn) {
 	s.mu.Unlock()
 }
 
-func (w *wheel) buildFrame(now time.Time) {
-	if sec := now.Unix(); sec != w.sec {
-		w.sec = sec
-		now.AppendFormat(w.frame[2:2], TimeLayout)
+// buildFrames asks every Push for this tick's frame.
+func (w *wheel) buildFrames(now time.Time) {
+	for i, p := range w.s.cfg.Pushes {
+		w.frames[i] = w.callFrame(p, now)
 	}
+}
+
+// callFrame runs one Push.Frame; a panic is counted and reported, and
+// sends nothing this tick.
+func (w *wheel) callFrame(p Push, now time.Time) (f *Frame) {
+	var panicked bool
+	defer w.s.recoverApp(&panicked)
+	return p.Frame(now)
 }
 
 func (w *wheel) run() {
@@ -142,7 +144,7 @@ func (w *wheel) run() {
 		}
 		now := time.Now()
 		w.recordLag(now.Sub(next))
-		w.buildFrame(now)
+		w.buildFrames(now)
 		ms := int64(w.s.now() / time.Millisecond)
 		w.s.clock.Store(ms)
 		w.pushSlot(&w.slots[cursor], ms)
@@ -157,8 +159,13 @@ func (w *wheel) run() {
 func (w *wheel) pushSlot(s *wheelSlot, now int64) {
 	s.mu.Lock()
 	for _, c := range s.conns {
-		if w.checkIdle(c, now) {
-			w.push(c)
+		if !w.checkIdle(c, now) {
+			continue
+		}
+		for i, f := range w.frames {
+			if f != nil {
+				w.push(c, f, w.s.cfg.Pushes[i].Policy)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -190,7 +197,7 @@ func (w *wheel) checkIdle(c *conn, now int64) bool {
 		return false
 	case c.pingAt == 0 && now-seen >= idle:
 		c.mu.Lock()
-		r := c.writeLocked(nil, pingFrame, nil, false, w.s.cfg.MaxOutbound)
+		r := c.writeLocked(pingFrame, nil, false, w.s.cfg.MaxOutbound)
 		// writeSkipped means our Close is already on its way (nothing may
 		// follow it): not a broken socket, and the worker is closing.
 		if (r == writeFailed || r == writeOverflow) && !c.closed {
@@ -204,22 +211,49 @@ func (w *wheel) checkIdle(c *conn, now int64) bool {
 	return true
 }
 
-// push sends the current time frame to c. It is one non-blocking write.
-func (w *wheel) push(c *conn) {
+// push sends a periodic push's frame to c: one non-blocking write.
+func (w *wheel) push(c *conn, f *Frame, p Policy) {
+	s := w.s
 	c.mu.Lock()
-	switch c.writeLocked(nil, w.frame[:], nil, true, w.s.cfg.MaxOutbound) {
-	case writeOK:
-		w.s.stats.pushes.Add(1)
+	switch c.writeLocked(f.b, nil, p == LatestOnly, s.cfg.MaxOutbound) {
+	case writeWritten, writeQueued:
+		s.stats.pushes.Add(1)
 	case writeSkipped:
-		w.s.stats.pushesSkipped.Add(1)
-	case writeFailed, writeOverflow:
+		s.stats.pushesSkipped.Add(1)
+	case writeOverflow: // a Reliable push past MaxOutbound
+		s.stats.overflows.Add(1)
+		s.closeLocked(c, ClosePolicyViolation, "")
+	case writeFailed:
 		if !c.closed {
 			// Broken socket: let the connection's worker close it.
 			c.ev.Or(evBroken)
-			w.s.notify(c)
+			s.notify(c)
 		}
 	}
 	c.mu.Unlock()
+}
+
+// Broadcast sends f to every open connection with policy p and returns how
+// many it was written or queued to. It is safe from any goroutine (an App
+// method included) and allocates nothing; it takes each wheel slot's lock
+// in turn, so it delays the wheel by at most one slot's worth of writes.
+// A connection that opens during the call may or may not get f.
+func (s *Server) Broadcast(f *Frame, p Policy) int {
+	n := 0
+	w := s.wheel
+	for i := range w.slots {
+		sl := &w.slots[i]
+		sl.mu.Lock()
+		for _, c := range sl.conns {
+			c.mu.Lock()
+			if s.sendLocked(c, f.b, nil, p, f.n).Sent() {
+				n++
+			}
+			c.mu.Unlock()
+		}
+		sl.mu.Unlock()
+	}
+	return n
 }
 
 // recordLag keeps how late the last tick ran, and the worst so far.

@@ -31,12 +31,14 @@ type worker struct {
 	br  bytes.Reader
 	hb  [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
 	oh  [ws.MaxHeaderSize]byte // outgoing header
-	iov [2]syscall.Iovec
 
 	up          ws.Upgrader
 	hsrw        handshakeRW
-	reserved    bool // this upgrade took a MaxConns slot
-	shortDrains bool // this turn, a short read means the socket is drained
+	req         Request // what Config.OnUpgrade sees, during Upgrade only
+	value       any     // what it attached, until the conn is open
+	reserved    bool    // this upgrade took a MaxConns slot
+	refused     bool    // Config.OnUpgrade refused this upgrade
+	shortDrains bool    // this turn, a short read means the socket is drained
 
 	// st counts this worker's frame-path events. Per worker, so the frame
 	// path never bounces a shared cache line between cores; Stats sums them.
@@ -108,6 +110,9 @@ func (w *worker) run(c *conn) bool {
 	}
 	if ev&evIdle != 0 && c.phase == phaseOpen && !w.startClose(c, ws.StatusGoingAway, true) {
 		return false
+	}
+	if ev&evClose != 0 && c.phase == phaseOpen {
+		w.closeRequested(c)
 	}
 	if ev&evGoingAway != 0 {
 		switch c.phase {
@@ -221,7 +226,16 @@ func (w *worker) readClosing(c *conn) (int, bool, bool) {
 		return n, ok, again
 	}
 	c.hdrN = 0
-	data := w.buf[head : ws.MaxHeaderSize+n]
+	w.scanClosing(c, w.buf[head:ws.MaxHeaderSize+n])
+	return n, true, false
+}
+
+// scanClosing goes over input received after our Close, on a clean close,
+// looking for the peer's Close frame; data frames are skipped.
+func (w *worker) scanClosing(c *conn, data []byte) {
+	if !c.alignedIn || c.peerClosed {
+		return
+	}
 	for len(data) > 0 {
 		if c.skip > 0 {
 			k := int(min(c.skip, int64(len(data))))
@@ -232,19 +246,18 @@ func (w *worker) readClosing(c *conn) (int, bool, bool) {
 		h, err := ws.ReadHeaderBuffer(&w.br, w.hb[:])
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			c.hdrN = uint8(copy(c.hdr[:], data))
-			break
+			return
 		}
 		if err != nil || ws.CheckHeader(h, ws.StateServerSide|ws.StateFragmented) == ws.ErrProtocolOpCodeReserved {
 			c.alignedIn = false
-			break
+			return
 		}
 		if h.OpCode == ws.OpClose {
 			c.peerClosed = true
-			break
+			return
 		}
 		data, c.skip = data[len(data)-w.br.Len():], h.Length
 	}
-	return n, true, false
 }
 
 // finishClosing ends a turn in phaseClosing. With our Close frame out and

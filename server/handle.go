@@ -1,0 +1,251 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"syscall"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// Conn is a handle to one connection: three words, copied by value, safe to
+// keep and to use from any goroutine for as long as you like. It names the
+// connection, not the descriptor number: once the connection is gone (and
+// even after the kernel has given its number to a new client), every
+// operation reports Closed or returns zero values and never reaches
+// another client. The conn struct's generation makes that work: it changes
+// each time the struct is reused, under the same lock as the writes.
+//
+// The zero Conn is closed.
+type Conn struct {
+	s   *Server
+	c   *conn
+	gen uint32
+}
+
+// lock takes h's conn lock and reports whether h still names the live,
+// open connection. The caller unlocks.
+func (h Conn) lock() bool {
+	if h.c == nil {
+		return false
+	}
+	h.c.mu.Lock()
+	return h.c.gen == h.gen && !h.c.closed
+}
+
+// Send sends one final data frame carrying payload (which is not retained:
+// what the kernel does not take at once is copied into the queue).
+func (h Conn) Send(op Opcode, payload []byte, p Policy) SendResult {
+	var hb [ws.MaxHeaderSize]byte
+	return h.send(putHeader(&hb, ws.OpCode(op), len(payload)), payload, p, len(payload))
+}
+
+// SendFrame sends a prepared frame.
+func (h Conn) SendFrame(f *Frame, p Policy) SendResult {
+	return h.send(f.b, nil, p, f.n)
+}
+
+// send sends the frame a+b, whose payload is n bytes.
+func (h Conn) send(a, b []byte, p Policy, n int) SendResult {
+	if !h.lock() {
+		if h.c != nil {
+			h.c.mu.Unlock()
+		}
+		return Closed
+	}
+	r := h.s.sendLocked(h.c, a, b, p, n)
+	h.c.mu.Unlock()
+	return r
+}
+
+// Close sends a Close frame with code and reason (at most 123 bytes of
+// UTF-8; longer is cut at a rune boundary) and starts the closing
+// handshake: nothing more is sent on c, OnClose follows with code, and the
+// connection ends when the peer answers or after Config.CloseTimeout. It
+// reports Closed if c was already closed or closing.
+func (h Conn) Close(code CloseCode, reason string) SendResult {
+	if !h.lock() {
+		if h.c != nil {
+			h.c.mu.Unlock()
+		}
+		return Closed
+	}
+	r := h.s.closeLocked(h.c, code, reason)
+	h.c.mu.Unlock()
+	return r
+}
+
+// Value is what Config.OnUpgrade attached to the connection (nil when
+// none, or when the connection is gone).
+func (h Conn) Value() any {
+	if !h.lock() {
+		if h.c != nil {
+			h.c.mu.Unlock()
+		}
+		return nil
+	}
+	var v any
+	if h.c.value != nil {
+		v = *h.c.value
+	}
+	h.c.mu.Unlock()
+	return v
+}
+
+// Pending is the number of bytes waiting in the connection's outbound queue
+// (0 once it is gone).
+func (h Conn) Pending() int {
+	if !h.lock() {
+		if h.c != nil {
+			h.c.mu.Unlock()
+		}
+		return 0
+	}
+	n := h.c.pending()
+	h.c.mu.Unlock()
+	return n
+}
+
+// RemoteAddr is the client's address (the zero AddrPort once the
+// connection is gone).
+func (h Conn) RemoteAddr() netip.AddrPort {
+	if !h.lock() {
+		if h.c != nil {
+			h.c.mu.Unlock()
+		}
+		return netip.AddrPort{}
+	}
+	// Under the lock: the descriptor cannot be closed meanwhile.
+	sa, err := syscall.Getpeername(h.c.fd)
+	h.c.mu.Unlock()
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *syscall.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// sendLocked writes the data frame a+b (n payload bytes) to c under c.mu
+// with the send policy.
+func (s *Server) sendLocked(c *conn, a, b []byte, p Policy, n int) SendResult {
+	r := c.writeLocked(a, b, p == LatestOnly, s.cfg.MaxOutbound)
+	switch r {
+	case writeWritten:
+		s.stats.countOut(c.fd, n)
+		return Written
+	case writeQueued:
+		s.stats.countOut(c.fd, n)
+		return Queued
+	case writeSkipped:
+		if c.closeSent {
+			return Closed
+		}
+		return Skipped
+	case writeOverflow:
+		// The client does not read what it asked for: close it with 1008.
+		// The Close frame goes behind what is queued, past the limit
+		// (it is tiny, and the queue is bounded by the close timeout).
+		s.stats.overflows.Add(1)
+		s.closeLocked(c, ClosePolicyViolation, "")
+		return Closed
+	}
+	// A broken socket: the worker running c closes it.
+	if !c.closed {
+		c.ev.Or(evBroken)
+		s.notify(c)
+	}
+	return Closed
+}
+
+// closeLocked queues a Close frame and asks c's worker to enter the closing
+// phase (evClose); OnClose reports code. Caller holds c.mu.
+func (s *Server) closeLocked(c *conn, code CloseCode, reason string) SendResult {
+	if c.closeSent || c.closed {
+		return Closed
+	}
+	var body [125]byte
+	binary.BigEndian.PutUint16(body[:], uint16(code))
+	n := 2 + copy(body[2:], reason[:utf8Prefix(reason, 123)])
+	var hb [ws.MaxHeaderSize]byte
+	hdr := putHeader(&hb, ws.OpClose, n)
+	// No limit: the Close frame always goes, behind what is queued.
+	r := c.writeLocked(hdr, body[:n], false, 1<<31-1)
+	if r != writeWritten && r != writeQueued {
+		c.ev.Or(evBroken)
+		s.notify(c)
+		return Closed
+	}
+	c.closeSent, c.closeCode = true, uint16(code)
+	s.stats.closesOut[closeBucket(ws.StatusCode(code))].Add(1)
+	c.ev.Or(evClose)
+	s.notify(c)
+	return Queued
+}
+
+// utf8Prefix is the length of the longest prefix of s of at most n bytes
+// that ends at a rune boundary.
+func utf8Prefix(s string, n int) int {
+	if len(s) <= n {
+		return len(s)
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
+}
+
+// Request is what Config.OnUpgrade sees of an upgrade request: the request
+// target and the header fields, straight from the bytes received (no copy,
+// no map). Everything it returns is borrowed: valid only during OnUpgrade.
+type Request struct {
+	target []byte // request-target of the request line
+	header []byte // the header field lines, CRLF-separated
+}
+
+// Path is the request path ("/ws" for "GET /ws?room=1 HTTP/1.1").
+func (r *Request) Path() []byte {
+	if i := bytes.IndexByte(r.target, '?'); i >= 0 {
+		return r.target[:i]
+	}
+	return r.target
+}
+
+// Query is the raw query, without the '?' ("room=1"), or nil.
+func (r *Request) Query() []byte {
+	if i := bytes.IndexByte(r.target, '?'); i >= 0 {
+		return r.target[i+1:]
+	}
+	return nil
+}
+
+// Header returns the value of the first header field named name (ASCII
+// case-insensitive), without surrounding whitespace, or nil when absent.
+func (r *Request) Header(name string) []byte {
+	rest := r.header
+	for len(rest) > 0 {
+		var line []byte
+		line, rest = nextLine(rest)
+		colon := bytes.IndexByte(line, ':')
+		if colon == len(name) && asciiEqualFold(line[:colon], name) {
+			return bytes.TrimSpace(line[colon+1:])
+		}
+	}
+	return nil
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	for i := range b {
+		x, y := b[i]|0x20, s[i]|0x20
+		if x != y || (x < 'a' || x > 'z') && b[i] != s[i] {
+			return false
+		}
+	}
+	return true
+}
