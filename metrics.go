@@ -25,6 +25,9 @@ type statsCollector struct {
 	// Hostile-input limits.
 	buffered, bufferRefusals *prometheus.Desc
 	httpConns                *prometheus.Desc
+
+	// The application.
+	appPanics *prometheus.Desc
 }
 
 func newStatsCollector(srv func() *server.Server) *statsCollector {
@@ -58,6 +61,7 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 
 		buffered:       d("buffered_bytes", "Bytes held for frames and messages that have not arrived whole (counted against -max-buffered)."),
 		bufferRefusals: d("buffer_refusals_total", "Connections closed with 1013 because their next chunk would pass -max-buffered."),
+		appPanics:      d("app_panics_total", "Application callbacks (OnOpen, OnMessage, OnClose, OnUpgrade, a push's Frame) that panicked; the connection was closed with 1011 (500 for OnUpgrade)."),
 		httpConns:      d("http_connections", "Plain HTTP connections handed to net/http and not yet closed (also in descriptors)."),
 	}
 }
@@ -118,6 +122,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.buffered, float64(st.Buffered))
 	counter(c.bufferRefusals, float64(st.BufferRefusals))
 	gauge(c.httpConns, float64(st.HTTPConns))
+	counter(c.appPanics, float64(st.AppPanics))
 }
 
 // metricsHandler serves the registry: wsmill's counters plus the Go

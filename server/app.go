@@ -21,7 +21,10 @@ import (
 // Config.OnError, and every other connection carries on.
 type App interface {
 	// OnOpen is called once per connection, after the upgrade and before
-	// any message or periodic push. It may send (a greeting) and keep c.
+	// any message or periodic push (Config.Pushes). It may send (a
+	// greeting) and keep c. The connection is already in the set that
+	// Server.Broadcast reaches, so a broadcast from another goroutine may
+	// arrive before what OnOpen sends.
 	OnOpen(c Conn)
 
 	// OnMessage is called with each whole data message. payload is

@@ -80,6 +80,7 @@ type conn struct {
 	closed    bool   // fd is about to be or has been closed: write nothing
 	closeSent bool   // our Close frame is written or queued: nothing may follow
 	closeCode uint16 // the code of our Close frame, for OnClose
+	opening   bool   // in the wheel, OnOpen still running: no periodic push yet
 
 	// Wheel links, guarded by the slot's lock.
 	slot int32 // -1 when not in the wheel

@@ -1,5 +1,7 @@
-// Package server is wsmill's WebSocket server: accept, zero-copy upgrade,
-// the frame loop, the worker pool, the timing wheel and the outbound queues.
+// Package server is wsmill's WebSocket engine: accept, zero-copy upgrade,
+// the frame loop, the worker pool, the timing wheel and the outbound queues,
+// with an application (App) on top that it calls and that never reaches
+// inside it.
 //
 // # Data flow
 //
@@ -9,11 +11,12 @@
 //	                 ready queue (ready.go: growable ring, each conn at most once)
 //	                                                   │
 //	              ┌────────────── worker pool (Config.Workers goroutines) ─────────────┐
-//	              │ read until EAGAIN: handshake → Upgrader, or frames → echo/pong/close│
+//	              │ read until EAGAIN: handshake → Upgrader → App.OnOpen, or frames →   │
+//	              │ App.OnMessage (borrowed payload) / pong / close → App.OnClose       │
 //	              │ flush the outbound queue on EventWrite                              │
 //	              └──────────────────────────────┬──────────────────────────────────────┘
-//	                                             │ c.mu: one writer at a time
-//	timing wheel (one goroutine) ── time frame ──┘  write(2)/writev(2), never blocking;
+//	  Conn.Send, Broadcast (any goroutine) ──────┤ c.mu: one writer at a time
+//	timing wheel (one goroutine) ─ Config.Pushes ┘  write(2)/writev(2), never blocking;
 //	                                                 the rest waits in c's bounded queue
 //
 // # Goroutines
@@ -34,7 +37,7 @@
 //     table.go): events for it only accumulate until then.
 //   - A worker owns a conn's read state while the conn is running (see the
 //     state machine on conn). Its read buffer (64 KiB) is its own; frames
-//     that arrive whole are unmasked and echoed from it in place. An
+//     that arrive whole are unmasked in place and lent to App.OnMessage. An
 //     incomplete frame's payload, a fragmented message and a slow handshake
 //     live in pooled buffers owned by the conn and returned as soon as they
 //     are complete. An idle connection owns no buffer at all. The frame
@@ -42,14 +45,16 @@
 //     declared length, and are charged to one server-wide budget
 //     (Config.MaxBuffered, held.go).
 //   - The outbound queue belongs to the conn and is guarded by conn.mu,
-//     which workers (echo, pong, close) and the wheel (time push) take for
-//     each frame, so frames never interleave. Holding conn.mu never blocks
+//     which workers (pong, close), application sends and the wheel (pushes,
+//     pings) take for each frame, so frames never interleave. Holding conn.mu never blocks
 //     on the network: writes are non-blocking.
-//   - The wheel owns the shared time frame, rebuilt at most once a second,
-//     and expires the handshake and close deadlines (deadline.go) and the
-//     idle timeout (a ping, then 1001), all without a timer per connection.
+//   - The wheel asks each Config.Pushes entry for its frame once per tick
+//     and sends it to the tick's connections; it expires the handshake and
+//     close deadlines (deadline.go) and the idle timeout (a ping, then
+//     1001), all without a timer per connection.
 //   - Counters (stats.go) are fixed atomics: no labels or maps on the hot
-//     path, so metrics cost no allocation.
+//     path, so metrics cost no allocation. Inbound counters are per worker;
+//     outbound ones (sends from any goroutine) are striped by descriptor.
 //   - The table owns the conn structs: one per descriptor number, reused
 //     with a new generation when the kernel reuses the number.
 //   - A plain HTTP request's descriptor belongs to net/http from the
@@ -61,19 +66,43 @@
 //     Stats.HTTPConns until closed. Past the cap the worker answers 503
 //     itself and closes the connection as after any refused handshake.
 //
+// # The application
+//
+// Config.App's methods run on the worker running the connection: for one
+// connection they never overlap and come in order (OnOpen, OnMessage...,
+// OnClose exactly once); for different connections they run concurrently
+// on the workers. They must not block: a worker serves many connections.
+// OnMessage's payload is borrowed until it returns (no copy for a frame
+// that arrived whole). A panic is recovered, counted, reported through
+// Config.OnError, and closes that connection with 1011. OnClose for
+// connections still open when Shutdown's context ends runs on the
+// goroutine calling Shutdown.
+//
+// A Conn handle names a connection, not a descriptor: (conn struct,
+// generation), checked under the conn's lock, so a handle kept after its
+// connection closed, even once the kernel reused the number, reports
+// Closed and never reaches the next client. Sends take any goroutine and
+// never block; each says what happened (Written, Queued, Skipped, Closed)
+// under its Policy: Reliable frames queue to Config.MaxOutbound and then
+// close the client with 1008; LatestOnly frames are skipped while the
+// previous one is still queued. A Frame is prepared once and shared by
+// every connection it goes to (Broadcast, Config.Pushes): nothing is
+// copied unless the kernel takes only part of it.
+//
 // # What may block
 //
 // Nothing on the connection path: not the poll loop, not a worker (a slow
 // or silent client costs a pooled buffer, never a waiting goroutine), not
-// the wheel. A client that does not read fills its outbound queue: time
-// pushes to it are skipped, and an echo that would pass Config.MaxOutbound
-// closes it. Shutdown waits, bounded by its context.
+// the wheel, not a send from the application. A client that does not read
+// fills its outbound queue: LatestOnly frames to it are skipped, and a
+// Reliable one that would pass Config.MaxOutbound closes it (1008).
+// Shutdown waits, bounded by its context.
 //
 // # Closing
 //
 // The server answers a Close (or fails the connection with a close code),
 // and from then on sends nothing more (conn.closeSent stops even a racing
-// time push). Once both Close frames are exchanged it closes the TCP
+// push or application send). Once both Close frames are exchanged it closes the TCP
 // connection at once (RFC 6455 7.1.1). When it sent the first Close, it
 // half-closes its side once the frame is out and closes the descriptor at
 // the peer's Close or FIN, or after Config.CloseTimeout; after a protocol

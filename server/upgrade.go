@@ -237,13 +237,20 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 		c.value = box
 		c.mu.Unlock()
 	}
-	// OnOpen runs before the conn joins the wheel, so what it sends (a
-	// greeting) always goes before the first periodic push.
-	if !w.afterApp(c, s.callOpen(c)) {
+	// The conn joins the wheel (the set Broadcast walks) before OnOpen, so
+	// a client that got the 101 is reached by every later broadcast; the
+	// wheel's periodic pushes skip it until OnOpen returns, so what OnOpen
+	// sends (a greeting) goes before the first of them.
+	c.mu.Lock()
+	c.opening = true
+	c.mu.Unlock()
+	s.wheel.add(c)
+	panicked := s.callOpen(c)
+	c.mu.Lock()
+	c.opening = false
+	c.mu.Unlock()
+	if !w.afterApp(c, panicked) {
 		return false
-	}
-	if c.phase == phaseOpen {
-		s.wheel.add(c)
 	}
 	return w.parseFrames(c, rest)
 }

@@ -215,6 +215,11 @@ func (w *wheel) checkIdle(c *conn, now int64) bool {
 func (w *wheel) push(c *conn, f *Frame, p Policy) {
 	s := w.s
 	c.mu.Lock()
+	if c.opening {
+		c.mu.Unlock()
+		s.stats.pushesSkipped.Add(1)
+		return
+	}
 	switch c.writeLocked(f.b, nil, p == LatestOnly, s.cfg.MaxOutbound) {
 	case writeWritten, writeQueued:
 		s.stats.pushes.Add(1)
@@ -237,7 +242,9 @@ func (w *wheel) push(c *conn, f *Frame, p Policy) {
 // many it was written or queued to. It is safe from any goroutine (an App
 // method included) and allocates nothing; it takes each wheel slot's lock
 // in turn, so it delays the wheel by at most one slot's worth of writes.
-// A connection that opens during the call may or may not get f.
+// A connection is in the set from the end of its upgrade (before OnOpen
+// runs, so a broadcast may reach it before what its OnOpen sends); one
+// that opens during the call may or may not get f.
 func (s *Server) Broadcast(f *Frame, p Policy) int {
 	n := 0
 	w := s.wheel
