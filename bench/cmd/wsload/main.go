@@ -8,6 +8,7 @@
 //	wsload echo        -addr HOST:PORT -c C -size B -k K -duration D -pid PID
 //	wsload push        -addr HOST:PORT -n N -interval I -duration D -pid PID [-slow-pct X]
 //	wsload soak        -addr HOST:PORT -pid PID [-duration 3m] [-good 200] [-bad 20] [-mix hog=50,...]
+//	wsload scale       -n N [-step S] [-interval 5s] [-hold 15s] [-server-bin PATH]
 //	wsload compare     -workload echo|connections|push -rounds R -servers wsmill,gorilla,... [workload flags]
 //	wsload plot        -in results/compare-echo.json
 //
@@ -42,6 +43,9 @@ usage:
   wsload soak        -addr HOST:PORT -pid PID [-duration 3m] [-good 200] [-bad 20] [-mix hog=50,idle=0] [-interval 1s]
                      good clients mixed with 8 hostile behaviours; exits non-zero unless every good
                      client was served and the server's fds and RSS came back to the baseline
+  wsload scale       -n N [-step S] [-interval 5s] [-hold 15s] [-servers K] [-server-bin PATH] [-out DIR]
+                     starts K wsmill processes with -reuseport and epoll client processes, holds N
+                     connections in steps, checks every greeting and every push of every connection
   wsload compare     -workload echo|connections|push [-rounds 3] [-servers wsmill,gorilla,gws,nbio,rawecho] [-out DIR] [workload flags]
   wsload plot        -in DIR/compare-WORKLOAD.json [-out FILE.png]
 
@@ -55,6 +59,13 @@ func main() {
 		os.Exit(2)
 	}
 	sub, args := os.Args[1], os.Args[2:]
+	if sub == "__scale" {
+		if err := scaleWorkerMain(); err != nil {
+			fmt.Fprintf(os.Stderr, "wsload scale client: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if sub == "__worker" {
 		if err := workerMain(); err != nil {
 			fmt.Fprintf(os.Stderr, "wsload worker: %v\n", err)
@@ -74,6 +85,8 @@ func main() {
 		err = cmdPush(ctx, args)
 	case "soak":
 		err = cmdSoak(ctx, args)
+	case "scale":
+		err = cmdScale(ctx, args)
 	case "compare":
 		err = cmdCompare(ctx, args)
 	case "plot":
