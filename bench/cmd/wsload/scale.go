@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -111,7 +112,20 @@ type scaleStep struct {
 	ServerCPU      float64 `json:"server_cpu_s"` // in the window, summed over servers
 	CPUPerPushUs   float64 `json:"server_cpu_per_push_us"`
 	ClientCPU      float64 `json:"client_cpu_s"`
-	Held           bool    `json:"held"` // every connection greeted, no failure, none lost, every push delivered
+	// All CPUs' busy time in the window (/proc/stat), and what of it was
+	// neither the servers nor the clients: other work on the machine
+	// (and softirq time the kernel charged to no process).
+	MachineBusy float64 `json:"machine_busy_s"`
+	OthersCPU   float64 `json:"others_cpu_s"`
+	// The clients' loops: the longest time between two wake-ups in the
+	// window (the poll timeout is 10 ms), and the time in all gaps over
+	// 50 ms, summed over processes. A stalled client sees pushes late.
+	ClientStallMaxMs float64 `json:"client_stall_max_ms"`
+	ClientStalledMs  float64 `json:"client_stalled_ms"`
+	// Kernel TCP counters that moved while dialing and in the window.
+	TCPDial map[string]int64 `json:"tcp_counters_dial,omitempty"`
+	TCPHold map[string]int64 `json:"tcp_counters_hold,omitempty"`
+	Held    bool             `json:"held"` // every connection greeted, no failure, none lost, every push delivered
 
 	gapHist *hdr.Histogram
 }
@@ -450,6 +464,10 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 		}
 	}
 	prog := map[int][2]int{}
+	tcp0, err := readTCPCounters()
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	var memErr error
 	stopDial := func(why error) {
@@ -493,6 +511,9 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 	}
 	if !cfg.Quiet {
 		drawBar(st.Open, st.Failed, target, time.Since(start), true)
+	}
+	if tcp1, err := readTCPCounters(); err == nil {
+		st.TCPDial = counterDelta(tcp0, tcp1)
 	}
 	st.DialS = float64(d1-d0) / 1e9
 	if st.DialS > 0 {
@@ -564,15 +585,23 @@ func (r *scaleRun) hold(ctx context.Context, st *scaleStep) error {
 	}
 	s0, err1 := sumCPU(r.spids)
 	c0, err2 := sumCPU(r.cpids)
+	m0, err3 := cpuBusy()
+	p0 := rusageCPU(syscall.RUSAGE_SELF)
+	tcp0, err4 := readTCPCounters()
 	if err := sleepCtx(ctx, time.Until(we)); err != nil {
 		return err
 	}
-	s1, err3 := sumCPU(r.spids)
-	c1, err4 := sumCPU(r.cpids)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	s1, err5 := sumCPU(r.spids)
+	c1, err6 := sumCPU(r.cpids)
+	m1, err7 := cpuBusy()
+	p1 := rusageCPU(syscall.RUSAGE_SELF)
+	tcp1, err8 := readTCPCounters()
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
 		return err
 	}
-	st.ServerCPU, st.ClientCPU = s1-s0, c1-c0
+	st.ServerCPU, st.ClientCPU, st.MachineBusy = s1-s0, c1-c0, m1-m0
+	st.OthersCPU = max(st.MachineBusy-st.ServerCPU-st.ClientCPU-(p1-p0), 0)
+	st.TCPHold = counterDelta(tcp0, tcp1)
 	held, err := r.collect(ctx, "held", cfg.Interval+60*time.Second, nil, nil)
 	if err != nil {
 		return err
@@ -593,6 +622,8 @@ func (r *scaleRun) hold(ctx context.Context, st *scaleStep) error {
 		st.Missing += h.Missing
 		st.LostInHold += h.Lost
 		st.Stale += h.Stale
+		st.ClientStallMaxMs = max(st.ClientStallMaxMs, float64(h.StallMaxNs)/1e6)
+		st.ClientStalledMs += float64(h.StalledNs) / 1e6
 		inWin += h.InWindow
 		gapMax, phaseMax = max(gapMax, h.GapMaxNs), max(phaseMax, h.PhaseMaxNs)
 		for _, x := range []struct {
@@ -781,9 +812,10 @@ func summarizeLogs(paths []string) (map[string]int64, map[string]int) {
 }
 
 func stepLine(s *scaleStep) string {
-	return fmt.Sprintf("open %d (+%d, %d failed) at %.0f/s; server %.0f B/conn, slab %.0f B/conn, client %.0f B/conn; pushes %d/%d, %d conns missed; lag p50 %.2f p99 %.2f max %.1f ms; %.2f µs CPU/push",
+	return fmt.Sprintf("open %d (+%d, %d failed) at %.0f/s; server %.0f B/conn, slab %.0f B/conn, client %.0f B/conn; pushes %d/%d, %d conns missed; lag p50 %.2f p99 %.2f max %.1f ms; %.2f µs CPU/push; CPU s in window: servers %.1f, clients %.1f, other %.1f; client stall max %.0f ms",
 		s.Open, s.Greeted, s.Failed, s.ConnectRate, s.ServerRSSPerConn, s.SlabPerConn, s.ClientRSSPerConn,
-		s.PushesReceived, s.PushesExpected, s.Missed, s.GapP50ms, s.GapP99ms, s.GapMaxMs, s.CPUPerPushUs)
+		s.PushesReceived, s.PushesExpected, s.Missed, s.GapP50ms, s.GapP99ms, s.GapMaxMs, s.CPUPerPushUs,
+		s.ServerCPU, s.ClientCPU, s.OthersCPU, s.ClientStallMaxMs)
 }
 
 func printScale(w io.Writer, r *scaleResult) {

@@ -175,7 +175,7 @@ func (w *scaleWorker) now() int64 { return int64(time.Since(w.base)) }
 // run is the loop: commands, dialing, timeouts, window ends, events.
 func (w *scaleWorker) run(cmds <-chan scaleCmd) error {
 	events := make([]unix.EpollEvent, 1024)
-	var lastProgress, lastTimeouts int64
+	var lastProgress, lastTimeouts, lastWake int64
 	for {
 		for drained := false; !drained; {
 			select {
@@ -194,6 +194,14 @@ func (w *scaleWorker) run(cmds <-chan scaleCmd) error {
 			w.dialOne()
 		}
 		now := w.now()
+		if w.we != 0 && lastWake >= w.ws && now < w.we {
+			gap := now - lastWake
+			w.hold.StallMaxNs = max(w.hold.StallMaxNs, gap)
+			if gap > int64(50*time.Millisecond) {
+				w.hold.StalledNs += gap
+			}
+		}
+		lastWake = now
 		if now-lastTimeouts > int64(50*time.Millisecond) {
 			lastTimeouts = now
 			w.expire(now)

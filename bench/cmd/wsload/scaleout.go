@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -46,17 +47,18 @@ func (r *scaleResult) markdown() string {
 		"%d client processes (one epoll loop each) from %d source addresses; push interval %.0f ms, %.1f s measured at each step.\n\n",
 		r.Host["os"], r.Host["cpus"], r.Host["kernel"], r.Host["go"], r.Servers, strings.Join(r.ServerArgs[2:], " "), r.GoMaxProcs, r.Addr,
 		r.Clients, r.Sources, r.IntervalMs, r.HoldS)
-	b.WriteString("| open | connect/s | failed | per server | server RSS/conn | slab/conn | TCP buf/conn | client RSS/conn | pushes received / expected | conns missing a push | lag p50 / p99 / max (ms) | phase lag p99 / max (ms) | server CPU/push | MemAvailable | held |\n")
-	b.WriteString("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| open | connect/s | failed | per server | server RSS/conn | slab/conn | TCP buf/conn | client RSS/conn | pushes received / expected | conns missing a push | lag p50 / p99 / max (ms) | phase lag p99 / max (ms) | server CPU/push | CPU s in window: servers / clients / other | client stall max | MemAvailable | held |\n")
+	b.WriteString("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, s := range r.Steps {
 		held := "yes"
 		if !s.Held {
 			held = "**no**"
 		}
-		fmt.Fprintf(&b, "| %d | %.0f | %d | %d–%d | %.0f B | %.0f B | %.0f B | %.0f B | %d / %d | %d | %.2f / %.2f / %.1f | %.2f / %.1f | %.2f µs | %.1f GiB | %s |\n",
+		fmt.Fprintf(&b, "| %d | %.0f | %d | %d–%d | %.0f B | %.0f B | %.0f B | %.0f B | %d / %d | %d | %.2f / %.2f / %.1f | %.2f / %.1f | %.2f µs | %.1f / %.1f / %.1f | %.0f ms | %.1f GiB | %s |\n",
 			s.Open, s.ConnectRate, s.Failed, s.PerServerMin, s.PerServerMax, s.ServerRSSPerConn, s.SlabPerConn, s.TCPMemPerConn,
 			s.ClientRSSPerConn, s.PushesReceived, s.PushesExpected, s.Missed, s.GapP50ms, s.GapP99ms, s.GapMaxMs,
-			s.PhaseP99ms, s.PhaseMaxMs, s.CPUPerPushUs, float64(s.Mem.MemAvailable)/(1<<30), held)
+			s.PhaseP99ms, s.PhaseMaxMs, s.CPUPerPushUs, s.ServerCPU, s.ClientCPU, s.OthersCPU, s.ClientStallMaxMs,
+			float64(s.Mem.MemAvailable)/(1<<30), held)
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Largest N held with every push delivered: **%d**.", r.Largest)
@@ -67,9 +69,14 @@ func (r *scaleResult) markdown() string {
 	b.WriteString("Lag is |gap − interval| between a connection's consecutive pushes; phase lag is how far a push " +
 		"came after the connection's earliest phase (arrival − k·interval). Slab and TCP buffers count both ends of each " +
 		"loopback connection. Server RSS is the growth of the sum over all server processes; client RSS is the clients' whole RSS.\n\n")
+	b.WriteString("\"Other\" CPU is the machine's busy time (/proc/stat) in the window less the servers' and clients': other work " +
+		"on the machine, and softirq time charged to no process.\n\n")
 	for _, s := range r.Steps {
 		if len(s.Errors) > 0 {
 			fmt.Fprintf(&b, "- step %d failures: %s\n", s.Target, topErrors(s.Errors, 6))
+		}
+		if len(s.TCPDial)+len(s.TCPHold) > 0 {
+			fmt.Fprintf(&b, "- step %d kernel TCP counters (machine-wide) while dialing: %s; in the window: %s\n", s.Target, counters(s.TCPDial), counters(s.TCPHold))
 		}
 	}
 	if len(r.Lost) > 0 {
@@ -138,4 +145,21 @@ func plotScaleLag(r *scaleResult, path string) error {
 	p.Legend.Top = false
 	p.Add(plotter.NewGrid())
 	return p.Save(7*vg.Inch, 4*vg.Inch, path)
+}
+
+// counters formats counter deltas sorted by name.
+func counters(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }

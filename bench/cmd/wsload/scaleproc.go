@@ -75,8 +75,10 @@ type scaleHoldPart struct {
 	Gaps       int64  `json:"gaps"`
 	GapMaxNs   int64  `json:"gap_max_ns"`
 	PhaseMaxNs int64  `json:"phase_max_ns"`
-	GapHist    string `json:"gap_hist"`   // |gap − interval|, µs
-	PhaseHist  string `json:"phase_hist"` // lag behind the connection's phase, µs
+	StallMaxNs int64  `json:"stall_max_ns"` // longest time between two loop wake-ups
+	StalledNs  int64  `json:"stalled_ns"`   // time in wake-up gaps over 50 ms
+	GapHist    string `json:"gap_hist"`     // |gap − interval|, µs
+	PhaseHist  string `json:"phase_hist"`   // lag behind the connection's phase, µs
 }
 
 // scaleClient is the parent's handle on one client process.

@@ -133,3 +133,76 @@ func countFDs(pid int) (int, error) {
 	names, err := f.Readdirnames(-1)
 	return len(names), err
 }
+
+// cpuBusy returns the seconds all CPUs have spent busy (everything but
+// idle and iowait) since boot, from /proc/stat: with the servers' and
+// clients' own CPU it shows how much other work shared the machine.
+func cpuBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest time is already in user
+			busy += n
+		}
+	}
+	return float64(busy) / float64(clockTicks()), nil
+}
+
+// tcpCounters are the kernel's TCP counters that tell why connects or
+// segments failed: the accept queue (ListenOverflows, ListenDrops), SYN
+// retransmits, memory pressure (TCPMemoryPressures, TCPAbortOnMemory,
+// PruneCalled), resets.
+var tcpCounters = map[string]bool{
+	"ListenOverflows": true, "ListenDrops": true, "TCPSynRetrans": true, "TCPTimeouts": true,
+	"TCPMemoryPressures": true, "TCPAbortOnMemory": true, "PruneCalled": true, "TCPBacklogDrop": true,
+	"TCPReqQFullDrop": true, "TCPReqQFullDoCookies": true, "SyncookiesSent": true, "TCPRcvQDrop": true,
+	"AttemptFails": true, "EstabResets": true, "RetransSegs": true, "OutRsts": true, "TCPAbortOnTimeout": true,
+}
+
+// readTCPCounters reads tcpCounters from /proc/net/netstat and /proc/net/snmp
+// (pairs of lines: "TcpExt: Name..." then "TcpExt: value...").
+func readTCPCounters() (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, p := range []string{"/proc/net/netstat", "/proc/net/snmp"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		lines := strings.Split(string(b), "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			names, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			if len(names) != len(vals) || len(names) == 0 || (names[0] != "TcpExt:" && names[0] != "Tcp:") {
+				continue
+			}
+			for j := 1; j < len(names); j++ {
+				if tcpCounters[names[j]] {
+					out[names[j]], _ = strconv.ParseInt(vals[j], 10, 64)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// counterDelta is after − before, keeping only the counters that moved.
+func counterDelta(before, after map[string]int64) map[string]int64 {
+	d := map[string]int64{}
+	for k, v := range after {
+		if v != before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}
