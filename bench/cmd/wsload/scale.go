@@ -90,7 +90,12 @@ type scaleStep struct {
 	ClientGrowthConn float64 `json:"client_rss_growth_per_conn_bytes"` // growth since before dialing / open
 	Mem              sysMem  `json:"mem"`
 	SlabPerConn      float64 `json:"slab_per_conn_bytes"`
-	TCPMemPerConn    float64 `json:"tcp_mem_per_conn_bytes"`
+	// Slab bytes per connection (both ends) by cache, from /proc/slabinfo
+	// active objects, and the TCP sockets the kernel added: 2 per
+	// connection unless other work on the machine opened or closed some.
+	SlabCaches    map[string]float64 `json:"slab_caches_per_conn_bytes,omitempty"`
+	TCPSocketsUp  int64              `json:"tcp_sockets_added"`
+	TCPMemPerConn float64            `json:"tcp_mem_per_conn_bytes"`
 
 	HoldS          float64 `json:"hold_s"`
 	HoldConns      int     `json:"hold_conns"`
@@ -197,6 +202,7 @@ type scaleRun struct {
 	spids   []int
 	cpids   []int
 	logs    []string
+	slab0   map[string][2]int64
 	fds0    []int
 }
 
@@ -265,6 +271,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	if res.Base, err = readSysMem(); err != nil {
 		return nil, err
 	}
+	r.slab0, _ = readSlabCaches() // nil when not root: the breakdown is left out
 	defer r.kill()
 	if err := r.startServers(ctx); err != nil {
 		return res, err
@@ -554,6 +561,13 @@ func (r *scaleRun) sample(st *scaleStep) error {
 	st.ClientGrowthConn = float64(st.ClientRSS-r.res.ClientRSS0) / n
 	st.SlabPerConn = float64(st.Mem.Slab-r.res.Base.Slab) / n
 	st.TCPMemPerConn = float64((st.Mem.TCPMemPages-r.res.Base.TCPMemPages)*4096) / n
+	if sc, err := readSlabCaches(); err == nil && r.slab0 != nil {
+		st.SlabCaches = map[string]float64{}
+		for k, v := range sc {
+			st.SlabCaches[k] = float64(v[0]*v[1]-r.slab0[k][0]*r.slab0[k][1]) / n
+		}
+		st.TCPSocketsUp = sc["TCP"][0] - r.slab0["TCP"][0]
+	}
 	st.PerServerMin = -1
 	for i, s := range r.servers {
 		fds, err := countFDs(s.pid)

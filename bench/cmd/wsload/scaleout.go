@@ -75,6 +75,16 @@ func (r *scaleResult) markdown() string {
 		if len(s.Errors) > 0 {
 			fmt.Fprintf(&b, "- step %d failures: %s\n", s.Target, topErrors(s.Errors, 6))
 		}
+		if len(s.SlabCaches) > 0 {
+			var parts []string
+			for _, c := range socketCaches {
+				if v, ok := s.SlabCaches[c]; ok {
+					parts = append(parts, fmt.Sprintf("%s %.0f B", c, v))
+				}
+			}
+			fmt.Fprintf(&b, "- step %d slab per connection by cache (both ends): %s; TCP sockets added %d (2 per connection: %d)\n",
+				s.Target, strings.Join(parts, ", "), s.TCPSocketsUp, 2*s.Open)
+		}
 		if len(s.TCPDial)+len(s.TCPHold) > 0 {
 			fmt.Fprintf(&b, "- step %d kernel TCP counters (machine-wide) while dialing: %s; in the window: %s\n", s.Target, counters(s.TCPDial), counters(s.TCPHold))
 		}

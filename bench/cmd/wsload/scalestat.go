@@ -206,3 +206,33 @@ func counterDelta(before, after map[string]int64) map[string]int64 {
 	}
 	return d
 }
+
+// socketCaches are the slab caches that grow with each TCP socket and its
+// descriptor and epoll registration.
+var socketCaches = []string{"TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq"}
+
+// readSlabCaches returns, for each of socketCaches present in
+// /proc/slabinfo (root only), the active objects and their size.
+func readSlabCaches() (map[string][2]int64, error) {
+	b, err := os.ReadFile("/proc/slabinfo")
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, c := range socketCaches {
+		want[c] = true
+	}
+	out := map[string][2]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !want[f[0]] {
+			continue
+		}
+		n, err1 := strconv.ParseInt(f[1], 10, 64)
+		sz, err2 := strconv.ParseInt(f[3], 10, 64)
+		if err1 == nil && err2 == nil {
+			out[f[0]] = [2]int64{n, sz}
+		}
+	}
+	return out, nil
+}
