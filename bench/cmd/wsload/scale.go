@@ -35,6 +35,7 @@ type scaleConfig struct {
 	Root        string
 	Workers     int
 	GoMaxProcs  int
+	ClientProcs int
 	MaxConns    int
 	ServerFlags string
 	DialConc    int
@@ -60,6 +61,7 @@ func (c *scaleConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Root, "root", "", "repository root for the build (default: found from the working directory)")
 	fs.IntVar(&c.Workers, "workers", 1, "each server's -workers")
 	fs.IntVar(&c.GoMaxProcs, "gomaxprocs", 1, "each server's GOMAXPROCS (0: the Go default, one per core)")
+	fs.IntVar(&c.ClientProcs, "client-gomaxprocs", 1, "each client process's GOMAXPROCS (0: the Go default): one loop goroutine needs one P")
 	fs.IntVar(&c.MaxConns, "max-conns", 19900, "each server's -max-conns")
 	fs.StringVar(&c.ServerFlags, "server-flags", "-idle-timeout 0", "more wsmill flags")
 	fs.IntVar(&c.DialConc, "dial-concurrency", 128, "connects in flight per client process")
@@ -160,6 +162,7 @@ type scaleResult struct {
 	Addr         string            `json:"addr"`
 	ServerArgs   []string          `json:"server_args"`
 	GoMaxProcs   int               `json:"server_gomaxprocs"`
+	ClientProcs  int               `json:"client_gomaxprocs"`
 	IntervalMs   float64           `json:"interval_ms"`
 	HoldS        float64           `json:"hold_s"`
 	Base         sysMem            `json:"mem_before"`
@@ -221,7 +224,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	t0 := time.Now()
 	r := &scaleRun{cfg: cfg, events: make(chan scaleEvent, 4096)}
 	res := &scaleResult{Workload: "scale", Command: "wsload " + strings.Join(os.Args[1:], " "), Host: hostInfo(),
-		N: cfg.N, IntervalMs: ms(cfg.Interval), HoldS: cfg.Hold.Seconds(), GoMaxProcs: cfg.GoMaxProcs,
+		N: cfg.N, IntervalMs: ms(cfg.Interval), HoldS: cfg.Hold.Seconds(), GoMaxProcs: cfg.GoMaxProcs, ClientProcs: cfg.ClientProcs,
 		Lost: map[string]int{}, Unexpected: map[string]int{}}
 	r.res = res
 	if res.Servers = cfg.Servers; res.Servers <= 0 {
@@ -384,7 +387,7 @@ func (r *scaleRun) startClients() error {
 		spec := scaleSpec{Index: i, Addr: r.res.Addr, Src: src, Offset: off, Interval: r.cfg.Interval,
 			DialConc: r.cfg.DialConc, DialTimeout: r.cfg.DialTimeout}
 		off += n
-		c, err := startScaleClient(spec, r.events)
+		c, err := startScaleClient(spec, r.cfg.ClientProcs, r.events)
 		if err != nil {
 			return err
 		}

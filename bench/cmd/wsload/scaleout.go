@@ -44,9 +44,9 @@ func (r *scaleResult) markdown() string {
 	fmt.Fprintf(&b, "# wsload scale: %d connections\n\n", r.N)
 	fmt.Fprintf(&b, "`%s`\n\n", r.Command)
 	fmt.Fprintf(&b, "Host: %s, %s CPUs, kernel %s, %s. %d wsmill processes (`%s`, GOMAXPROCS=%d) on %s with SO_REUSEPORT; "+
-		"%d client processes (one epoll loop each) from %d source addresses; push interval %.0f ms, %.1f s measured at each step.\n\n",
+		"%d client processes (one epoll loop each, GOMAXPROCS=%d) from %d source addresses; push interval %.0f ms, %.1f s measured at each step.\n\n",
 		r.Host["os"], r.Host["cpus"], r.Host["kernel"], r.Host["go"], r.Servers, strings.Join(r.ServerArgs[2:], " "), r.GoMaxProcs, r.Addr,
-		r.Clients, r.Sources, r.IntervalMs, r.HoldS)
+		r.Clients, r.ClientProcs, r.Sources, r.IntervalMs, r.HoldS)
 	b.WriteString("| open | connect/s | failed | per server | server RSS/conn | slab/conn | TCP buf/conn | client RSS/conn | pushes received / expected | conns missing a push | lag p50 / p99 / max (ms) | phase lag p99 / max (ms) | server CPU/push | CPU s in window: servers / clients / other | client stall max | MemAvailable | held |\n")
 	b.WriteString("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, s := range r.Steps {

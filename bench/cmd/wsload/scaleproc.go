@@ -99,18 +99,18 @@ func (c *scaleClient) send(m scaleCmd) error {
 	return c.enc.Encode(m)
 }
 
-// startScaleClient starts one client process; its events go to events
-// (an "exit" event when it has ended).
-func startScaleClient(spec scaleSpec, events chan<- scaleEvent) (*scaleClient, error) {
+// startScaleClient starts one client process with GOMAXPROCS=procs (0:
+// unset); its events go to events (an "exit" event when it has ended).
+func startScaleClient(spec scaleSpec, procs int, events chan<- scaleEvent) (*scaleClient, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = os.Args[0]
 	}
 	cmd := exec.Command(exe, "__scale")
 	cmd.Stderr = os.Stderr
-	// One loop goroutine does all the work: one P is enough and keeps the
-	// runtime's per-P memory and threads down.
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	if procs > 0 {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

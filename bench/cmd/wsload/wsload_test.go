@@ -507,7 +507,7 @@ func TestScale(t *testing.T) {
 	}
 	out := t.TempDir()
 	res, err := runScale(context.Background(), scaleConfig{N: 3000, Step: 1500, Servers: 3, PerServer: 1000,
-		PerClient: 1500, PerSrc: 1000, Interval: time.Second, Hold: 2 * time.Second, Workers: 1, GoMaxProcs: 1,
+		PerClient: 1500, PerSrc: 1000, Interval: time.Second, Hold: 2 * time.Second, Workers: 1, GoMaxProcs: 1, ClientProcs: 2,
 		MaxConns: 19900, ServerFlags: "-idle-timeout 0", DialConc: 64, DialTimeout: 10 * time.Second, Out: out,
 		MinAvailMiB: 256, MaxFailPct: 0, StopOnMiss: true, Timeout: 2 * time.Minute, Quiet: true})
 	if err != nil {
