@@ -675,7 +675,9 @@ func (w *scaleWorker) push(c *scConn, t int64, p []byte) {
 		if t < w.we {
 			w.hold.InWindow++
 		}
-		if c.last != 0 {
+		// Gaps within the window only: the last push before it may have
+		// been late for a reason of its own (the ramp before the window).
+		if c.last >= w.ws {
 			dev := t - c.last - iv
 			if dev < 0 {
 				dev = -dev
