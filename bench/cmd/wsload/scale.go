@@ -40,6 +40,7 @@ type scaleConfig struct {
 	ServerFlags string
 	DialConc    int
 	DialTimeout time.Duration
+	DialBudget  time.Duration
 	Out         string
 	MinAvailMiB int64
 	MaxFailPct  float64
@@ -66,6 +67,7 @@ func (c *scaleConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ServerFlags, "server-flags", "-idle-timeout 0", "more wsmill flags")
 	fs.IntVar(&c.DialConc, "dial-concurrency", 128, "connects in flight per client process")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 15*time.Second, "time for one connection's connect, upgrade and greeting")
+	fs.DurationVar(&c.DialBudget, "dial-budget", 0, "most time one step may dial before it is measured with what it has and the ramp stops (0: 2 × dial-timeout + 2 ms per new connection + 30 s)")
 	fs.StringVar(&c.Out, "out", "", "directory for scale.json, scale.md, scale-lag.png (default: bench/results/scale-N)")
 	fs.Int64Var(&c.MinAvailMiB, "min-available", 2048, "MiB of MemAvailable to keep: the ramp stops before (projected) or when (measured) it would go below")
 	fs.Float64Var(&c.MaxFailPct, "max-fail-pct", 1, "stop the ramp after a step where more than this % of new connections failed")
@@ -166,6 +168,7 @@ type scaleResult struct {
 	IntervalMs   float64           `json:"interval_ms"`
 	HoldS        float64           `json:"hold_s"`
 	Base         sysMem            `json:"mem_before"`
+	TCPMemLimit  string            `json:"tcp_mem_limit_pages"` // net.ipv4.tcp_mem: min, pressure, max
 	ServerRSS0   int64             `json:"server_rss_before_bytes"`
 	ClientRSS0   int64             `json:"client_rss_before_bytes"`
 	Steps        []*scaleStep      `json:"steps"`
@@ -275,6 +278,9 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 		return nil, err
 	}
 	r.slab0, _ = readSlabCaches() // nil when not root: the breakdown is left out
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_mem"); err == nil {
+		res.TCPMemLimit = strings.Join(strings.Fields(string(b)), " ")
+	}
 	defer r.kill()
 	if err := r.startServers(ctx); err != nil {
 		return res, err
@@ -421,7 +427,14 @@ func (r *scaleRun) broadcast(c scaleCmd) error {
 // collect waits for one event of type typ from every client process,
 // calling each (when set) for the other events, e.g. progress.
 func (r *scaleRun) collect(ctx context.Context, typ string, timeout time.Duration, each func(scaleEvent), tick func()) (map[int]scaleEvent, error) {
-	got := map[int]scaleEvent{}
+	return r.collectInto(ctx, map[int]scaleEvent{}, typ, timeout, each, tick)
+}
+
+// errCollectTimeout is collect's error when the time ran out.
+var errCollectTimeout = errors.New("timed out")
+
+// collectInto is collect adding to got, the events already received.
+func (r *scaleRun) collectInto(ctx context.Context, got map[int]scaleEvent, typ string, timeout time.Duration, each func(scaleEvent), tick func()) (map[int]scaleEvent, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	t := time.NewTicker(time.Second)
@@ -431,7 +444,7 @@ func (r *scaleRun) collect(ctx context.Context, typ string, timeout time.Duratio
 		case <-ctx.Done():
 			return got, ctx.Err()
 		case <-deadline.C:
-			return got, fmt.Errorf("%d of %d client processes sent no %q within %v", len(r.clients)-len(got), len(r.clients), typ, timeout)
+			return got, fmt.Errorf("%w: %d of %d client processes sent no %q within %v", errCollectTimeout, len(r.clients)-len(got), len(r.clients), typ, timeout)
 		case <-t.C:
 			if tick != nil {
 				tick()
@@ -479,19 +492,26 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 		return nil, err
 	}
 	start := time.Now()
-	var memErr error
+	// stopErr ends the ramp after this step, which is still measured with
+	// the connections it has: the clients stop dialing (target 0) and
+	// report once their connects in flight have ended.
+	var stopErr error
 	stopDial := func(why error) {
-		if memErr == nil {
-			memErr = why
+		if stopErr == nil {
+			stopErr = why
 			r.broadcast(scaleCmd{Cmd: "dial", N: 0})
 		}
 	}
-	budget := 2*cfg.DialTimeout + time.Duration(target-prevOpen)*2*time.Millisecond + 30*time.Second
-	dialed, err := r.collect(ctx, "dialed", budget, func(e scaleEvent) {
+	progress := func(e scaleEvent) {
 		if e.Type == "progress" {
 			prog[e.Worker] = [2]int{e.OK, e.Fail}
 		}
-	}, func() {
+	}
+	budget := cfg.DialBudget
+	if budget <= 0 {
+		budget = 2*cfg.DialTimeout + time.Duration(target-prevOpen)*2*time.Millisecond + 30*time.Second
+	}
+	dialed, err := r.collect(ctx, "dialed", budget, progress, func() {
 		if !cfg.Quiet {
 			ok, fail := 0, 0
 			for _, v := range prog {
@@ -503,6 +523,14 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 			stopDial(fmt.Errorf("memory: MemAvailable %d MiB < -min-available %d MiB while dialing", m.MemAvailable>>20, cfg.MinAvailMiB))
 		}
 	})
+	if errors.Is(err, errCollectTimeout) {
+		ok, fail := 0, 0
+		for _, v := range prog {
+			ok, fail = ok+v[0], fail+v[1]
+		}
+		stopDial(fmt.Errorf("time: %d of %d connections open (%d failed) when dialing had taken %v", prevOpen+ok, target, fail, budget))
+		dialed, err = r.collectInto(ctx, dialed, "dialed", cfg.DialTimeout+30*time.Second, progress, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -539,8 +567,8 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 		return st, err
 	}
 	st.Held = st.Failed == 0 && st.LostInHold == 0 && st.Missed == 0 && st.Open == target && st.HoldConns == target
-	if memErr != nil {
-		return st, memErr
+	if stopErr != nil {
+		return st, stopErr
 	}
 	return st, nil
 }
@@ -728,10 +756,12 @@ func (r *scaleRun) shutdown() *scaleShutdown {
 		fmt.Fprintf(stderr, "stopping %d servers (SIGTERM) and %d client processes...\n", len(r.servers), len(r.clients))
 	}
 	r.broadcast(scaleCmd{Cmd: "shutdown"})
-	if _, err := r.collect(context.Background(), "shutdown", 10*time.Second, nil, nil); err != nil {
+	if _, err := r.collect(context.Background(), "shutdown", 30*time.Second, nil, nil); err != nil {
 		sd.ServerErrors = "clients: " + err.Error()
 	}
-	d, err := stopServers(r.servers, 30*time.Second)
+	// Each server drains for its -drain-timeout, but closing ~19,000
+	// connections per process on a saturated machine takes longer.
+	d, err := stopServers(r.servers, 90*time.Second)
 	sd.ServersExitS = d.Seconds()
 	if err != nil {
 		sd.ServerErrors = strings.TrimSpace(sd.ServerErrors + "\n" + err.Error())

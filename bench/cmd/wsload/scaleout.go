@@ -69,6 +69,7 @@ func (r *scaleResult) markdown() string {
 	b.WriteString("Lag is |gap − interval| between a connection's consecutive pushes; phase lag is how far a push " +
 		"came after the connection's earliest phase (arrival − k·interval). Slab and TCP buffers count both ends of each " +
 		"loopback connection. Server RSS is the growth of the sum over all server processes; client RSS is the clients' whole RSS.\n\n")
+	fmt.Fprintf(&b, "TCP buffer memory limit (net.ipv4.tcp_mem, pages: min, pressure, max): %s.\n\n", r.TCPMemLimit)
 	b.WriteString("\"Other\" CPU is the machine's busy time (/proc/stat) in the window less the servers' and clients': other work " +
 		"on the machine, and softirq time charged to no process.\n\n")
 	for _, s := range r.Steps {

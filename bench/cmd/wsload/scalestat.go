@@ -169,6 +169,7 @@ var tcpCounters = map[string]bool{
 	"TCPMemoryPressures": true, "TCPAbortOnMemory": true, "PruneCalled": true, "TCPBacklogDrop": true,
 	"TCPReqQFullDrop": true, "TCPReqQFullDoCookies": true, "SyncookiesSent": true, "TCPRcvQDrop": true,
 	"AttemptFails": true, "EstabResets": true, "RetransSegs": true, "OutRsts": true, "TCPAbortOnTimeout": true,
+	"TCPFromZeroWindowAdv": true, "TCPToZeroWindowAdv": true, "TCPWinProbe": true,
 }
 
 // readTCPCounters reads tcpCounters from /proc/net/netstat and /proc/net/snmp
