@@ -333,8 +333,12 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	if werr := writeScale(res, cfg.Out); werr != nil {
 		return res, werr
 	}
-	if len(res.Steps) == 0 || !res.Steps[0].Held {
-		return res, fmt.Errorf("the first step did not hold: %s", res.Stopped)
+	if len(res.Steps) == 0 {
+		return res, fmt.Errorf("no step was measured: %s", res.Stopped)
+	}
+	if s := res.Steps[0]; !s.Held {
+		return res, fmt.Errorf("the first step (%d) did not hold: %d of %d open, %d failed, %d lost, %d connections missed %d pushes",
+			s.Target, s.Open, s.Target, s.Failed, s.LostInHold, s.Missed, s.Missing)
 	}
 	return res, nil
 }
@@ -493,13 +497,13 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 	}
 	start := time.Now()
 	// stopErr ends the ramp after this step, which is still measured with
-	// the connections it has: the clients stop dialing (target 0) and
-	// report once their connects in flight have ended.
+	// the connections it has: the clients stop dialing and report once
+	// their connects in flight have ended.
 	var stopErr error
 	stopDial := func(why error) {
 		if stopErr == nil {
 			stopErr = why
-			r.broadcast(scaleCmd{Cmd: "dial", N: 0})
+			r.broadcast(scaleCmd{Cmd: "stop"})
 		}
 	}
 	progress := func(e scaleEvent) {

@@ -239,6 +239,10 @@ func (w *scaleWorker) command(c scaleCmd) {
 		w.stepOK, w.stepFail, w.stepErrs = 0, 0, map[string]int{}
 		w.dialStart = time.Now().UnixNano()
 		w.dialing = true
+	case "stop":
+		// Dial no more; the step's counts stand and "dialed" follows once
+		// the connects in flight have ended.
+		w.target = w.attempted
 	case "hold":
 		w.ws = c.Start - w.base.UnixNano()
 		w.we = c.End - w.base.UnixNano()

@@ -38,7 +38,7 @@ type scaleSpec struct {
 
 // scaleCmd goes from the parent to a client process.
 type scaleCmd struct {
-	Cmd   string `json:"cmd"`             // dial, hold, shutdown, close
+	Cmd   string `json:"cmd"`             // dial, stop, hold, shutdown, close
 	N     int    `json:"n,omitempty"`     // dial: connections to have attempted, over all steps
 	Start int64  `json:"start,omitempty"` // hold: window, unix ns
 	End   int64  `json:"end,omitempty"`
