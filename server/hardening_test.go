@@ -167,13 +167,18 @@ func TestRegisterNotScheduledBeforeSetup(t *testing.T) {
 // EPERM, through easygo's real bookkeeping), then puts the socket back.
 type addFailPoller struct {
 	poller.Poller
-	file  int
-	fails atomic.Int32
+	file   int
+	fails  atomic.Int32
+	shared *atomic.Int32 // when set, the count to use instead of fails
 }
 
 func (p *addFailPoller) Add(fd int) error {
-	if p.fails.Add(-1) < 0 {
-		p.fails.Add(1)
+	fails := &p.fails
+	if p.shared != nil {
+		fails = p.shared
+	}
+	if fails.Add(-1) < 0 {
+		fails.Add(1)
 		return p.Poller.Add(fd)
 	}
 	sock, err := syscall.Dup(fd)
@@ -210,8 +215,12 @@ func TestPollAddFailureKeepsAccepting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fp := &addFailPoller{Poller: s.poll, file: int(f.Fd())}
-	s.poll = fp
+	// Every worker's poller fails on demand (the accepted descriptor may
+	// belong to any of them); fails is shared.
+	fp := &addFailPoller{file: int(f.Fd())}
+	for _, w := range s.workers {
+		w.poll = &addFailPoller{Poller: w.poll, file: fp.file, shared: &fp.fails}
+	}
 	addr := serveOn(t, s)
 	rawHandshake(t, addr).nc.Close() // the listener is in the poller
 	rawWaitLive(t, s, 0, 3*time.Second)
