@@ -268,26 +268,52 @@ func (wh *wheel) push(c *conn, f *Frame, p Policy) {
 
 // Broadcast sends f to every open connection with policy p and returns how
 // many it was written or queued to. It is safe from any goroutine (an App
-// method included) and allocates nothing; it takes each wheel slot's lock
-// in turn, so it delays a worker's pushes by at most one slot's worth of
-// writes. A connection is in the set from the end of its upgrade (before
-// OnOpen runs, so a broadcast may reach it before what its OnOpen sends);
-// one that opens during the call may or may not get f.
+// method included) and never blocks on a client. Up to broadcastSerial
+// open connections the calling goroutine writes them all, allocating
+// nothing; past that each worker's share goes to a goroutine of its own
+// (one per worker, the caller taking the last), so a broadcast to many
+// connections uses every core. It takes each wheel slot's lock in turn,
+// so it delays a worker's pushes by at most one slot's worth of writes. A
+// connection is in the set from the end of its upgrade (before OnOpen
+// runs, so a broadcast may reach it before what its OnOpen sends); one
+// that opens during the call may or may not get f.
 func (s *Server) Broadcast(f *Frame, p Policy) int {
-	n := 0
-	for _, w := range s.workers {
-		for i := range w.slots {
-			sl := &w.slots[i]
-			sl.mu.Lock()
-			for _, c := range sl.conns {
-				c.mu.Lock()
-				if s.sendLocked(c, f.b, nil, p, f.n).Sent() {
-					n++
-				}
-				c.mu.Unlock()
-			}
-			sl.mu.Unlock()
+	if len(s.workers) == 1 || s.open.Load() <= broadcastSerial {
+		n := 0
+		for _, w := range s.workers {
+			n += s.broadcastTo(w, f, p)
 		}
+		return n
+	}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	last := len(s.workers) - 1
+	for _, w := range s.workers[:last] {
+		wg.Go(func() { total.Add(int64(s.broadcastTo(w, f, p))) })
+	}
+	total.Add(int64(s.broadcastTo(s.workers[last], f, p)))
+	wg.Wait()
+	return int(total.Load())
+}
+
+// broadcastSerial is the size up to which one goroutine broadcasts: below
+// it, starting goroutines costs more than the writes they would share.
+const broadcastSerial = 2048
+
+// broadcastTo sends f to the open connections of worker w.
+func (s *Server) broadcastTo(w *worker, f *Frame, p Policy) int {
+	n := 0
+	for i := range w.slots {
+		sl := &w.slots[i]
+		sl.mu.Lock()
+		for _, c := range sl.conns {
+			c.mu.Lock()
+			if s.sendLocked(c, f.b, nil, p, f.n).Sent() {
+				n++
+			}
+			c.mu.Unlock()
+		}
+		sl.mu.Unlock()
 	}
 	return n
 }
