@@ -9,7 +9,6 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -246,28 +245,6 @@ func TestPollAddFailureKeepsAccepting(t *testing.T) {
 		rc.nc.Close()
 	}
 	rawWaitLive(t, s, 0, 3*time.Second)
-}
-
-// serveOn serves s on a loopback port until the test ends.
-func serveOn(t *testing.T, s *Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v; want ErrServerClosed", err)
-		}
-	})
-	return ln.Addr().String()
 }
 
 // TestHangupAfterReadBudget: a client sends a burst of frames larger than
