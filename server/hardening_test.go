@@ -259,12 +259,26 @@ func TestHangupAfterReadBudget(t *testing.T) {
 	burst := bytes.Repeat(frame, (4<<20)/len(frame))
 	for trial := range 10 {
 		rc := rawHandshake(t, addr)
+		sc := mbServerConn(s, rc.nc)
+		if sc == nil {
+			t.Fatalf("trial %d: the server's conn was not found", trial)
+		}
+		fd := sc.fd
 		tc := rc.nc.(*net.TCPConn)
 		tc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := tc.Write(burst); err != nil {
 			t.Fatalf("trial %d: write: %v", trial, err)
 		}
 		tc.CloseWrite()
+		// The second counts from when the server has read every byte (on a
+		// loaded machine reading 4 MiB can take a while): then only the
+		// FIN is left, and it must be seen.
+		for wait := time.Now().Add(10 * time.Second); mbClientOutq(rc.nc) != 0 || mbInq(fd) > 0; {
+			if time.Now().After(wait) || s.live.Load() == 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 		deadline := time.Now().Add(time.Second)
 		for s.live.Load() != 0 {
 			if time.Now().After(deadline) {
