@@ -9,6 +9,7 @@
 //	wsload push        -addr HOST:PORT -n N -interval I -duration D -pid PID [-slow-pct X]
 //	wsload fanout      -addr HOST:PORT -n N -interval I -duration D -pid PID [-procs P] [-src A,B]
 //	wsload soak        -addr HOST:PORT -pid PID [-duration 3m] [-good 200] [-bad 20] [-mix hog=50,...]
+//	wsload scale       -n N [-step S] [-interval 5s] [-hold 15s] [-server-bin PATH]
 //	wsload compare     -workload echo|connections|push|fanout -rounds R -servers wsmill,gorilla,...|bin:PATH [workload flags]
 //	wsload plot        -in results/compare-echo.json
 //
@@ -46,6 +47,9 @@ usage:
   wsload soak        -addr HOST:PORT -pid PID [-duration 3m] [-good 200] [-bad 20] [-mix hog=50,idle=0] [-interval 1s]
                      good clients mixed with 8 hostile behaviours; exits non-zero unless every good
                      client was served and the server's fds and RSS came back to the baseline
+  wsload scale       -n N [-step S] [-interval 5s] [-hold 15s] [-servers K] [-server-bin PATH] [-out DIR]
+                     starts K wsmill processes with -reuseport and epoll client processes, holds N
+                     connections in steps, checks every greeting and every push of every connection
   wsload compare     -workload echo|connections|push|fanout [-rounds 3] [-servers wsmill,gorilla,gws,nbio,rawecho,bin:PATH] [-out DIR] [workload flags]
   wsload plot        -in DIR/compare-WORKLOAD.json [-out FILE.png]
 
@@ -59,6 +63,13 @@ func main() {
 		os.Exit(2)
 	}
 	sub, args := os.Args[1], os.Args[2:]
+	if sub == "__scale" {
+		if err := scaleWorkerMain(); err != nil {
+			fmt.Fprintf(os.Stderr, "wsload scale client: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if sub == "__worker" {
 		if err := workerMain(); err != nil {
 			fmt.Fprintf(os.Stderr, "wsload worker: %v\n", err)
@@ -80,6 +91,8 @@ func main() {
 		err = cmdFanout(ctx, args)
 	case "soak":
 		err = cmdSoak(ctx, args)
+	case "scale":
+		err = cmdScale(ctx, args)
 	case "compare":
 		err = cmdCompare(ctx, args)
 	case "plot":
