@@ -97,9 +97,13 @@ type scaleStep struct {
 	// Slab bytes per connection (both ends) by cache, from /proc/slabinfo
 	// active objects, and the TCP sockets the kernel added: 2 per
 	// connection unless other work on the machine opened or closed some.
-	SlabCaches    map[string]float64 `json:"slab_caches_per_conn_bytes,omitempty"`
-	TCPSocketsUp  int64              `json:"tcp_sockets_added"`
-	TCPMemPerConn float64            `json:"tcp_mem_per_conn_bytes"`
+	SlabCaches   map[string]float64 `json:"slab_caches_per_conn_bytes,omitempty"`
+	TCPSocketsUp int64              `json:"tcp_sockets_added"`
+	// The most pages in TCP buffers seen while dialing (sampled each
+	// second), against net.ipv4.tcp_mem: unread pushes and requests are
+	// charged a page per socket, so a machine that falls behind fills it.
+	TCPMemPeakPages int64   `json:"tcp_mem_peak_pages_dialing"`
+	TCPMemPerConn   float64 `json:"tcp_mem_per_conn_bytes"`
 
 	HoldS          float64 `json:"hold_s"`
 	HoldConns      int     `json:"hold_conns"`
@@ -523,7 +527,11 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 			}
 			drawBar(prevOpen+ok, fail, target, time.Since(start), false)
 		}
-		if m, err := readSysMem(); err == nil && m.MemAvailable < cfg.MinAvailMiB<<20 {
+		m, err := readSysMem()
+		if err == nil {
+			st.TCPMemPeakPages = max(st.TCPMemPeakPages, m.TCPMemPages)
+		}
+		if err == nil && m.MemAvailable < cfg.MinAvailMiB<<20 {
 			stopDial(fmt.Errorf("memory: MemAvailable %d MiB < -min-available %d MiB while dialing", m.MemAvailable>>20, cfg.MinAvailMiB))
 		}
 	})

@@ -58,7 +58,7 @@ const (
 // which the servers never send, is skipped by its length and counted.
 type scConn struct {
 	last  int64    // arrival of the previous push, ns since the worker's base (0: none yet)
-	phase int64    // earliest push phase seen: arrival − k·interval, ns since base
+	phase int64    // earliest push phase seen in the window: arrival − k·interval, ns since base (0: none)
 	skip  uint32   // payload bytes of an oversized frame still to skip
 	count uint16   // pushes counted in the current window
 	state uint8    // stFree...
@@ -253,6 +253,7 @@ func (w *scaleWorker) command(c scaleCmd) {
 			c := &w.conns[fd]
 			c.inWin = c.state == stOpen
 			c.count = 0
+			c.phase = 0 // the window's pushes set their own reference
 			if c.inWin {
 				w.hold.Conns++
 			}
@@ -658,23 +659,25 @@ func (w *scaleWorker) push(c *scConn, t int64, p []byte) {
 		w.hold.Stale++
 	}
 	iv := w.iv
-	if c.last == 0 {
-		c.phase = t
-	} else {
-		// Phase lag: against the earliest phase this connection has shown;
-		// an earlier arrival moves the reference.
+	inWin := c.inWin && t >= w.ws && t < w.we+w.grace
+	if inWin {
+		// Phase lag: against the earliest phase this connection has shown
+		// in the window; an earlier arrival moves the reference. Only the
+		// window's pushes count: one more than half an interval late
+		// during the ramp would wrap and skew the reference.
+		if c.phase == 0 {
+			c.phase = t
+		}
 		k := (t - c.phase + iv/2) / iv
 		off := t - c.phase - k*iv
 		if off < 0 {
 			c.phase += off
 			off = 0
 		}
-		if c.inWin && t >= w.ws && t < w.we+w.grace {
-			w.phaseH.RecordValue(max(off/1000, 1))
-			w.hold.PhaseMaxNs = max(w.hold.PhaseMaxNs, off)
-		}
+		w.phaseH.RecordValue(max(off/1000, 1))
+		w.hold.PhaseMaxNs = max(w.hold.PhaseMaxNs, off)
 	}
-	if c.inWin && t >= w.ws && t < w.we+w.grace {
+	if inWin {
 		c.count++
 		if t < w.we {
 			w.hold.InWindow++

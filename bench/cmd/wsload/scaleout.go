@@ -87,7 +87,8 @@ func (r *scaleResult) markdown() string {
 				s.Target, strings.Join(parts, ", "), s.TCPSocketsUp, 2*s.Open)
 		}
 		if len(s.TCPDial)+len(s.TCPHold) > 0 {
-			fmt.Fprintf(&b, "- step %d kernel TCP counters (machine-wide) while dialing: %s; in the window: %s\n", s.Target, counters(s.TCPDial), counters(s.TCPHold))
+			fmt.Fprintf(&b, "- step %d kernel TCP counters (machine-wide) while dialing: %s; in the window: %s; TCP buffer pages at most %d while dialing\n",
+				s.Target, counters(s.TCPDial), counters(s.TCPHold), s.TCPMemPeakPages)
 		}
 	}
 	if len(r.Lost) > 0 {
