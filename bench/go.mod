@@ -7,8 +7,15 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/lesismal/nbio v1.6.8
 	github.com/lxzan/gws v1.8.9
+	github.com/wsmill/wsmill v0.0.0
 	golang.org/x/sys v0.50.0
 	gonum.org/v1/plot v0.17.0
+)
+
+require (
+	github.com/gobwas/httphead v0.1.0 // indirect
+	github.com/gobwas/ws v1.5.0 // indirect
+	github.com/mailru/easygo v0.0.0-20190618140210-3c14a0dc985f // indirect
 )
 
 require (
@@ -25,3 +32,5 @@ require (
 	golang.org/x/image v0.30.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
 )
+
+replace github.com/wsmill/wsmill => ../

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mailru/easygo/netpoll"
+	"golang.org/x/sys/unix"
 )
 
 // epoll adapts easygo's netpoll.Epoll, whose callbacks are per descriptor
@@ -21,6 +23,11 @@ import (
 type epoll struct {
 	ep       *netpoll.Epoll
 	dispatch Dispatch
+
+	// Wake: an eventfd in the same epoll set (edge-triggered), written
+	// only when no wake-up is pending yet.
+	wakeFD      int
+	wakePending atomic.Bool
 
 	mu  sync.Mutex
 	cbs []func(netpoll.EpollEvent) // indexed by fd; guarded by mu
@@ -41,7 +48,56 @@ func New(dispatch Dispatch, onWaitError func(error)) (Poller, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
-	return &epoll{ep: ep, dispatch: dispatch}, nil
+	p := &epoll{ep: ep, dispatch: dispatch}
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		ep.Close()
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	p.wakeFD = fd
+	if err := ep.Add(fd, netpoll.EPOLLIN|netpoll.EPOLLET, p.onWake); err != nil {
+		ep.Close()
+		unix.Close(fd)
+		return nil, os.NewSyscallError("epoll_ctl add", err)
+	}
+	return p, nil
+}
+
+// onWake runs on the poll goroutine when the eventfd was written.
+func (p *epoll) onWake(e netpoll.EpollEvent) {
+	if e&0x20 != 0 { // closed: see translate
+		return
+	}
+	// Reset the counter first, then clear the flag, then dispatch. In the
+	// other order a Wake between the two would write, its write would be
+	// consumed by this read, and epoll, which re-checks readiness when it
+	// delivers an edge-triggered event, would drop its event: the flag
+	// would stay set with no wake-up coming, and every later Wake would be
+	// lost. In this order a Wake before the Store is covered by this
+	// dispatch (its caller queued its work first) and one after it writes
+	// a fresh event.
+	var b [8]byte
+	unix.Read(p.wakeFD, b[:])
+	p.wakePending.Store(false)
+	p.dispatch(-1, EventWake)
+}
+
+func (p *epoll) Wake() error {
+	if !p.wakePending.CompareAndSwap(false, true) {
+		return nil // one is on its way
+	}
+	one := [8]byte{1}
+	for {
+		_, err := unix.Write(p.wakeFD, one[:])
+		switch err {
+		case nil, unix.EAGAIN: // EAGAIN: the counter is full, a wake-up is due anyway
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		p.wakePending.Store(false)
+		return os.NewSyscallError("write eventfd", err)
+	}
 }
 
 func (p *epoll) callback(fd int) func(netpoll.EpollEvent) {
@@ -99,7 +155,11 @@ func (p *epoll) Del(fd int) error {
 }
 
 func (p *epoll) Close() error {
-	return wrap("close", p.ep.Close())
+	err := p.ep.Close()
+	if err == nil {
+		unix.Close(p.wakeFD)
+	}
+	return wrap("close", err)
 }
 
 func wrap(op string, err error) error {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -220,5 +221,52 @@ func TestEpollFailedAddLeavesNoTrace(t *testing.T) {
 	r.waitEvent(t, fd, EventRead)
 	if err := p.Del(fd); err != nil {
 		t.Fatalf("Del: %v", err)
+	}
+}
+
+// TestEpollWake: every Wake is followed by a dispatch of EventWake that
+// starts after it (wakes may coalesce, never get lost), from any goroutine,
+// the poll goroutine included. A wake read in the wrong order once left
+// the pending flag set with no event coming: every later Wake was lost.
+func TestEpollWake(t *testing.T) {
+	var posted, seen atomic.Int64
+	var p Poller
+	var fromInside atomic.Int32
+	p, err := New(func(fd int, ev Event) {
+		if ev != EventWake || fd != -1 {
+			return
+		}
+		seen.Store(posted.Load())
+		if fromInside.CompareAndSwap(1, 2) {
+			posted.Add(1)
+			p.Wake() // a wake from the poll goroutine itself
+		}
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 20000 {
+				posted.Add(1)
+				if err := p.Wake(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fromInside.Store(1)
+	posted.Add(1)
+	p.Wake()
+	deadline := time.Now().Add(2 * time.Second)
+	for seen.Load() != posted.Load() || fromInside.Load() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d wakes the last dispatch saw %d; want every wake followed by a dispatch", posted.Load(), seen.Load())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -19,6 +19,8 @@ const (
 	// EventClosed: the poller itself was closed; no more events follow for
 	// this descriptor.
 	EventClosed
+	// EventWake: Wake was called. It comes with fd -1.
+	EventWake
 )
 
 // Dispatch receives the events of one descriptor. It runs on the poller's
@@ -36,9 +38,16 @@ type Poller interface {
 	// from the kernel may still be dispatched once after Del returns.
 	Del(fd int) error
 
-	// Close stops the poll goroutine and releases the epoll instance. Every
-	// registered descriptor gets one EventClosed; descriptors themselves are
-	// not closed.
+	// Wake makes the poll goroutine call Dispatch(-1, EventWake) soon, from
+	// epoll_wait or between two events of a batch. Calls before that
+	// dispatch coalesce into one. It is safe from any goroutine, the poll
+	// goroutine included, and never blocks: it is how work for the poll
+	// goroutine is handed to it.
+	Wake() error
+	// Close stops the poll goroutine and releases the epoll instance. When
+	// it returns the poll goroutine has exited; every registered descriptor
+	// then gets one EventClosed (on the goroutine calling Close);
+	// descriptors themselves are not closed.
 	Close() error
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -243,9 +244,8 @@ func TestUpgradeHook(t *testing.T) {
 	if g := <-got; g != (seen{"/ws", "room=7", "Bearer bad", ""}) {
 		t.Fatalf("hook saw %+v", g)
 	}
-	if n := s.Stats().RejectedBy[RejectApp]; n != 1 {
-		t.Fatalf("rejected{app} = %d; want 1", n)
-	}
+	// Counted just after the response is written.
+	waitFor(t, 2*time.Second, "rejected{app} = 1", func() bool { return s.Stats().RejectedBy[RejectApp] == 1 })
 
 	rc = rawDial(t, addr)
 	rc.write([]byte(rawReq("GET /ws HTTP/1.1", rawHdrHost, rawHdrUp, rawHdrConn, rawHdrKey, rawHdrVer, "Authorization:  Bearer good ")))
@@ -357,5 +357,44 @@ func TestBroadcastAndForeignSends(t *testing.T) {
 		if code := app.waitClose(t); code != CloseGoingAway {
 			t.Fatalf("OnClose at shutdown: got %d; want 1001", code)
 		}
+	}
+}
+
+// TestBroadcastParallel: past broadcastSerial open connections the workers'
+// shares go out on goroutines of their own; every connection still gets
+// the frame exactly once.
+func TestBroadcastParallel(t *testing.T) {
+	const n = broadcastSerial + 300
+	s, err := New(testConfig(Config{PushInterval: time.Second, Workers: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.closeWorkers() // connections are placed by hand
+	var peers []int
+	for i := range n {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Close(fds[0]); syscall.Close(fds[1]) })
+		c := &conn{fd: fds[0], slot: -1, phase: phaseOpen}
+		w := s.owner(c.fd)
+		sl := &w.slots[i%len(w.slots)]
+		sl.conns = append(sl.conns, c)
+		peers = append(peers, fds[1])
+	}
+	s.open.Store(n)
+	f := NewFrame(OpBinary, []byte("all of you"))
+	if got := s.Broadcast(f, Reliable); got != n {
+		t.Fatalf("Broadcast: got %d; want %d", got, n)
+	}
+	buf := make([]byte, 2*f.Len())
+	for i, p := range peers {
+		if k, err := syscall.Read(p, buf); k != f.Len() || err != nil || !bytes.Equal(buf[:k], f.b) {
+			t.Fatalf("peer %d: read %d bytes (%v); want the frame once", i, k, err)
+		}
+	}
+	if got := s.Stats().MessagesOut; got != n {
+		t.Fatalf("MessagesOut = %d; want %d", got, n)
 	}
 }

@@ -20,7 +20,9 @@ type Config struct {
 	// once per interval. Default 5s.
 	PushInterval time.Duration
 
-	// Workers is the size of the worker pool. Default runtime.GOMAXPROCS(0).
+	// Workers is the number of event loops (workers), each with its own
+	// epoll instance and goroutine; a connection belongs to worker
+	// fd % Workers for its whole life. Default runtime.GOMAXPROCS(0).
 	Workers int
 
 	// MaxMessage is the largest accepted message (the whole message, not one

@@ -18,25 +18,29 @@ import (
 //     the single worker that is running the connection. The scheduling state
 //     machine below guarantees at most one worker runs a conn at a time, so
 //     these fields need no lock.
-//   - Write state (out*, closed): guarded by mu. Workers (echo, pong, close)
-//     and the wheel (time push) both write, and mu makes every frame go out
-//     whole and in order: frames never interleave on the wire.
+//   - Write state (out*, closed): guarded by mu. The owning worker (pong,
+//     close, pushes), application sends and broadcasts from any goroutine
+//     all write, and mu makes every frame go out whole and in order: frames
+//     never interleave on the wire.
 //   - Wheel links (slot, pos): guarded by the wheel slot's lock.
 //   - Deadline links (dl*): guarded by the deadline list's lock.
 //
 // Scheduling state machine (field sched):
 //
-//	idle ──event──▶ queued ──worker takes it──▶ running ──done──▶ idle
+//	idle ──event on the owner's epoll──────────────▶ running ──done──▶ idle
+//	idle ──work from elsewhere──▶ queued ──owner drains its queue──▶ running
 //	                                              │  ▲
-//	                                        event │  │ worker runs again
-//	                                              ▼  │ (requeued for fairness)
+//	                     work from elsewhere,     │  │ owner runs it again
+//	                     read budget spent        ▼  │ (requeued for fairness)
 //	                                             rerun
 //	running ──closes the fd──▶ dead ──table reuses the struct──▶ setup
 //	setup ──register has set every field, just before poller.Add──▶ idle
 //
-// Invariants: a conn is in the ready queue at most once (only the idle→queued
-// transition enqueues), so the queue never holds more entries than there are
-// conns; exactly one worker owns a running conn; an event that arrives while
+// Invariants: only the owner worker (Server.owner: descriptor number mod
+// Config.Workers) ever runs a conn, on its own goroutine; a conn is in the
+// owner's run queue at most once (only idle→queued and rerun→queued
+// enqueue), so the queue never holds more entries than the worker has
+// conns; an event that arrives while
 // it runs is never lost (running→rerun makes the worker go round again); a
 // dead conn drops events until it is reused. A conn in setup is being
 // initialised by the acceptor: events only accumulate in ev (an event taken

@@ -5,34 +5,43 @@
 //
 // # Data flow
 //
-//	listener ──accept4──▶ table[fd] ──poller.Add──▶ epoll (package poller)
-//	                                                   │ one goroutine: epoll_wait
-//	                                                   ▼ dispatch(fd, ev): record ev, notify
-//	                 ready queue (ready.go: growable ring, each conn at most once)
-//	                                                   │
-//	              ┌────────────── worker pool (Config.Workers goroutines) ─────────────┐
-//	              │ read until EAGAIN: handshake → Upgrader → App.OnOpen, or frames →   │
-//	              │ App.OnMessage (borrowed payload) / pong / close → App.OnClose       │
-//	              │ flush the outbound queue on EventWrite                              │
-//	              └──────────────────────────────┬──────────────────────────────────────┘
-//	  Conn.Send, Broadcast (any goroutine) ──────┤ c.mu: one writer at a time
-//	timing wheel (one goroutine) ─ Config.Pushes ┘  write(2)/writev(2), never blocking;
-//	                                                 the rest waits in c's bounded queue
+//	listener ──accept4──▶ table[fd] ──poller.Add──▶ the epoll of worker fd % Config.Workers
+//
+//	┌──── worker k: one goroutine, its own epoll instance (package poller) ─────┐
+//	│ epoll_wait → for each event of its own descriptors, run the conn inline: │
+//	│   read until EAGAIN: handshake → Upgrader → App.OnOpen, or frames →      │
+//	│   App.OnMessage (borrowed payload) / pong / close → App.OnClose;         │
+//	│   flush the outbound queue on EventWrite                                 │
+//	│ EventWake → its run queue (conns scheduled from elsewhere, requeued for  │
+//	│   fairness) and the wheel ticks announced to it (its slots' pushes)      │
+//	└─────────────────────────────────────┬─────────────────────────────────────┘
+//	  Conn.Send, Broadcast (any goroutine) ┤ c.mu: one writer at a time
+//	  wheel goroutine: the clock; builds   │ write(2)/writev(2), never blocking;
+//	  each tick's frames, wakes workers ───┘ the rest waits in c's bounded queue
+//
+// A connection belongs to one worker for its whole life (the descriptor
+// number decides), so an event never crosses goroutines: the goroutine
+// that returns from epoll_wait reads, parses and answers at once. Work
+// found elsewhere (a deadline, an application Close, an overflow,
+// Shutdown) goes to the owner's run queue with a Wake (an eventfd in the
+// same epoll set). Fairness: a turn reads at most readBudget bytes before
+// the conn goes to the back of its worker's queue; a hot connection can
+// delay only the connections of its own worker, never another core's.
 //
 // # Goroutines
 //
 // A fixed set, whatever the number of connections: the accept loop (inside
-// Serve), the poller's wait loop, Config.Workers workers, the wheel, and the
-// net/http server for plain HTTP requests (which, being net/http, uses a
-// goroutine per HTTP request, at most Config.MaxHTTPConns at once;
-// WebSocket connections never reach it).
+// Serve), Config.Workers event loops (each a poller's wait goroutine), the
+// wheel, and the net/http server for plain HTTP requests (which, being
+// net/http, uses a goroutine per HTTP request, at most Config.MaxHTTPConns
+// at once; WebSocket connections never reach it).
 //
 // # Who owns what
 //
-//   - The poll goroutine owns nothing but the epoll event array. dispatch
-//     only ORs the event into conn.ev and calls notify; it never blocks
-//     (the ready queue grows to hold every conn) and never allocates once
-//     the queue has reached the number of conns with work.
+//   - A worker's goroutine owns its epoll event array, its read buffer and
+//     its connections' read state. Events of its descriptors run inline;
+//     events recorded from elsewhere go through its run queue (ready.go),
+//     which grows to hold every conn it owns and never blocks.
 //   - The acceptor owns a new conn until it is set up (schedSetup, see
 //     table.go): events for it only accumulate until then.
 //   - A worker owns a conn's read state while the conn is running (see the

@@ -46,6 +46,7 @@ import (
 func fzConfig() Config {
 	return Config{
 		PushInterval:     time.Hour,
+		Workers:          1,
 		MaxMessage:       4096,
 		MaxOutbound:      64 << 10,
 		HandshakeTimeout: time.Hour,
@@ -80,10 +81,10 @@ func newFzRig(tb testing.TB) *fzRig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r.s, r.w = s, newWorker(s)
+	s.closeWorkers() // turns are driven by hand
+	r.s, r.w = s, s.workers[0]
 	tb.Cleanup(func() {
 		r.drainHTTP()
-		s.poll.Close()
 	})
 	r.fds = fzCountFDs()
 	return r

@@ -25,14 +25,18 @@ type Conn struct {
 	gen uint32
 }
 
-// lock takes h's conn lock and reports whether h still names the live,
-// open connection. The caller unlocks.
+// lock takes h's conn lock when h still names the live connection and
+// reports whether it did; the caller then unlocks.
 func (h Conn) lock() bool {
 	if h.c == nil {
 		return false
 	}
 	h.c.mu.Lock()
-	return h.c.gen == h.gen && !h.c.closed
+	if h.c.gen == h.gen && !h.c.closed {
+		return true
+	}
+	h.c.mu.Unlock()
+	return false
 }
 
 // Send sends one final data frame carrying payload (which is not retained:
@@ -50,9 +54,6 @@ func (h Conn) SendFrame(f *Frame, p Policy) SendResult {
 // send sends the frame a+b, whose payload is n bytes.
 func (h Conn) send(a, b []byte, p Policy, n int) SendResult {
 	if !h.lock() {
-		if h.c != nil {
-			h.c.mu.Unlock()
-		}
 		return Closed
 	}
 	r := h.s.sendLocked(h.c, a, b, p, n)
@@ -67,9 +68,6 @@ func (h Conn) send(a, b []byte, p Policy, n int) SendResult {
 // reports Closed if c was already closed or closing.
 func (h Conn) Close(code CloseCode, reason string) SendResult {
 	if !h.lock() {
-		if h.c != nil {
-			h.c.mu.Unlock()
-		}
 		return Closed
 	}
 	r := h.s.closeLocked(h.c, code, reason)
@@ -81,9 +79,6 @@ func (h Conn) Close(code CloseCode, reason string) SendResult {
 // none, or when the connection is gone).
 func (h Conn) Value() any {
 	if !h.lock() {
-		if h.c != nil {
-			h.c.mu.Unlock()
-		}
 		return nil
 	}
 	var v any
@@ -98,9 +93,6 @@ func (h Conn) Value() any {
 // (0 once it is gone).
 func (h Conn) Pending() int {
 	if !h.lock() {
-		if h.c != nil {
-			h.c.mu.Unlock()
-		}
 		return 0
 	}
 	n := h.c.pending()
@@ -112,9 +104,6 @@ func (h Conn) Pending() int {
 // connection is gone).
 func (h Conn) RemoteAddr() netip.AddrPort {
 	if !h.lock() {
-		if h.c != nil {
-			h.c.mu.Unlock()
-		}
 		return netip.AddrPort{}
 	}
 	// Under the lock: the descriptor cannot be closed meanwhile.

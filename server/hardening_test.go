@@ -9,7 +9,6 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -167,13 +166,18 @@ func TestRegisterNotScheduledBeforeSetup(t *testing.T) {
 // EPERM, through easygo's real bookkeeping), then puts the socket back.
 type addFailPoller struct {
 	poller.Poller
-	file  int
-	fails atomic.Int32
+	file   int
+	fails  atomic.Int32
+	shared *atomic.Int32 // when set, the count to use instead of fails
 }
 
 func (p *addFailPoller) Add(fd int) error {
-	if p.fails.Add(-1) < 0 {
-		p.fails.Add(1)
+	fails := &p.fails
+	if p.shared != nil {
+		fails = p.shared
+	}
+	if fails.Add(-1) < 0 {
+		fails.Add(1)
 		return p.Poller.Add(fd)
 	}
 	sock, err := syscall.Dup(fd)
@@ -210,8 +214,12 @@ func TestPollAddFailureKeepsAccepting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fp := &addFailPoller{Poller: s.poll, file: int(f.Fd())}
-	s.poll = fp
+	// Every worker's poller fails on demand (the accepted descriptor may
+	// belong to any of them); fails is shared.
+	fp := &addFailPoller{file: int(f.Fd())}
+	for _, w := range s.workers {
+		w.poll = &addFailPoller{Poller: w.poll, file: fp.file, shared: &fp.fails}
+	}
 	addr := serveOn(t, s)
 	rawHandshake(t, addr).nc.Close() // the listener is in the poller
 	rawWaitLive(t, s, 0, 3*time.Second)
@@ -239,28 +247,6 @@ func TestPollAddFailureKeepsAccepting(t *testing.T) {
 	rawWaitLive(t, s, 0, 3*time.Second)
 }
 
-// serveOn serves s on a loopback port until the test ends.
-func serveOn(t *testing.T, s *Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v; want ErrServerClosed", err)
-		}
-	})
-	return ln.Addr().String()
-}
-
 // TestHangupAfterReadBudget: a client sends a burst of frames larger than
 // one turn's read budget and then shuts down its side, without reading the
 // echoes (they wait in the server's queue, so no EventWrite edge comes to
@@ -273,12 +259,26 @@ func TestHangupAfterReadBudget(t *testing.T) {
 	burst := bytes.Repeat(frame, (4<<20)/len(frame))
 	for trial := range 10 {
 		rc := rawHandshake(t, addr)
+		sc := mbServerConn(s, rc.nc)
+		if sc == nil {
+			t.Fatalf("trial %d: the server's conn was not found", trial)
+		}
+		fd := sc.fd
 		tc := rc.nc.(*net.TCPConn)
 		tc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := tc.Write(burst); err != nil {
 			t.Fatalf("trial %d: write: %v", trial, err)
 		}
 		tc.CloseWrite()
+		// The second counts from when the server has read every byte (on a
+		// loaded machine reading 4 MiB can take a while): then only the
+		// FIN is left, and it must be seen.
+		for wait := time.Now().Add(10 * time.Second); mbClientOutq(rc.nc) != 0 || mbInq(fd) > 0; {
+			if time.Now().After(wait) || s.live.Load() == 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 		deadline := time.Now().Add(time.Second)
 		for s.live.Load() != 0 {
 			if time.Now().After(deadline) {

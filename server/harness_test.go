@@ -17,6 +17,14 @@ func startServer(t testing.TB, cfg Config) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, serveOn(t, s)
+}
+
+// serveOn serves s (made by the test, perhaps with hooks set before it
+// serves) on a loopback port until the test ends, then checks that
+// Shutdown and Serve end cleanly.
+func serveOn(t testing.TB, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +46,7 @@ func startServer(t testing.TB, cfg Config) (*Server, string) {
 			t.Error("Serve did not return after Shutdown")
 		}
 	})
-	return s, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // waitFor polls cond every few milliseconds until it holds or d passes.

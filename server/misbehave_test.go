@@ -770,7 +770,10 @@ func TestFDReuseNoCrossTalk(t *testing.T) {
 		agen := mbGen(ac)
 		note(ac, agen)
 		t0 := time.Now()
-		mbFillOutbound(t, a, ac, 1, 0)
+		// 16 KiB queued and still there 10 ms later: the kernel may grow
+		// the socket's send buffer a little after its window closed (and
+		// take a few queued bytes), never 16 KiB.
+		mbFillOutbound(t, a, ac, 16<<10, 10*time.Millisecond)
 		filled = append(filled, time.Since(t0))
 		// Half of a 1000-byte frame, read by the server before the reset.
 		f := rawFrame(rawOpBinary, true, bytes.Repeat([]byte{'A'}, 1000), true)

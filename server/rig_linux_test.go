@@ -17,20 +17,20 @@ import (
 // the workers and the wheel run, on a real socket pair, with no goroutine in
 // between: the worker's turn (run), the wheel's push and the handshake.
 
-// allocRig is a server that was never started (no workers, no wheel
-// goroutine) plus one worker driven by hand.
+// allocRig is a server that was never started (no wheel goroutine) with
+// one worker whose event loop is stopped at once, driven by hand.
 type allocRig struct {
 	s *Server
 	w *worker
 }
 
 func newAllocRig(t testing.TB) *allocRig {
-	s, err := New(testConfig(Config{PushInterval: time.Hour}))
+	s, err := New(testConfig(Config{PushInterval: time.Hour, Workers: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.poll.Close() })
-	return &allocRig{s: s, w: newWorker(s)}
+	s.closeWorkers()
+	return &allocRig{s: s, w: s.workers[0]}
 }
 
 // pair returns a connected non-blocking socket pair: the server's side is
@@ -104,5 +104,5 @@ func drain(t testing.TB, fd int, buf []byte, n int) {
 // the time push's.
 func (r *allocRig) timeFrame() *Frame {
 	r.s.wheel.buildFrames(time.Now())
-	return r.s.wheel.frames[0]
+	return r.s.wheel.frames[0].Load()
 }

@@ -24,16 +24,14 @@ var ErrServerClosed = errors.New("server: closed")
 // socket and runs the application (Config.App) on them. See the package doc
 // for the design.
 type Server struct {
-	cfg    Config
-	app    App
-	poll   poller.Poller
-	table  table
-	ready  *readyQueue // conns with work (each at most once)
-	quit   chan struct{}
-	wheel  *wheel
-	epoch  time.Time
-	hsList deadlineList // conns in phaseHandshake
-	clList deadlineList // conns in phaseClosing
+	cfg     Config
+	app     App
+	workers []*worker // one event loop each; a conn belongs to workers[fd % len]
+	table   table
+	wheel   *wheel
+	epoch   time.Time
+	hsList  deadlineList // conns in phaseHandshake
+	clList  deadlineList // conns in phaseClosing
 
 	clock atomic.Int64 // coarse clock for liveness: ms since epoch, set by the wheel each tick
 	live  atomic.Int64 // accepted descriptors we own (all phases)
@@ -51,14 +49,10 @@ type Server struct {
 	acceptStop chan struct{} // closed by Shutdown
 	acceptDone chan struct{} // closed when Serve has left the poller
 
-	workersMu  sync.Mutex
-	workerList []*worker // every worker made (for Stats to sum their counters)
-
 	mu       sync.Mutex
 	ln       net.Listener
 	shutdown atomic.Bool
 	started  bool
-	workers  sync.WaitGroup
 	stopOnce sync.Once
 
 	httpConns atomic.Int64 // descriptors handed to net/http and not yet closed
@@ -77,7 +71,6 @@ func New(cfg Config) (*Server, error) {
 		cfg:   cfg,
 		app:   cfg.App,
 		table: newTable(cfg.MaxConns),
-		quit:  make(chan struct{}),
 		epoch: time.Now(),
 
 		acceptWake: make(chan struct{}, 1),
@@ -86,15 +79,17 @@ func New(cfg Config) (*Server, error) {
 		accept4:    accept4,
 	}
 	s.lfd.Store(-1)
-	s.ready = newReadyQueue(cfg.Workers)
 	s.hsList.timeout = cfg.HandshakeTimeout
 	s.clList.timeout = cfg.CloseTimeout
-	p, err := poller.New(s.dispatch, cfg.OnError)
-	if err != nil {
-		return nil, err
+	s.wheel = newWheel(s, cfg.PushInterval)
+	for i := range cfg.Workers {
+		w, err := newWorker(s, i)
+		if err != nil {
+			s.closeWorkers()
+			return nil, err
+		}
+		s.workers = append(s.workers, w)
 	}
-	s.poll = p
-	s.wheel = newWheel(s, cfg.PushInterval, cfg.MaxConns)
 	s.httpLn = newBridgeListener()
 	s.http = &http.Server{
 		Handler:           cfg.Handler,
@@ -122,9 +117,30 @@ func (s *Server) Config() Config { return s.cfg }
 // now is the server's monotonic clock.
 func (s *Server) now() time.Duration { return time.Since(s.epoch) }
 
+// owner is the worker that runs the connection on fd: the number decides,
+// so no field records it and every event of a descriptor reaches the
+// same event loop.
+func (s *Server) owner(fd int) *worker { return s.workers[fd%len(s.workers)] }
+
+// closeWorkers stops every worker's event loop; when it returns none runs.
+func (s *Server) closeWorkers() {
+	for _, w := range s.workers {
+		w.poll.Close()
+	}
+}
+
+// wakeAcceptor tells the accept loop the listener is readable.
+func (s *Server) wakeAcceptor() {
+	select {
+	case s.acceptWake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
 // Serve accepts connections on ln until Shutdown. ln must be a TCP listener
-// (its descriptor is used directly with accept4). It starts the worker pool,
-// the wheel and the HTTP server on the first call.
+// (its descriptor is used directly with accept4). The workers' event loops
+// run from New; Serve starts the wheel and the HTTP server on the first
+// call.
 func (s *Server) Serve(ln net.Listener) error {
 	sc, ok := ln.(syscall.Conn)
 	if !ok {
@@ -156,16 +172,18 @@ func (s *Server) Serve(ln net.Listener) error {
 		close(s.acceptDone)
 		return err
 	}
-	// The listening socket joins our epoll set too (it is also in the Go
-	// runtime's, which does no harm): its EventRead wakes this goroutine.
+	// The listening socket joins the first worker's epoll set too (it is
+	// also in the Go runtime's, which does no harm): its EventRead wakes
+	// this goroutine.
 	s.lfd.Store(int64(lfd))
-	if err := s.poll.Add(lfd); err != nil {
+	lp := s.workers[0].poll
+	if err := lp.Add(lfd); err != nil {
 		close(s.acceptDone)
 		return err
 	}
 	a := newAcceptor(s)
 	defer func() {
-		s.poll.Del(lfd)
+		lp.Del(lfd)
 		s.lfd.Store(-1)
 		a.close()
 		close(s.acceptDone)
@@ -193,13 +211,6 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) start() {
-	for range s.cfg.Workers {
-		s.workers.Add(1)
-		go func() {
-			defer s.workers.Done()
-			newWorker(s).loop()
-		}()
-	}
 	go s.wheel.run()
 	go func() {
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
@@ -225,7 +236,7 @@ func (s *Server) register(fd int) {
 	c.phase = phaseHandshake
 	c.registered = true
 	s.hsList.push(c, s.now())
-	if err := s.poll.Add(fd); err != nil {
+	if err := s.owner(fd).poll.Add(fd); err != nil {
 		// Still in setup: no worker has seen c, so it is ours to undo.
 		s.cfg.OnError(err)
 		c.registered = false
@@ -245,36 +256,27 @@ func (s *Server) register(fd int) {
 	}
 }
 
-// dispatch runs on the poller goroutine: record the event, hand the conn to
-// a worker. It never blocks and never allocates.
+// dispatch records an event for fd from outside its worker's event loop
+// (tests deliver stale events this way) and schedules the conn on its
+// worker. It never blocks.
 func (s *Server) dispatch(fd int, ev poller.Event) {
-	if ev&poller.EventClosed != 0 {
-		return
-	}
-	if int64(fd) == s.lfd.Load() {
-		select {
-		case s.acceptWake <- struct{}{}:
-		default: // a wake-up is already pending
-		}
-		return
-	}
 	c := s.table.get(fd)
 	if c == nil {
 		return
 	}
-	s.stats.pollEvents.Add(1)
 	c.ev.Or(uint32(ev))
 	s.notify(c)
 }
 
-// notify schedules c on the worker pool unless it is already queued or
-// running (see the state machine in conn.go).
+// notify schedules c on its worker unless it is already queued or running
+// (see the state machine in conn.go). Safe from any goroutine; never
+// blocks.
 func (s *Server) notify(c *conn) {
 	for {
 		switch c.sched.Load() {
 		case schedIdle:
 			if c.sched.CompareAndSwap(schedIdle, schedQueued) {
-				s.ready.push(c)
+				s.owner(c.fd).enqueue(c)
 				return
 			}
 		case schedRunning:
@@ -329,7 +331,7 @@ func (s *Server) detach(c *conn) {
 	s.resetRead(c)
 	if c.registered {
 		c.registered = false
-		if err := s.poll.Del(c.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
+		if err := s.owner(c.fd).poll.Del(c.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
 			s.cfg.OnError(err)
 		}
 	}
@@ -371,7 +373,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	if !started {
-		s.poll.Close()
+		s.closeWorkers()
 		return s.shutdownHTTP(ctx)
 	}
 	// Plain HTTP requests drain in parallel: net/http's Shutdown polls its
@@ -426,9 +428,7 @@ func (s *Server) stop() {
 	s.stopOnce.Do(func() {
 		close(s.wheel.stop)
 		<-s.wheel.done
-		s.poll.Close()
-		close(s.quit)
-		s.workers.Wait()
+		s.closeWorkers() // their event loops have returned
 		s.table.each(func(c *conn) {
 			if c.phase != phaseFree {
 				s.closeConn(c)

@@ -91,7 +91,6 @@ type counters struct {
 	httpHandoffs   atomic.Uint64
 	idlePings      atomic.Uint64
 	idleCloses     atomic.Uint64
-	pollEvents     atomic.Uint64
 	bufferRefusals atomic.Uint64 // closed with 1013: held bytes would pass MaxBuffered
 	tickLagNs      atomic.Int64  // lag of the last wheel tick
 	tickLagMaxNs   atomic.Int64
@@ -122,6 +121,7 @@ func (c *counters) countOut(fd, n int) {
 // workerStats are the counters the frame path bumps, one set per worker.
 type workerStats struct {
 	msgsIn, bytesIn  atomic.Uint64
+	pollEvents       atomic.Uint64
 	pingsIn, pongsIn atomic.Uint64
 	turns            atomic.Uint64
 	busyNs           atomic.Int64
@@ -179,7 +179,6 @@ func (s *Server) Stats() Stats {
 		HTTPHandoffs:   c.httpHandoffs.Load(),
 		IdlePings:      c.idlePings.Load(),
 		IdleCloses:     c.idleCloses.Load(),
-		PollEvents:     c.pollEvents.Load(),
 		Buffered:       s.buffered.Load(),
 		BufferRefusals: c.bufferRefusals.Load(),
 		AppPanics:      c.appPanics.Load(),
@@ -188,17 +187,16 @@ func (s *Server) Stats() Stats {
 	}
 	st.HTTPConns = s.httpConns.Load()
 	st.Live += st.HTTPConns
-	s.workersMu.Lock()
-	for _, w := range s.workerList {
+	for _, w := range s.workers {
 		ws := &w.st
 		st.MessagesIn += ws.msgsIn.Load()
 		st.BytesIn += ws.bytesIn.Load()
 		st.PingsIn += ws.pingsIn.Load()
 		st.PongsIn += ws.pongsIn.Load()
 		st.WorkerTurns += ws.turns.Load()
+		st.PollEvents += ws.pollEvents.Load()
 		st.WorkerBusy += time.Duration(ws.busyNs.Load())
 	}
-	s.workersMu.Unlock()
 	st.PongsOut = st.PingsIn // every ping is answered with one pong
 	for i := range c.out {
 		st.MessagesOut += c.out[i].msgs.Load()

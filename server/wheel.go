@@ -2,38 +2,44 @@ package server
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// wheel is the single timing wheel: one goroutine that sends the
-// application's periodic pushes (Config.Pushes) to every open connection
-// once per PushInterval, spread evenly over the interval, checks idle
-// connections, and expires the handshake and close deadlines.
+// wheel is the single timing wheel: one clock that drives the application's
+// periodic pushes (Config.Pushes) to every open connection once per
+// PushInterval, spread evenly over the interval, the idle checks, and the
+// handshake and close deadlines. The clock is one goroutine; the writes of
+// a tick are made by the workers, each for its own connections, so pushes
+// use every core and are never reordered with a connection's other frames
+// (all go under its lock).
 //
-// Layout: len(slots) slots, each covering tick = PushInterval/len(slots).
-// A connection is put in one slot when it opens (round robin, so slots stay
-// balanced) and stays there until it closes. Each tick the wheel visits the
-// next slot, so a connection is visited exactly once per revolution, i.e.
-// once per PushInterval, and the pushes of N connections are spread as N/len
-// per tick instead of N at once.
+// Layout: every worker has n slots, each covering tick = PushInterval/n. A
+// connection is put in one slot of its worker when it opens (round robin,
+// so slots stay balanced) and stays there until it closes. At tick k the
+// wheel goroutine builds the tick's frames and announces k to every worker
+// (tickTarget, then a Wake); each worker pushes its slot k mod n on its own
+// goroutine, between events. A connection is visited once per revolution,
+// i.e. once per PushInterval, and the pushes of N connections are spread as
+// N/n per tick over all workers instead of N at once on one core.
 //
 // Invariants:
 //   - A conn is in a slot iff it is open (phaseOpen) and its slot field is
 //     its index (-1 otherwise); slot membership changes only under the slot's
 //     lock. Workers remove a conn before it leaves phaseOpen.
-//   - Each tick asks each Push for its frame once and sends that one frame
-//     to every connection of the slot; a partial write copies the rest into
-//     the connection's queue, so no connection keeps a reference to it.
+//   - Each tick asks each Push for its frame once and publishes it
+//     (frames, atomic): every push of that tick shares the one frame; a
+//     partial write copies the rest into the connection's queue, so no
+//     connection keeps a reference to it.
+//   - A worker more than a revolution behind skips ahead: no connection is
+//     pushed twice within one interval.
 //   - Nothing in a tick allocates, sleeps or blocks on a socket: a push is
 //     one non-blocking write under the conn's lock.
 type wheel struct {
-	s        *Server
-	tick     time.Duration
-	slots    []wheelSlot
-	nextSlot int // round-robin cursor for add; guarded by addMu
-	addMu    sync.Mutex
-
-	frames []*Frame // this tick's frame of each Config.Pushes entry
+	s      *Server
+	tick   time.Duration
+	n      int                     // slots per worker
+	frames []atomic.Pointer[Frame] // this tick's frame of each Config.Pushes entry
 
 	stop chan struct{}
 	done chan struct{}
@@ -49,37 +55,41 @@ type wheelSlot struct {
 // precision, coarse enough that an idle server wakes only 100 times a second.
 const wheelTick = 10 * time.Millisecond
 
-// wheelPrealloc bounds the slot entries made at startup.
+// wheelPrealloc bounds the slot entries made at startup, over all workers.
 const wheelPrealloc = 1 << 16
 
-func newWheel(s *Server, interval time.Duration, maxConns int) *wheel {
+func newWheel(s *Server, interval time.Duration) *wheel {
 	n := int(min(max(interval/wheelTick, 1), 1<<16))
-	w := &wheel{
-		s:     s,
-		tick:  interval / time.Duration(n),
-		slots: make([]wheelSlot, n),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+	return &wheel{
+		s:      s,
+		tick:   interval / time.Duration(n),
+		n:      n,
+		frames: make([]atomic.Pointer[Frame], len(s.cfg.Pushes)),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
-	// Round robin keeps slots within one of each other, so this capacity is
-	// rarely exceeded and adding a connection does not allocate; past it a
-	// slot grows by append. The preallocation is bounded (64 Ki entries in
-	// all, 512 KiB), so a huge MaxConns costs nothing until connections
-	// actually arrive.
-	per := min(maxConns/n+2, max(2, wheelPrealloc/n))
+}
+
+// initSlots makes the worker's slots. Round robin keeps them within one of
+// each other, so this capacity is rarely exceeded and adding a connection
+// does not allocate; past it a slot grows by append. The preallocation is
+// bounded (64 Ki entries over all workers, 512 KiB), so a huge MaxConns
+// costs nothing until connections actually arrive.
+func (w *worker) initSlots() {
+	s := w.s
+	n, k := s.wheel.n, s.cfg.Workers
+	per := min(s.cfg.MaxConns/(n*k)+2, max(2, wheelPrealloc/(n*k)))
+	w.slots = make([]wheelSlot, n)
 	for i := range w.slots {
 		w.slots[i].conns = make([]*conn, 0, per)
 	}
-	w.frames = make([]*Frame, len(s.cfg.Pushes))
-	return w
 }
 
-func (w *wheel) add(c *conn) {
-	w.addMu.Lock()
+// add puts c in the next slot of its worker. Called by c's worker.
+func (wh *wheel) add(c *conn) {
+	w := wh.s.owner(c.fd)
 	i := w.nextSlot
 	w.nextSlot = (i + 1) % len(w.slots)
-	w.addMu.Unlock()
-
 	s := &w.slots[i]
 	s.mu.Lock()
 	c.slot, c.pos = int32(i), int32(len(s.conns))
@@ -87,11 +97,11 @@ func (w *wheel) add(c *conn) {
 	s.mu.Unlock()
 }
 
-func (w *wheel) remove(c *conn) {
+func (wh *wheel) remove(c *conn) {
 	if c.slot < 0 {
 		return
 	}
-	s := &w.slots[c.slot]
+	s := &wh.s.owner(c.fd).slots[c.slot]
 	s.mu.Lock()
 	last := len(s.conns) - 1
 	moved := s.conns[last]
@@ -104,67 +114,84 @@ func (w *wheel) remove(c *conn) {
 }
 
 // buildFrames asks every Push for this tick's frame.
-func (w *wheel) buildFrames(now time.Time) {
-	for i, p := range w.s.cfg.Pushes {
-		w.frames[i] = w.callFrame(p, now)
+func (wh *wheel) buildFrames(now time.Time) {
+	for i, p := range wh.s.cfg.Pushes {
+		wh.frames[i].Store(wh.callFrame(p, now))
 	}
 }
 
 // callFrame runs one Push.Frame; a panic is counted and reported, and
 // sends nothing this tick.
-func (w *wheel) callFrame(p Push, now time.Time) (f *Frame) {
+func (wh *wheel) callFrame(p Push, now time.Time) (f *Frame) {
 	var panicked bool
-	defer w.s.recoverApp(&panicked)
+	defer wh.s.recoverApp(&panicked)
 	return p.Frame(now)
 }
 
-func (w *wheel) run() {
-	defer close(w.done)
-	timer := time.NewTimer(w.tick)
+func (wh *wheel) run() {
+	defer close(wh.done)
+	timer := time.NewTimer(wh.tick)
 	defer timer.Stop()
 	next := time.Now()
-	cursor := 0
+	var ticks int64
 	for {
-		next = next.Add(w.tick)
+		next = next.Add(wh.tick)
 		if d := time.Until(next); d > 0 {
 			timer.Reset(d)
 			select {
 			case <-timer.C:
-			case <-w.stop:
+			case <-wh.stop:
 				return
 			}
 		} else {
 			// Behind schedule (a long GC pause, an overloaded machine):
-			// catch up slot by slot without sleeping.
+			// catch up tick by tick without sleeping.
 			select {
-			case <-w.stop:
+			case <-wh.stop:
 				return
 			default:
 			}
 		}
 		now := time.Now()
-		w.recordLag(now.Sub(next))
-		w.buildFrames(now)
-		ms := int64(w.s.now() / time.Millisecond)
-		w.s.clock.Store(ms)
-		w.pushSlot(&w.slots[cursor], ms)
-		cursor++
-		if cursor == len(w.slots) {
-			cursor = 0
+		wh.recordLag(now.Sub(next))
+		wh.buildFrames(now)
+		wh.s.clock.Store(int64(wh.s.now() / time.Millisecond))
+		ticks++
+		for _, w := range wh.s.workers {
+			w.tickTarget.Store(ticks)
+			if err := w.poll.Wake(); err != nil {
+				wh.s.cfg.OnError(err)
+			}
 		}
-		w.s.expireDeadlines()
+		wh.s.expireDeadlines()
 	}
 }
 
-func (w *wheel) pushSlot(s *wheelSlot, now int64) {
+// runTicks pushes the slots of the ticks announced since the last call, on
+// the worker's goroutine.
+func (w *worker) runTicks() {
+	target := w.tickTarget.Load()
+	if n := int64(len(w.slots)); target-w.tickDone > n {
+		w.tickDone = target - n
+	}
+	now := w.s.clock.Load()
+	for ; w.tickDone < target; w.tickDone++ {
+		w.s.wheel.pushSlot(&w.slots[w.tickDone%int64(len(w.slots))], now)
+	}
+}
+
+// pushSlot checks every connection of a slot for idleness and sends it the
+// tick's frames.
+func (wh *wheel) pushSlot(s *wheelSlot, now int64) {
+	pushes := wh.s.cfg.Pushes
 	s.mu.Lock()
 	for _, c := range s.conns {
-		if !w.checkIdle(c, now) {
+		if !wh.checkIdle(c, now) {
 			continue
 		}
-		for i, f := range w.frames {
-			if f != nil {
-				w.push(c, f, w.s.cfg.Pushes[i].Policy)
+		for i := range wh.frames {
+			if f := wh.frames[i].Load(); f != nil {
+				wh.push(c, f, pushes[i].Policy)
 			}
 		}
 	}
@@ -176,8 +203,8 @@ var pingFrame = []byte{0x89, 0x00} // FIN + ping, empty payload
 // checkIdle pings a connection that has been silent for IdleTimeout and asks
 // its worker to close it when it stays silent for another IdleTimeout. It
 // reports whether c is still worth a push. Called with c's slot locked.
-func (w *wheel) checkIdle(c *conn, now int64) bool {
-	idle := w.s.cfg.IdleTimeout.Milliseconds()
+func (wh *wheel) checkIdle(c *conn, now int64) bool {
+	idle := wh.s.cfg.IdleTimeout.Milliseconds()
 	if idle <= 0 {
 		return true
 	}
@@ -189,31 +216,32 @@ func (w *wheel) checkIdle(c *conn, now int64) bool {
 	case c.pingAt != 0 && now-c.pingAt >= idle:
 		c.mu.Lock()
 		if !c.closed {
-			w.s.stats.idleCloses.Add(1)
+			wh.s.stats.idleCloses.Add(1)
 			c.ev.Or(evIdle)
-			w.s.notify(c)
+			wh.s.notify(c)
 		}
 		c.mu.Unlock()
 		return false
 	case c.pingAt == 0 && now-seen >= idle:
 		c.mu.Lock()
-		r := c.writeLocked(pingFrame, nil, false, w.s.cfg.MaxOutbound)
+		r := c.writeLocked(pingFrame, nil, false, wh.s.cfg.MaxOutbound)
 		// writeSkipped means our Close is already on its way (nothing may
 		// follow it): not a broken socket, and the worker is closing.
 		if (r == writeFailed || r == writeOverflow) && !c.closed {
 			c.ev.Or(evBroken)
-			w.s.notify(c)
+			wh.s.notify(c)
 		}
 		c.mu.Unlock()
 		c.pingAt = max(now, 1)
-		w.s.stats.idlePings.Add(1)
+		wh.s.stats.idlePings.Add(1)
 	}
 	return true
 }
 
 // push sends a periodic push's frame to c: one non-blocking write.
-func (w *wheel) push(c *conn, f *Frame, p Policy) {
-	s := w.s
+// push sends a periodic push's frame to c: one non-blocking write.
+func (wh *wheel) push(c *conn, f *Frame, p Policy) {
+	s := wh.s
 	c.mu.Lock()
 	if c.opening {
 		c.mu.Unlock()
@@ -240,14 +268,41 @@ func (w *wheel) push(c *conn, f *Frame, p Policy) {
 
 // Broadcast sends f to every open connection with policy p and returns how
 // many it was written or queued to. It is safe from any goroutine (an App
-// method included) and allocates nothing; it takes each wheel slot's lock
-// in turn, so it delays the wheel by at most one slot's worth of writes.
-// A connection is in the set from the end of its upgrade (before OnOpen
+// method included) and never blocks on a client. Up to broadcastSerial
+// open connections the calling goroutine writes them all, allocating
+// nothing; past that each worker's share goes to a goroutine of its own
+// (one per worker, the caller taking the last), so a broadcast to many
+// connections uses every core. It takes each wheel slot's lock in turn,
+// so it delays a worker's pushes by at most one slot's worth of writes. A
+// connection is in the set from the end of its upgrade (before OnOpen
 // runs, so a broadcast may reach it before what its OnOpen sends); one
 // that opens during the call may or may not get f.
 func (s *Server) Broadcast(f *Frame, p Policy) int {
+	if len(s.workers) == 1 || s.open.Load() <= broadcastSerial {
+		n := 0
+		for _, w := range s.workers {
+			n += s.broadcastTo(w, f, p)
+		}
+		return n
+	}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	last := len(s.workers) - 1
+	for _, w := range s.workers[:last] {
+		wg.Go(func() { total.Add(int64(s.broadcastTo(w, f, p))) })
+	}
+	total.Add(int64(s.broadcastTo(s.workers[last], f, p)))
+	wg.Wait()
+	return int(total.Load())
+}
+
+// broadcastSerial is the size up to which one goroutine broadcasts: below
+// it, starting goroutines costs more than the writes they would share.
+const broadcastSerial = 2048
+
+// broadcastTo sends f to the open connections of worker w.
+func (s *Server) broadcastTo(w *worker, f *Frame, p Policy) int {
 	n := 0
-	w := s.wheel
 	for i := range w.slots {
 		sl := &w.slots[i]
 		sl.mu.Lock()
@@ -264,8 +319,8 @@ func (s *Server) Broadcast(f *Frame, p Policy) int {
 }
 
 // recordLag keeps how late the last tick ran, and the worst so far.
-func (w *wheel) recordLag(lag time.Duration) {
-	st := &w.s.stats
+func (wh *wheel) recordLag(lag time.Duration) {
+	st := &wh.s.stats
 	st.tickLagNs.Store(int64(lag))
 	for {
 		m := st.tickLagMaxNs.Load()

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"io"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,15 +19,30 @@ import (
 const readBufSize = 64<<10 + 64
 
 // readBudget is how many bytes one turn may read from a connection before
-// the worker puts it back in the queue, so one fast sender cannot hold a
-// worker while others wait.
+// the worker puts it back in its queue, so one fast sender cannot hold the
+// worker while its other connections wait.
 const readBudget = 4 * readBufSize
 
-// worker owns its buffers outright: nothing here is shared with another
-// goroutine, and nothing outlives one call except through the conn's own
+// worker is one event loop: its own epoll instance (poll), whose goroutine
+// runs the connections it owns (descriptor number mod Config.Workers)
+// inline, in the event callback, with no hand-off to another goroutine.
+// Its buffers are its own: nothing here is shared with another goroutine
+// except the run queue (q, for work found elsewhere: a deadline, a send's
+// close, shutdown), the wheel slots of its connections (slot locks), and
+// tickTarget; nothing outlives one call except through the conn's own
 // pooled buffers.
 type worker struct {
-	s   *Server
+	s    *Server
+	id   int
+	poll poller.Poller
+	q    runQueue // conns of this worker scheduled from elsewhere (or requeued)
+
+	// Wheel: this worker's connections, one slot each (see wheel.go).
+	slots      []wheelSlot
+	nextSlot   int          // round-robin cursor for add (owner goroutine only)
+	tickTarget atomic.Int64 // ticks the wheel has announced
+	tickDone   int64        // ticks this worker has pushed (owner goroutine only)
+
 	buf []byte // [0:MaxHeaderSize) headroom for a saved partial header, then the read area
 	br  bytes.Reader
 	hb  [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
@@ -47,28 +63,75 @@ type worker struct {
 	gone  bool // the conn was handed off to net/http: not ours any more
 }
 
-func newWorker(s *Server) *worker {
-	w := &worker{s: s, buf: make([]byte, ws.MaxHeaderSize+readBufSize)}
+// newWorker makes worker id and starts its event loop (the poller's
+// goroutine).
+func newWorker(s *Server, id int) (*worker, error) {
+	w := &worker{s: s, id: id, buf: make([]byte, ws.MaxHeaderSize+readBufSize)}
 	w.initUpgrader()
-	s.workersMu.Lock()
-	s.workerList = append(s.workerList, w)
-	s.workersMu.Unlock()
-	return w
+	w.initSlots()
+	p, err := poller.New(w.onEvent, s.cfg.OnError)
+	if err != nil {
+		return nil, err
+	}
+	w.poll = p
+	return w, nil
 }
 
-func (w *worker) loop() {
+// onEvent is the poller's Dispatch: it runs on this worker's goroutine for
+// every readiness event of its descriptors, and for Wake.
+func (w *worker) onEvent(fd int, ev poller.Event) {
+	switch {
+	case ev&poller.EventClosed != 0:
+		return
+	case ev&poller.EventWake != 0:
+		w.runQueued()
+		w.runTicks()
+		return
+	}
 	s := w.s
-	for {
-		c := s.ready.pop(s.quit)
-		if c == nil {
-			return
-		}
+	if int64(fd) == s.lfd.Load() {
+		s.wakeAcceptor()
+		return
+	}
+	c := s.table.get(fd)
+	if c == nil {
+		return
+	}
+	w.st.pollEvents.Add(1)
+	c.ev.Or(uint32(ev))
+	// Run it here and now: this goroutine is the only one that runs this
+	// worker's conns. Queued: it is in q and runs at the next drain. Setup:
+	// register schedules it. Dead: dropped.
+	if c.sched.CompareAndSwap(schedIdle, schedRunning) {
 		w.serve(c)
 	}
 }
 
-// serve runs c until it has nothing left to do, following the scheduling
-// state machine documented on conn.
+// enqueue schedules c (already moved to schedQueued) on this worker from
+// any goroutine.
+func (w *worker) enqueue(c *conn) {
+	w.q.push(c)
+	if err := w.poll.Wake(); err != nil {
+		w.s.cfg.OnError(err)
+	}
+}
+
+// runQueued runs the conns that were in the queue when it started; those
+// requeued meanwhile wait for the next wake-up, after the events that
+// came in between (fairness).
+func (w *worker) runQueued() {
+	for n := w.q.len(); n > 0; n-- {
+		c := w.q.pop()
+		if c == nil {
+			return
+		}
+		c.sched.Store(schedRunning)
+		w.serve(c)
+	}
+}
+
+// serve runs c (in schedRunning) until it has nothing left to do, following
+// the scheduling state machine documented on conn.
 func (w *worker) serve(c *conn) {
 	t0 := time.Now()
 	w.turn(c)
@@ -77,7 +140,6 @@ func (w *worker) serve(c *conn) {
 }
 
 func (w *worker) turn(c *conn) {
-	c.sched.Store(schedRunning)
 	if !w.run(c) {
 		if w.gone {
 			w.gone = false // handed off; already released
@@ -89,10 +151,10 @@ func (w *worker) turn(c *conn) {
 	if c.sched.CompareAndSwap(schedRunning, schedIdle) {
 		return
 	}
-	// An event arrived while we ran (rerun): go to the back of the queue
+	// More work came while we ran (rerun): go to the back of the queue
 	// rather than looping, so every connection gets its turn.
 	c.sched.Store(schedQueued)
-	w.s.ready.push(c)
+	w.enqueue(c)
 }
 
 // run does one turn of work for c: whatever its pending events ask for. It

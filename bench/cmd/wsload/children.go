@@ -34,7 +34,7 @@ import (
 
 // workerSpec is everything a worker needs to open and drive its share.
 type workerSpec struct {
-	Mode            string        `json:"mode"` // connections, echo, push, soak
+	Mode            string        `json:"mode"` // connections, echo, push, fanout, soak
 	Index           int           `json:"index"`
 	Addr            string        `json:"addr"`
 	N               int           `json:"n"`      // connections in this worker
@@ -45,6 +45,7 @@ type workerSpec struct {
 	Rate            float64       `json:"rate"` // this worker's dials per second, 0 = as fast as possible
 	DialTimeout     time.Duration `json:"dial_timeout"`
 	ReadBuf         int           `json:"read_buf"`
+	Stamps          bool          `json:"stamps,omitempty"` // kernel receive timestamps (stamp.go)
 
 	// echo
 	Size int  `json:"size,omitempty"`
@@ -58,6 +59,9 @@ type workerSpec struct {
 	SlowEvery time.Duration `json:"slow_every,omitempty"`
 	SlowSize  int           `json:"slow_size,omitempty"`
 
+	// fanout (and Interval)
+	Grace time.Duration `json:"grace,omitempty"`
+
 	// soak
 	Soak *soakSpec `json:"soak,omitempty"`
 }
@@ -67,23 +71,25 @@ type command struct {
 	Cmd      string        `json:"cmd"` // "start", "close"
 	Warmup   time.Duration `json:"warmup,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
+	At       int64         `json:"at,omitempty"` // fanout: the window's start, unix ns
 }
 
 // event goes from a worker to the parent.
 type event struct {
-	Type      string          `json:"type"` // progress, ready, tick, result, done, fatal (and exit, made by the parent)
-	Worker    int             `json:"worker"`
-	OK        int             `json:"ok,omitempty"`
-	Fail      int             `json:"fail,omitempty"`
-	Errors    map[string]int  `json:"errors,omitempty"`
-	DialStart int64           `json:"dial_start,omitempty"` // unix ns
-	DialEnd   int64           `json:"dial_end,omitempty"`   // unix ns
-	Alive     int             `json:"alive,omitempty"`
-	Echo      *echoWorkerPart `json:"echo,omitempty"`
-	Push      *pushWorkerPart `json:"push,omitempty"`
-	Soak      *soakPart       `json:"soak,omitempty"`
-	Open      []int           `json:"open,omitempty"` // soak ticks: connections open per class
-	Err       string          `json:"err,omitempty"`
+	Type      string            `json:"type"` // progress, ready, tick, result, done, fatal (and exit, made by the parent)
+	Worker    int               `json:"worker"`
+	OK        int               `json:"ok,omitempty"`
+	Fail      int               `json:"fail,omitempty"`
+	Errors    map[string]int    `json:"errors,omitempty"`
+	DialStart int64             `json:"dial_start,omitempty"` // unix ns
+	DialEnd   int64             `json:"dial_end,omitempty"`   // unix ns
+	Alive     int               `json:"alive,omitempty"`
+	Echo      *echoWorkerPart   `json:"echo,omitempty"`
+	Push      *pushWorkerPart   `json:"push,omitempty"`
+	Fanout    *fanoutWorkerPart `json:"fanout,omitempty"`
+	Soak      *soakPart         `json:"soak,omitempty"`
+	Open      []int             `json:"open,omitempty"` // soak ticks: connections open per class
+	Err       string            `json:"err,omitempty"`
 }
 
 // worker is the parent's handle on one worker, in-process or child.

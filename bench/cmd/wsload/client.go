@@ -55,6 +55,7 @@ type dialOptions struct {
 	Timeout time.Duration // for the TCP connect and the HTTP upgrade together
 	RcvBuf  int           // SO_RCVBUF to set before connect, 0 to leave it
 	ReadBuf int           // bufio.Reader size
+	Stamps  bool          // SO_TIMESTAMPNS: keep each read's kernel receive time (stamp.go)
 }
 
 // wsConn is one client connection. Writes are serialised by wmu so that a
@@ -68,6 +69,17 @@ type wsConn struct {
 
 	rbuf []byte // payload of the last frame read (reused)
 	mbuf []byte // reassembly of fragmented messages (reused)
+
+	stamp *stampReader // with dialOptions.Stamps: under br
+}
+
+// arrival is the kernel receive time (unix ns) of the message ReadMessage
+// has just returned, or 0 without dialOptions.Stamps or a stamp.
+func (c *wsConn) arrival() int64 {
+	if c.stamp == nil {
+		return 0
+	}
+	return c.stamp.last
 }
 
 // dialWS connects, upgrades at GET /ws and checks the server's accept key.
@@ -80,7 +92,7 @@ func dialWS(ctx context.Context, o dialOptions) (*wsConn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	d := net.Dialer{Control: socketControl(o.Src != "", o.RcvBuf)}
+	d := net.Dialer{Control: socketControl(o.Src != "", o.RcvBuf, o.Stamps)}
 	if o.Src != "" {
 		ip := net.ParseIP(o.Src)
 		if ip == nil {
@@ -94,7 +106,16 @@ func dialWS(ctx context.Context, o dialOptions) (*wsConn, error) {
 	}
 	deadline, _ := ctx.Deadline()
 	nc.SetDeadline(deadline)
-	c := &wsConn{nc: nc, br: bufio.NewReaderSize(nc, o.ReadBuf)}
+	c := &wsConn{nc: nc}
+	if o.Stamps {
+		if c.stamp, err = newStampReader(nc); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("stamps: %w", err)
+		}
+		c.br = bufio.NewReaderSize(c.stamp, o.ReadBuf)
+	} else {
+		c.br = bufio.NewReaderSize(nc, o.ReadBuf)
+	}
 	if err := c.handshake(o.Addr); err != nil {
 		nc.Close()
 		return nil, err
@@ -106,9 +127,10 @@ func dialWS(ctx context.Context, o dialOptions) (*wsConn, error) {
 // socketControl sets options on the socket before bind and connect:
 // IP_BIND_ADDRESS_NO_PORT lets the kernel pick the source port at connect
 // time, so one source address is not limited to one ephemeral range for all
-// destinations; SO_RCVBUF (when asked) makes a small receive window.
-func socketControl(bound bool, rcvbuf int) func(network, address string, c syscall.RawConn) error {
-	if !bound && rcvbuf <= 0 {
+// destinations; SO_RCVBUF (when asked) makes a small receive window;
+// SO_TIMESTAMPNS (when asked) has the kernel stamp every packet received.
+func socketControl(bound bool, rcvbuf int, stamps bool) func(network, address string, c syscall.RawConn) error {
+	if !bound && rcvbuf <= 0 && !stamps {
 		return nil
 	}
 	return func(network, address string, rc syscall.RawConn) error {
@@ -121,6 +143,9 @@ func socketControl(bound bool, rcvbuf int) func(network, address string, c sysca
 			}
 			if rcvbuf > 0 {
 				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+			}
+			if stamps && serr == nil {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
 			}
 		})
 		if err != nil {

@@ -1,7 +1,8 @@
 package main
 
 // compare: run one workload against several servers, alternating them over
-// rounds, and report the median of each metric and its ratio to wsmill.
+// rounds, and report the median of each metric and its ratio to a baseline
+// server (wsmill by default).
 
 import (
 	"bytes"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,9 +34,11 @@ type compareConfig struct {
 	PushInterval time.Duration
 	Pause        time.Duration
 	WsmillFlags  string
+	Baseline     string
 	conns        connectionsConfig
 	echo         echoConfig
 	push         pushConfig
+	fanout       fanoutConfig
 }
 
 // metricDef names a metric of a workload's RESULT and how to show it.
@@ -88,6 +92,18 @@ var workloadMetrics = map[string][]metricDef{
 		{"rss_after", "RSS after (MiB)", "%.1f", "lower", 1.0 / (1 << 20)},
 		{"server_cpu_s", "server CPU (s)", "%.2f", "lower", 0},
 	},
+	"fanout": {
+		{"last_p50_ms", "to last p50 (ms)", "%.2f", "lower", 0},
+		{"last_p99_ms", "to last p99 (ms)", "%.2f", "lower", 0},
+		{"p50_ms", "delivery p50 (ms)", "%.2f", "lower", 0},
+		{"p99_ms", "delivery p99 (ms)", "%.2f", "lower", 0},
+		{"max_ms", "max (ms)", "%.2f", "lower", 0}, // over pairs = over broadcasts' last
+		{"missing", "missing", "%.0f", "lower", 0},
+		{"broadcasts", "broadcasts", "%.0f", "higher", 0},
+		{"read_last_p50_ms", "to last read p50 (ms)", "%.2f", "lower", 0},
+		{"server_cpu_ms_per_broadcast", "server CPU/broadcast (ms)", "%.1f", "lower", 0},
+		{"rss_connected", "RSS connected (MiB)", "%.1f", "lower", 1.0 / (1 << 20)},
+	},
 }
 
 // compareRun is one server in one round.
@@ -104,12 +120,13 @@ type compareReport struct {
 	Workload string                        `json:"workload"`
 	Rounds   int                           `json:"rounds"`
 	Servers  []string                      `json:"servers"`
+	Baseline string                        `json:"baseline,omitempty"` // ratios are to its medians ("" in old files: wsmill)
 	Args     []string                      `json:"args"`
 	Started  time.Time                     `json:"started"`
 	Host     map[string]string             `json:"host"`
 	Metrics  []metricDef                   `json:"metrics"`
 	Medians  map[string]map[string]float64 `json:"medians"`
-	Ratios   map[string]map[string]float64 `json:"ratios"` // server median / wsmill median
+	Ratios   map[string]map[string]float64 `json:"ratios"` // server median / baseline median
 	Runs     []compareRun                  `json:"runs"`
 }
 
@@ -135,14 +152,16 @@ func cmdCompare(ctx context.Context, args []string) error {
 	var cfg compareConfig
 	cfg.Workload = scanWorkload(args)
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	fs.StringVar(&cfg.Workload, "workload", cfg.Workload, "echo, connections or push")
+	fs.StringVar(&cfg.Workload, "workload", cfg.Workload, "echo, connections, push or fanout")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each round runs every server once, in the same order")
-	fs.StringVar(&cfg.Servers, "servers", "wsmill,gorilla,gws,nbio,rawecho", "servers to compare (wsmill, or a directory name under bench/peers)")
+	fs.StringVar(&cfg.Servers, "servers", "wsmill,gorilla,gws,nbio,rawecho",
+		"servers to compare: wsmill (the repository root; for fanout bench/peers/wsmill), a directory name under bench/peers, or bin:PATH (a prebuilt binary with wsmill's flags, labelled by its base name)")
 	fs.StringVar(&cfg.Root, "root", "", "wsmill repository root (default: found from the working directory)")
 	fs.StringVar(&cfg.Out, "out", "", "directory for the JSON, Markdown and PNG results (default: ROOT/bench/results)")
-	fs.DurationVar(&cfg.PushInterval, "push-interval", 5*time.Second, "the servers' -push-interval (the push workload uses -interval instead)")
+	fs.DurationVar(&cfg.PushInterval, "push-interval", 5*time.Second, "the servers' -push-interval (the push workload uses -interval instead; fanout defaults to 1h)")
 	fs.DurationVar(&cfg.Pause, "pause", 2*time.Second, "pause between runs, for the machine to settle")
-	fs.StringVar(&cfg.WsmillFlags, "wsmill-flags", "-idle-timeout 0", "extra flags for wsmill (space-separated)")
+	fs.StringVar(&cfg.WsmillFlags, "wsmill-flags", "-idle-timeout 0", "extra flags for the repository-root wsmill and for bin: servers (space-separated)")
+	fs.StringVar(&cfg.Baseline, "baseline", "", "server whose medians the ratios divide by (default: wsmill if compared, else the first server)")
 	switch cfg.Workload {
 	case "connections":
 		cfg.conns.register(fs, false)
@@ -150,13 +169,15 @@ func cmdCompare(ctx context.Context, args []string) error {
 		cfg.echo.register(fs, false)
 	case "push":
 		cfg.push.register(fs, false)
+	case "fanout":
+		cfg.fanout.register(fs, false)
 	case "":
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		return errors.New("-workload is required (echo, connections or push)")
+		return errors.New("-workload is required (echo, connections, push or fanout)")
 	default:
-		return fmt.Errorf("unknown -workload %q (echo, connections or push)", cfg.Workload)
+		return fmt.Errorf("unknown -workload %q (echo, connections, push or fanout)", cfg.Workload)
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -164,11 +185,22 @@ func cmdCompare(ctx context.Context, args []string) error {
 	if cfg.Rounds < 1 {
 		return errors.New("-rounds must be at least 1")
 	}
-	servers := parseSrc(cfg.Servers)
-	if len(servers) == 0 {
-		return errors.New("-servers is empty")
+	if cfg.Workload == "fanout" && !flagSet(fs, "push-interval") {
+		cfg.PushInterval = time.Hour // time pushes out of the way of the broadcasts
 	}
 	root, benchDir, err := findRoot(cfg.Root)
+	if err != nil {
+		return err
+	}
+	specs, err := resolveServers(parseSrc(cfg.Servers), cfg.Workload)
+	if err != nil {
+		return err
+	}
+	var servers []string
+	for _, sp := range specs {
+		servers = append(servers, sp.Label)
+	}
+	baseline, err := pickBaseline(cfg.Baseline, servers)
 	if err != nil {
 		return err
 	}
@@ -185,33 +217,36 @@ func cmdCompare(ctx context.Context, args []string) error {
 	defer os.RemoveAll(tmp)
 
 	// Build every server once.
-	bins := map[string]string{}
-	for _, s := range servers {
-		if cfg.Workload == "push" && s == "rawecho" {
-			continue // built for nothing: it never pushes
+	for i := range specs {
+		if specs[i].Skip != "" || specs[i].Bin != "" {
+			continue
 		}
-		bin, err := buildServer(ctx, s, root, benchDir, tmp)
-		if err != nil {
+		if specs[i].Bin, err = buildServer(ctx, specs[i], root, benchDir, tmp); err != nil {
 			return err
 		}
-		bins[s] = bin
 	}
 
-	rep := &compareReport{Workload: cfg.Workload, Rounds: cfg.Rounds, Servers: servers, Args: args,
+	rep := &compareReport{Workload: cfg.Workload, Rounds: cfg.Rounds, Servers: servers, Baseline: baseline, Args: args,
 		Started: time.Now().UTC(), Host: hostInfo(), Metrics: workloadMetrics[cfg.Workload]}
+	for _, sp := range specs {
+		if sp.Skip != "" {
+			fmt.Fprintf(stderr, "skipping %s: %s\n", sp.Label, sp.Skip)
+		}
+	}
 	for round := 1; round <= cfg.Rounds; round++ {
-		for _, s := range servers {
+		for _, sp := range specs {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			s := sp.Label
 			run := compareRun{Server: s, Round: round}
-			if cfg.Workload == "push" && s == "rawecho" {
-				run.Skipped = "rawecho does not push"
+			if sp.Skip != "" {
+				run.Skipped = sp.Skip
 				rep.Runs = append(rep.Runs, run)
 				continue
 			}
 			fmt.Fprintf(stderr, "== round %d/%d: %s %s\n", round, cfg.Rounds, s, cfg.Workload)
-			res, err := compareOne(ctx, &cfg, s, bins[s], filepath.Join(tmp, fmt.Sprintf("%s-%d.log", s, round)))
+			res, err := compareOne(ctx, &cfg, sp, filepath.Join(tmp, fmt.Sprintf("%s-%d.log", s, round)))
 			if res != nil {
 				run.Result = toMap(res)
 			}
@@ -234,8 +269,91 @@ func cmdCompare(ctx context.Context, args []string) error {
 		return err
 	}
 	printResult(map[string]any{"workload": rep.Workload, "rounds": rep.Rounds, "servers": rep.Servers,
-		"medians": rep.Medians, "ratios": rep.Ratios, "out": cfg.Out})
+		"baseline": rep.Baseline, "medians": rep.Medians, "ratios": rep.Ratios, "out": cfg.Out})
 	return nil
+}
+
+// serverSpec says where one compared server comes from and how it is run.
+type serverSpec struct {
+	Label       string // its name in tables and files
+	Bin         string // the binary: given (bin:PATH) or, once built, in the temporary directory
+	Peer        string // bench/peers/NAME to build; "" (and no Bin) is the repository root
+	WsmillFlags bool   // takes -wsmill-flags: the repository-root wsmill, or a bin: build of it
+	Skip        string // why this server sits this workload out
+}
+
+// resolveServers turns -servers into specs. "wsmill" is the repository
+// root's binary, except in fanout: the root binary has no broadcast, so
+// there it is bench/peers/wsmill, the peer written on wsmill's API.
+// "bin:PATH" is a prebuilt binary with the root wsmill's flags (an A/B of
+// two builds), labelled by its base name.
+func resolveServers(names []string, workload string) ([]serverSpec, error) {
+	if len(names) == 0 {
+		return nil, errors.New("-servers is empty")
+	}
+	var specs []serverSpec
+	seen := map[string]bool{}
+	for _, n := range names {
+		var sp serverSpec
+		switch {
+		case strings.HasPrefix(n, "bin:"):
+			path := strings.TrimPrefix(n, "bin:")
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return nil, err
+			}
+			st, err := os.Stat(abs)
+			if err != nil {
+				return nil, fmt.Errorf("server %s: %w", n, err)
+			}
+			if st.IsDir() || st.Mode()&0o111 == 0 {
+				return nil, fmt.Errorf("server %s: not an executable file", n)
+			}
+			sp = serverSpec{Label: filepath.Base(abs), Bin: abs, WsmillFlags: true}
+		case n == "wsmill" && workload == "fanout":
+			sp = serverSpec{Label: n, Peer: "wsmill"}
+		case n == "wsmill":
+			sp = serverSpec{Label: n, WsmillFlags: true}
+		default:
+			sp = serverSpec{Label: n, Peer: n}
+		}
+		if n == "rawecho" {
+			switch workload {
+			case "push":
+				sp.Skip = "rawecho does not push"
+			case "fanout":
+				sp.Skip = "rawecho cannot broadcast (it echoes bytes, it has no WebSocket framing nor a connection list)"
+			}
+		}
+		if seen[sp.Label] {
+			return nil, fmt.Errorf("server %q appears twice in -servers (bin: servers are labelled by their file's base name)", sp.Label)
+		}
+		seen[sp.Label] = true
+		specs = append(specs, sp)
+	}
+	return specs, nil
+}
+
+// pickBaseline checks -baseline, or picks wsmill when compared, else the
+// first server.
+func pickBaseline(want string, servers []string) (string, error) {
+	if want != "" {
+		if !slices.Contains(servers, want) {
+			return "", fmt.Errorf("-baseline %q is not one of -servers (%s)", want, strings.Join(servers, ", "))
+		}
+		return want, nil
+	}
+	if slices.Contains(servers, "wsmill") {
+		return "wsmill", nil
+	}
+	return servers[0], nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // findRoot locates the wsmill root and the bench module directory: -root
@@ -274,25 +392,29 @@ func isBenchModule(dir string) bool {
 }
 
 // buildServer compiles one server into dir and returns the binary's path.
-func buildServer(ctx context.Context, name, root, benchDir, dir string) (string, error) {
-	bin := filepath.Join(dir, name)
+func buildServer(ctx context.Context, sp serverSpec, root, benchDir, dir string) (string, error) {
+	bin := filepath.Join(dir, sp.Label)
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	var cmd *exec.Cmd
-	if name == "wsmill" {
+	what := sp.Label
+	if sp.Peer == "" {
 		cmd = exec.CommandContext(bctx, "go", "build", "-o", bin, ".")
 		cmd.Dir = root
 	} else {
-		src := filepath.Join(benchDir, "peers", name)
+		src := filepath.Join(benchDir, "peers", sp.Peer)
 		if _, err := os.Stat(src); err != nil {
-			return "", fmt.Errorf("server %q: no directory %s", name, src)
+			return "", fmt.Errorf("server %q: no directory %s", sp.Label, src)
 		}
-		cmd = exec.CommandContext(bctx, "go", "build", "-o", bin, "./peers/"+name)
+		cmd = exec.CommandContext(bctx, "go", "build", "-o", bin, "./peers/"+sp.Peer)
 		cmd.Dir = benchDir
+		if sp.Peer == sp.Label && sp.Label == "wsmill" {
+			what = "wsmill (bench/peers/wsmill)"
+		}
 	}
-	fmt.Fprintf(stderr, "building %s...\n", name)
+	fmt.Fprintf(stderr, "building %s...\n", what)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build %s: %v\n%s", name, err, out)
+		return "", fmt.Errorf("build %s: %v\n%s", sp.Label, err, out)
 	}
 	return bin, nil
 }
@@ -383,16 +505,20 @@ func freePort() (int, error) {
 }
 
 // compareOne starts one server, runs the workload against it, stops it.
-func compareOne(ctx context.Context, cfg *compareConfig, name, bin, logPath string) (any, error) {
+func compareOne(ctx context.Context, cfg *compareConfig, sp serverSpec, logPath string) (any, error) {
+	name := sp.Label
 	interval := cfg.PushInterval
 	if cfg.Workload == "push" {
 		interval = cfg.push.Interval
 	}
 	var extra []string
-	if name == "wsmill" {
-		extra = strings.Fields(cfg.WsmillFlags)
+	if cfg.Workload == "fanout" {
+		extra = append(extra, "-fanout-interval", cfg.fanout.Interval.String())
 	}
-	srv, err := startServer(ctx, name, bin, interval, extra, logPath)
+	if sp.WsmillFlags {
+		extra = append(extra, strings.Fields(cfg.WsmillFlags)...)
+	}
+	srv, err := startServer(ctx, name, sp.Bin, interval, extra, logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -427,6 +553,14 @@ func compareOne(ctx context.Context, cfg *compareConfig, name, bin, logPath stri
 		c.Addr, c.PID = srv.addr, pid
 		var r *pushResult
 		if r, rerr = runPush(ctx, c); r != nil {
+			r.Server = name
+			res = r
+		}
+	case "fanout":
+		c := cfg.fanout
+		c.Addr, c.PID, c.Quiet = srv.addr, pid, true
+		var r *fanoutResult
+		if r, rerr = runFanout(ctx, c); r != nil {
 			r.Server = name
 			res = r
 		}
@@ -466,7 +600,7 @@ func lookup(m map[string]any, key string) (float64, bool) {
 }
 
 // summarize fills the medians over the successful rounds and the ratios to
-// wsmill.
+// the baseline.
 func (r *compareReport) summarize() {
 	r.Medians = map[string]map[string]float64{}
 	r.Ratios = map[string]map[string]float64{}
@@ -490,7 +624,7 @@ func (r *compareReport) summarize() {
 			r.Medians[s] = med
 		}
 	}
-	base, ok := r.Medians["wsmill"]
+	base, ok := r.Medians[r.baseline()]
 	if !ok {
 		return
 	}
@@ -505,6 +639,15 @@ func (r *compareReport) summarize() {
 	}
 }
 
+// baseline is the server the ratios are to: wsmill in files written
+// before -baseline existed.
+func (r *compareReport) baseline() string {
+	if r.Baseline == "" {
+		return "wsmill"
+	}
+	return r.Baseline
+}
+
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
@@ -515,14 +658,14 @@ func median(v []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// cell formats a median and its ratio to wsmill.
+// cell formats a median and its ratio to the baseline.
 func (r *compareReport) cell(server string, m metricDef) string {
 	v, ok := r.Medians[server][m.Key]
 	if !ok {
 		return "–"
 	}
 	s := m.show(v)
-	if rat, ok := r.Ratios[server][m.Key]; ok && server != "wsmill" {
+	if rat, ok := r.Ratios[server][m.Key]; ok && server != r.baseline() {
 		s += fmt.Sprintf(" (%.2f×)", rat)
 	}
 	return s
@@ -553,7 +696,7 @@ func (r *compareReport) notes(server string) string {
 }
 
 func printCompare(w io.Writer, r *compareReport) {
-	fmt.Fprintf(w, "\n%s: median over %d round(s); (×) is the ratio to wsmill\n", r.Workload, r.Rounds)
+	fmt.Fprintf(w, "\n%s: median over %d round(s); (×) is the ratio to %s\n", r.Workload, r.Rounds, r.baseline())
 	t := newTable(w)
 	head := []string{"server"}
 	for _, m := range r.Metrics {
@@ -578,8 +721,8 @@ func printCompare(w io.Writer, r *compareReport) {
 func (r *compareReport) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# wsload compare: %s\n\n", r.Workload)
-	fmt.Fprintf(&b, "Started %s on %s (%s CPUs, %s). %d round(s); each round runs every server once in the order %s. Cells are medians over the rounds; (×) is the ratio to wsmill.\n\n",
-		r.Started.Format(time.RFC3339), r.Host["os"], r.Host["cpus"], r.Host["go"], r.Rounds, strings.Join(r.Servers, ", "))
+	fmt.Fprintf(&b, "Started %s on %s (%s CPUs, %s). %d round(s); each round runs every server once in the order %s. Cells are medians over the rounds; (×) is the ratio to %s.\n\n",
+		r.Started.Format(time.RFC3339), r.Host["os"], r.Host["cpus"], r.Host["go"], r.Rounds, strings.Join(r.Servers, ", "), r.baseline())
 	fmt.Fprintf(&b, "Arguments: `compare %s`\n\n", strings.Join(r.Args, " "))
 	b.WriteString("| server |")
 	for _, m := range r.Metrics {

@@ -7,9 +7,10 @@
 //	wsload connections -addr HOST:PORT -n N [-procs P] [-src A,B] -pid PID
 //	wsload echo        -addr HOST:PORT -c C -size B -k K -duration D -pid PID
 //	wsload push        -addr HOST:PORT -n N -interval I -duration D -pid PID [-slow-pct X]
+//	wsload fanout      -addr HOST:PORT -n N -interval I -duration D -pid PID [-procs P] [-src A,B]
 //	wsload soak        -addr HOST:PORT -pid PID [-duration 3m] [-good 200] [-bad 20] [-mix hog=50,...]
 //	wsload scale       -n N [-step S] [-interval 5s] [-hold 15s] [-server-bin PATH]
-//	wsload compare     -workload echo|connections|push -rounds R -servers wsmill,gorilla,... [workload flags]
+//	wsload compare     -workload echo|connections|push|fanout -rounds R -servers wsmill,gorilla,...|bin:PATH [workload flags]
 //	wsload plot        -in results/compare-echo.json
 //
 // Each prints a human table and then one line "RESULT {json}".
@@ -40,13 +41,16 @@ usage:
   wsload connections -addr HOST:PORT -n N [-procs P] [-src 127.0.0.2,127.0.0.3] [-pid PID] [-greeting=true] [-hold 5s]
   wsload echo        -addr HOST:PORT [-c 10] [-size 128] [-k 1] [-duration 10s] [-pid PID] [-text] [-greeting=true]
   wsload push        -addr HOST:PORT [-n 1000] [-interval 1s] [-duration 30s] [-pid PID] [-slow-pct 1] [-procs P] [-src ...]
+  wsload fanout      -addr HOST:PORT [-n 2000] [-interval 1s] [-duration 20s] [-pid PID] [-procs P] [-src ...]
+                     the server (started with -fanout-interval) broadcasts "F"+unix ns; latency of
+                     every delivery and time for each broadcast to reach the last connection
   wsload soak        -addr HOST:PORT -pid PID [-duration 3m] [-good 200] [-bad 20] [-mix hog=50,idle=0] [-interval 1s]
                      good clients mixed with 8 hostile behaviours; exits non-zero unless every good
                      client was served and the server's fds and RSS came back to the baseline
   wsload scale       -n N [-step S] [-interval 5s] [-hold 15s] [-servers K] [-server-bin PATH] [-out DIR]
                      starts K wsmill processes with -reuseport and epoll client processes, holds N
                      connections in steps, checks every greeting and every push of every connection
-  wsload compare     -workload echo|connections|push [-rounds 3] [-servers wsmill,gorilla,gws,nbio,rawecho] [-out DIR] [workload flags]
+  wsload compare     -workload echo|connections|push|fanout [-rounds 3] [-servers wsmill,gorilla,gws,nbio,rawecho,bin:PATH] [-out DIR] [workload flags]
   wsload plot        -in DIR/compare-WORKLOAD.json [-out FILE.png]
 
 "wsload SUBCOMMAND -h" lists a subcommand's flags. Each subcommand prints a
@@ -83,6 +87,8 @@ func main() {
 		err = cmdEcho(ctx, args)
 	case "push":
 		err = cmdPush(ctx, args)
+	case "fanout":
+		err = cmdFanout(ctx, args)
 	case "soak":
 		err = cmdSoak(ctx, args)
 	case "scale":
@@ -150,6 +156,21 @@ func cmdPush(ctx context.Context, args []string) error {
 	res, err := runPush(ctx, cfg)
 	if res != nil {
 		printPush(stdout, res)
+		printResult(res)
+	}
+	return err
+}
+
+func cmdFanout(ctx context.Context, args []string) error {
+	var cfg fanoutConfig
+	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
+	cfg.register(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := runFanout(ctx, cfg)
+	if res != nil {
+		printFanout(stdout, res)
 		printResult(res)
 	}
 	return err

@@ -27,7 +27,7 @@ func plotCompare(r *compareReport, path string) error {
 		return errors.New("no metrics")
 	}
 	m := r.Metrics[0]
-	// Servers that have at least one value (rawecho is skipped for push).
+	// Servers that have at least one value (rawecho is skipped for push and fanout).
 	var servers []string
 	for _, s := range r.Servers {
 		if _, ok := r.Medians[s][m.Key]; ok {
@@ -95,7 +95,7 @@ func plotCompare(r *compareReport, path string) error {
 	labels := make([]string, len(servers))
 	for i, s := range servers {
 		labels[i] = s
-		if rat, ok := r.Ratios[s][m.Key]; ok && s != "wsmill" {
+		if rat, ok := r.Ratios[s][m.Key]; ok && s != r.baseline() {
 			labels[i] = fmt.Sprintf("%s (%.2f×)", s, rat)
 		}
 	}

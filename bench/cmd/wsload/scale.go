@@ -256,7 +256,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 				return nil, err
 			}
 			defer os.RemoveAll(tmp)
-			if cfg.ServerBin, err = buildServer(ctx, "wsmill", root, benchDir, tmp); err != nil {
+			if cfg.ServerBin, err = buildServer(ctx, serverSpec{Label: "wsmill", WsmillFlags: true}, root, benchDir, tmp); err != nil {
 				return nil, err
 			}
 		}

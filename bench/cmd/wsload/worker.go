@@ -24,6 +24,8 @@ func runWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit f
 		return echoWorker(ctx, spec, cmds, emit)
 	case "push":
 		return pushWorker(ctx, spec, cmds, emit)
+	case "fanout":
+		return fanoutWorker(ctx, spec, cmds, emit)
 	case "soak":
 		return soakWorker(ctx, spec, cmds, emit)
 	}
@@ -126,7 +128,7 @@ func dialAll(ctx context.Context, spec workerSpec, plan dialPlan, emit func(even
 
 // defaultOpts is the dial plan's usual options for connection i.
 func (spec workerSpec) defaultOpts(i int) dialOptions {
-	o := dialOptions{Addr: spec.Addr, Timeout: spec.DialTimeout, ReadBuf: spec.ReadBuf}
+	o := dialOptions{Addr: spec.Addr, Timeout: spec.DialTimeout, ReadBuf: spec.ReadBuf, Stamps: spec.Stamps}
 	if len(spec.Src) > 0 {
 		o.Src = spec.Src[(spec.Offset+i)%len(spec.Src)]
 	}

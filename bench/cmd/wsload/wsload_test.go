@@ -497,6 +497,208 @@ func TestHogFinding(t *testing.T) {
 	}
 }
 
+func TestParseFanout(t *testing.T) {
+	tests := []struct {
+		name string
+		op   byte
+		p    string
+		want int64
+		ok   bool
+	}{
+		{"send time", opText, "F1732912345123456789", 1732912345123456789, true},
+		{"small", opText, "F7", 7, true},
+		{"binary", opBinary, "F1732912345123456789", 0, false},
+		{"greeting", opText, greeting, 0, false},
+		{"time push", opText, "2026-11-29 22:56:37", 0, false},
+		{"no digits", opText, "F", 0, false},
+		{"not a digit", opText, "F12x4", 0, false},
+		{"overflow", opText, "F9999999999999999999", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseFanout(tt.op, []byte(tt.p))
+			if got != tt.want || ok != tt.ok {
+				t.Fatalf("got %d, %v; want %d, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// TestFanoutStats merges two workers' broadcasts by hand: deliveries add
+// up, the later arrival wins, missing is open minus delivered, and the
+// time-to-last quantiles are nearest-rank over broadcasts.
+func TestFanoutStats(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	w1 := []fanoutBcast{{Send: 300, N: 2, MaxNs: 4 * ms, ReadMaxNs: 5 * ms}, {Send: 100, N: 2, MaxNs: 1 * ms, ReadMaxNs: 2 * ms}}
+	w2 := []fanoutBcast{{Send: 100, N: 3, MaxNs: 3 * ms, ReadMaxNs: 3 * ms}, {Send: 200, N: 3, MaxNs: 2 * ms, ReadMaxNs: 9 * ms}}
+	got := mergeBcasts(w1, w2)
+	want := []fanoutBcast{
+		{Send: 100, N: 5, MaxNs: 3 * ms, ReadMaxNs: 3 * ms},
+		{Send: 200, N: 3, MaxNs: 2 * ms, ReadMaxNs: 9 * ms},
+		{Send: 300, N: 2, MaxNs: 4 * ms, ReadMaxNs: 5 * ms},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v; want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("broadcast %d: got %+v; want %+v", i, got[i], want[i])
+		}
+	}
+	// 5 connections open: the second broadcast missed 2, the third 3.
+	if missing, complete := missingDeliveries(got, 5); missing != 5 || complete != 1 {
+		t.Fatalf("missing, complete: got %d, %d; want 5, 1", missing, complete)
+	}
+	if p50, p99, mx := lastQuantiles(got, false); p50 != 3 || p99 != 4 || mx != 4 {
+		t.Fatalf("to last: got %v / %v / %v ms; want 3 / 4 / 4", p50, p99, mx)
+	}
+	if p50, _, mx := lastQuantiles(got, true); p50 != 5 || mx != 9 {
+		t.Fatalf("to last read: got p50 %v, max %v ms; want 5, 9", p50, mx)
+	}
+	v := make([]float64, 100)
+	for i := range v {
+		v[i] = float64(100 - i) // 100..1, unsorted
+	}
+	for _, q := range []struct{ q, want float64 }{{0.5, 50}, {0.99, 99}, {1, 100}, {0.001, 1}} {
+		if got := quantile(v, q.q); got != q.want {
+			t.Fatalf("quantile(%v): got %v; want %v", q.q, got, q.want)
+		}
+	}
+	if quantile(nil, 0.5) != 0 {
+		t.Fatal("quantile of nothing is not 0")
+	}
+}
+
+func TestResolveServers(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "wsmill-after")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		servers  []string
+		workload string
+		want     []serverSpec
+		wantErr  bool
+	}{
+		{"root wsmill", []string{"wsmill", "gws"}, "echo",
+			[]serverSpec{{Label: "wsmill", WsmillFlags: true}, {Label: "gws", Peer: "gws"}}, false},
+		{"fanout uses the peer", []string{"wsmill", "rawecho"}, "fanout",
+			[]serverSpec{{Label: "wsmill", Peer: "wsmill"}, {Label: "rawecho", Peer: "rawecho", Skip: "rawecho cannot broadcast (it echoes bytes, it has no WebSocket framing nor a connection list)"}}, false},
+		{"rawecho in push", []string{"rawecho"}, "push",
+			[]serverSpec{{Label: "rawecho", Peer: "rawecho", Skip: "rawecho does not push"}}, false},
+		{"prebuilt", []string{"bin:" + bin}, "echo",
+			[]serverSpec{{Label: "wsmill-after", Bin: bin, WsmillFlags: true}}, false},
+		{"missing binary", []string{"bin:" + bin + "-nope"}, "echo", nil, true},
+		{"twice", []string{"bin:" + bin, "bin:" + bin}, "echo", nil, true},
+		{"empty", nil, "echo", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := resolveServers(tt.servers, tt.workload)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err %v; want error %v", err, tt.wantErr)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("got %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		want    string
+		servers []string
+		got     string
+	}{
+		{"", []string{"gws", "wsmill"}, "wsmill"},
+		{"", []string{"wsmill-before", "wsmill-after"}, "wsmill-before"},
+		{"gws", []string{"gws", "wsmill"}, "gws"},
+	} {
+		if b, err := pickBaseline(tt.want, tt.servers); err != nil || b != tt.got {
+			t.Fatalf("pickBaseline(%q, %v): got %q, %v; want %q", tt.want, tt.servers, b, err, tt.got)
+		}
+	}
+	if _, err := pickBaseline("nbio", []string{"gws"}); err == nil {
+		t.Fatal("a baseline that is not compared is accepted")
+	}
+}
+
+// fanoutTestServer greets and broadcasts "F"+unix ns every interval to
+// every connection, with gorilla/websocket (one write lock per connection).
+func fanoutTestServer(t *testing.T, interval time.Duration) string {
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	type wconn struct {
+		mu sync.Mutex
+		c  *websocket.Conn
+	}
+	var mu sync.Mutex
+	conns := map[*wconn]bool{}
+	write := func(w *wconn, p []byte) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		return w.c.WriteMessage(websocket.TextMessage, p)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", func(rw http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(rw, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		w := &wconn{c: c}
+		if write(w, []byte(greeting)) != nil {
+			return
+		}
+		mu.Lock()
+		conns[w] = true
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			delete(conns, w)
+			mu.Unlock()
+		}()
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	})
+	s := httptest.NewServer(mux)
+	stop := make(chan struct{})
+	go func() {
+		tk := time.NewTicker(interval)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+			p := fmt.Appendf(nil, "F%d", time.Now().UnixNano())
+			mu.Lock()
+			for w := range conns {
+				write(w, p)
+			}
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { close(stop); s.Close() })
+	return strings.TrimPrefix(s.URL, "http://")
+}
+
+func TestFanoutEndToEnd(t *testing.T) {
+	addr := fanoutTestServer(t, 50*time.Millisecond)
+	res, err := runFanout(context.Background(), fanoutConfig{Addr: addr, PID: os.Getpid(), N: 20, Interval: 50 * time.Millisecond,
+		Duration: 500 * time.Millisecond, Grace: 300 * time.Millisecond, Procs: 2, DialConc: 8, DialTimeout: 5 * time.Second, Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Open != 20 || res.Broadcasts < 8 || res.Missing != 0 || res.Deliveries != int64(20*res.Broadcasts) ||
+		res.StampedPct != 100 || res.LastP50ms <= 0 || res.LastP50ms > res.MaxMs || res.P50ms > res.ReadP50ms {
+		t.Fatalf("%+v", res)
+	}
+}
+
 // TestScale runs wsload scale for real: wsmill built from the repository,
 // 3 processes on one port with -reuseport, 3,000 connections in two steps
 // from two client processes and three source addresses; every greeting and

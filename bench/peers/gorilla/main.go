@@ -6,8 +6,15 @@
 //
 // Contract (shared by every peer, see ../README.md): GET /ws upgrades; the
 // server sends "Hi Client!", echoes every message with its opcode and pushes
-// the local time ("2006-01-02 15:04:05") every -push-interval; it prints
-// "listening on ADDR" to stderr once ready and exits 0 on SIGINT/SIGTERM.
+// the local time ("2006-01-02 15:04:05") every -push-interval; with
+// -fanout-interval D it also broadcasts "F" + its unix-nanosecond send time
+// every D (the fan-out workload); it prints "listening on ADDR" to stderr
+// once ready and exits 0 on SIGINT/SIGTERM.
+//
+// Fan-out the gorilla way: one websocket.PreparedMessage per broadcast
+// (encoded once), handed to every connection's writer goroutine, which
+// sends it with WritePreparedMessage: gorilla allows one concurrent writer,
+// and here that writer is writePump.
 package main
 
 import (
@@ -19,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -51,14 +59,73 @@ type message struct {
 type client struct {
 	conn *websocket.Conn
 	send chan message
+	// fan carries broadcasts to the writer; nil without -fanout-interval.
+	// One deep: a writer that has not taken the previous broadcast yet is
+	// behind, and the next one skips it rather than wait (the walk never
+	// blocks on a slow client).
+	fan  chan *websocket.PreparedMessage
 	quit chan struct{}
 	once sync.Once
+	hub  *hub // nil without -fanout-interval
+}
+
+// hub is the set of open clients the fan-out walks.
+type hub struct {
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	snap    []*client // reused by broadcast, its only user
+}
+
+func (h *hub) add(c *client) {
+	h.mu.Lock()
+	h.clients[c] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *hub) del(c *client) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+}
+
+// broadcast prepares payload once and offers it to every client's writer.
+func (h *hub) broadcast(payload []byte) {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, payload)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	h.snap = h.snap[:0]
+	for c := range h.clients {
+		h.snap = append(h.snap, c)
+	}
+	h.mu.Unlock()
+	for i, c := range h.snap {
+		select {
+		case c.fan <- pm:
+		default: // the previous broadcast is still waiting for this writer
+		}
+		h.snap[i] = nil
+	}
+}
+
+// fanout broadcasts "F" and the unix-nanosecond send time, taken just
+// before the broadcast starts, every interval.
+func (h *hub) fanout(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for range t.C {
+		h.broadcast(strconv.AppendInt([]byte{'F'}, time.Now().UnixNano(), 10))
+	}
 }
 
 // stop ends both pumps: it wakes a reader blocked on send and a writer
 // waiting in select, and closing the conn fails any blocked read or write.
 func (c *client) stop() {
 	c.once.Do(func() {
+		if c.hub != nil {
+			c.hub.del(c)
+		}
 		close(c.quit)
 		_ = c.conn.Close()
 	})
@@ -101,6 +168,11 @@ func (c *client) writePump(push time.Duration) {
 			if !c.write(websocket.TextMessage, []byte(now.Format(timeFmt))) {
 				return
 			}
+		case pm := <-c.fan: // never ready when fan is nil
+			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if c.conn.WritePreparedMessage(pm) != nil {
+				return
+			}
 		case <-c.quit:
 			return
 		}
@@ -115,12 +187,18 @@ func (c *client) write(op int, data []byte) bool {
 func main() {
 	addr := flag.String("addr", ":8080", "listen address")
 	push := flag.Duration("push-interval", 5*time.Second, "time push period")
+	fanout := flag.Duration("fanout-interval", 0, "broadcast \"F\"+unix ns to every connection this often (0: never)")
 	flag.Parse()
 	if *push <= 0 {
 		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
 		os.Exit(2)
 	}
 
+	var h *hub
+	if *fanout > 0 {
+		h = &hub{clients: make(map[*client]struct{}, 1024)}
+		go h.fanout(*fanout)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
 		conn, err := upgrader.Upgrade(w, r, nil)
@@ -128,6 +206,10 @@ func main() {
 			return // Upgrade has already answered with an HTTP error
 		}
 		c := &client{conn: conn, send: make(chan message, sendQueue), quit: make(chan struct{})}
+		if h != nil {
+			c.fan, c.hub = make(chan *websocket.PreparedMessage, 1), h
+			h.add(c)
+		}
 		go c.writePump(*push)
 		go c.readPump()
 	})

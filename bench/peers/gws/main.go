@@ -9,8 +9,10 @@
 //
 // Contract (shared by every peer, see ../README.md): GET /ws upgrades; the
 // server sends "Hi Client!", echoes every message with its opcode and pushes
-// the local time ("2006-01-02 15:04:05") every -push-interval; it prints
-// "listening on ADDR" to stderr once ready and exits 0 on SIGINT/SIGTERM.
+// the local time ("2006-01-02 15:04:05") every -push-interval; with
+// -fanout-interval D it also broadcasts "F" + its unix-nanosecond send time
+// every D (the fan-out workload); it prints "listening on ADDR" to stderr
+// once ready and exits 0 on SIGINT/SIGTERM.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -55,9 +58,11 @@ func (h *handler) OnMessage(socket *gws.Conn, message *gws.Message) {
 	_ = socket.WriteMessage(message.Opcode, message.Bytes())
 }
 
-// push sends the current time to every open connection, once.
-func (h *handler) push(now time.Time) {
-	b := gws.NewBroadcaster(gws.OpcodeText, []byte(now.Format(timeFmt)))
+// broadcast sends payload to every open connection, once, the way gws
+// documents it: one Broadcaster per message (the frame is encoded once),
+// Broadcast per connection (queued on that connection's write queue), Close.
+func (h *handler) broadcast(payload []byte) {
+	b := gws.NewBroadcaster(gws.OpcodeText, payload)
 	h.conns.Range(func(socket *gws.Conn, _ struct{}) bool {
 		_ = b.Broadcast(socket)
 		return true
@@ -65,9 +70,16 @@ func (h *handler) push(now time.Time) {
 	_ = b.Close()
 }
 
+// fanoutPayload is the fan-out frame: "F" and the send time in unix ns,
+// taken just before the broadcast starts.
+func fanoutPayload() []byte {
+	return strconv.AppendInt([]byte{'F'}, time.Now().UnixNano(), 10)
+}
+
 func main() {
 	addr := flag.String("addr", ":8080", "listen address")
 	push := flag.Duration("push-interval", 5*time.Second, "time push period")
+	fanout := flag.Duration("fanout-interval", 0, "broadcast \"F\"+unix ns to every connection this often (0: never)")
 	flag.Parse()
 	if *push <= 0 {
 		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
@@ -103,6 +115,12 @@ func main() {
 
 	ticker := time.NewTicker(*push)
 	defer ticker.Stop()
+	var fan <-chan time.Time // nil (never ready) unless -fanout-interval
+	if *fanout > 0 {
+		ft := time.NewTicker(*fanout)
+		defer ft.Stop()
+		fan = ft.C
+	}
 	fmt.Fprintln(os.Stderr, "listening on", ln.Addr().String())
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -110,7 +128,9 @@ func main() {
 	for {
 		select {
 		case now := <-ticker.C:
-			h.push(now)
+			h.broadcast([]byte(now.Format(timeFmt)))
+		case <-fan:
+			h.broadcast(fanoutPayload())
 		case <-ctx.Done():
 			_ = srv.Close()
 			return

@@ -9,8 +9,10 @@
 //
 // Contract (shared by every peer, see ../README.md): GET /ws upgrades; the
 // server sends "Hi Client!", echoes every message with its opcode and pushes
-// the local time ("2006-01-02 15:04:05") every -push-interval; it prints
-// "listening on ADDR" to stderr once ready and exits 0 on SIGINT/SIGTERM.
+// the local time ("2006-01-02 15:04:05") every -push-interval; with
+// -fanout-interval D it also broadcasts "F" + its unix-nanosecond send time
+// every D (the fan-out workload), with the same walk; it prints "listening
+// on ADDR" to stderr once ready and exits 0 on SIGINT/SIGTERM.
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -31,7 +34,8 @@ import (
 
 const timeFmt = "2006-01-02 15:04:05"
 
-// conns is the set the push ticker walks.
+// conns is the set the push and fan-out tickers walk (both from main's
+// loop, one at a time: snap is not shared between goroutines).
 type conns struct {
 	mu sync.Mutex
 	m  map[*websocket.Conn]struct{}
@@ -52,14 +56,14 @@ func (s *conns) del(c *websocket.Conn) {
 	s.mu.Unlock()
 }
 
-func (s *conns) push(now time.Time) {
+// send writes msg as one text message to every open connection.
+func (s *conns) send(msg []byte) {
 	s.mu.Lock()
 	s.snap = s.snap[:0]
 	for c := range s.m {
 		s.snap = append(s.snap, c)
 	}
 	s.mu.Unlock()
-	msg := []byte(now.Format(timeFmt))
 	for i, c := range s.snap {
 		_ = c.WriteMessage(websocket.TextMessage, msg) // copies msg; closed conns just fail
 		s.snap[i] = nil
@@ -90,6 +94,7 @@ func newUpgrader(set *conns) *websocket.Upgrader {
 func main() {
 	addr := flag.String("addr", ":8080", "listen address")
 	push := flag.Duration("push-interval", 5*time.Second, "time push period")
+	fanout := flag.Duration("fanout-interval", 0, "broadcast \"F\"+unix ns to every connection this often (0: never)")
 	flag.Parse()
 	if *push <= 0 {
 		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
@@ -127,12 +132,21 @@ func main() {
 
 	ticker := time.NewTicker(*push)
 	defer ticker.Stop()
+	var fan <-chan time.Time // nil (never ready) unless -fanout-interval
+	if *fanout > 0 {
+		ft := time.NewTicker(*fanout)
+		defer ft.Stop()
+		fan = ft.C
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 	for {
 		select {
 		case now := <-ticker.C:
-			set.push(now)
+			set.send([]byte(now.Format(timeFmt)))
+		case <-fan:
+			// "F" and the send time in unix ns, taken just before the walk.
+			set.send(strconv.AppendInt([]byte{'F'}, time.Now().UnixNano(), 10))
 		case <-ctx.Done():
 			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = engine.Shutdown(sctx)

@@ -1,0 +1,123 @@
+// Command wsmill is the benchmark peer written on wsmill's application API
+// (package server): the API's second user after the demo in the repository
+// root, and the wsmill side of the fan-out workload. It greets, echoes and
+// pushes the time like the demo, and with -fanout-interval it broadcasts one
+// prepared frame to every connection with Server.Broadcast, the API's
+// documented fan-out.
+//
+// Contract (shared by every peer, see ../README.md): GET /ws upgrades; the
+// server sends "Hi Client!", echoes every message with its opcode and pushes
+// the local time ("2006-01-02 15:04:05") every -push-interval; with
+// -fanout-interval D it also broadcasts "F" + its unix-nanosecond send time
+// every D; it prints "listening on ADDR" to stderr once ready and exits 0
+// on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/wsmill/wsmill/server"
+)
+
+const timeFmt = "2006-01-02 15:04:05"
+
+var greeting = server.NewFrame(server.OpText, []byte("Hi Client!"))
+
+// app greets and echoes; every method runs on the connection's worker.
+type app struct{}
+
+func (app) OnOpen(c server.Conn) { c.SendFrame(greeting, server.Reliable) }
+
+// OnMessage echoes the borrowed payload; Send copies what the kernel does
+// not take at once.
+func (app) OnMessage(c server.Conn, op server.Opcode, payload []byte) {
+	c.Send(op, payload, server.Reliable)
+}
+
+func (app) OnClose(server.Conn, server.CloseCode) {}
+
+// clock is the time push: one frame per second, shared by every connection
+// pushed in that second. Only the wheel goroutine calls frameAt.
+type clock struct {
+	sec   int64
+	frame *server.Frame
+}
+
+func (k *clock) frameAt(now time.Time) *server.Frame {
+	if sec := now.Unix(); sec != k.sec || k.frame == nil {
+		k.sec, k.frame = sec, server.NewFrame(server.OpText, []byte(now.Format(timeFmt)))
+	}
+	return k.frame
+}
+
+// fanout broadcasts "F" and the unix-nanosecond send time, taken just
+// before the broadcast starts, every interval until ctx ends. LatestOnly:
+// a client still holding the previous broadcast in its queue skips this one.
+func fanout(ctx context.Context, srv *server.Server, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var b []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b = strconv.AppendInt(append(b[:0], 'F'), time.Now().UnixNano(), 10)
+		srv.Broadcast(server.NewFrame(server.OpText, b), server.LatestOnly)
+	}
+}
+
+func main() {
+	addr := flag.String("addr", ":8080", "listen address")
+	push := flag.Duration("push-interval", 5*time.Second, "time push period")
+	fan := flag.Duration("fanout-interval", 0, "broadcast \"F\"+unix ns to every connection this often (0: never)")
+	flag.Parse()
+	if *push <= 0 {
+		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
+		os.Exit(2)
+	}
+
+	k := &clock{}
+	srv, err := server.New(server.Config{
+		PushInterval: *push,
+		IdleTimeout:  -1, // no peer has an idle timeout
+		App:          app{},
+		Pushes:       []server.Push{{Frame: k.frameAt, Policy: server.LatestOnly}},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintln(os.Stderr, "listening on", ln.Addr().String())
+
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	if *fan > 0 {
+		go fanout(ctx, srv, *fan)
+	}
+	select {
+	case <-ctx.Done():
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx) // clients that do not answer Close 1001 are cut at 2 s
+		scancel()
+	case err := <-served:
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
