@@ -256,18 +256,6 @@ func (s *Server) register(fd int) {
 	}
 }
 
-// dispatch records an event for fd from outside its worker's event loop
-// (tests deliver stale events this way) and schedules the conn on its
-// worker. It never blocks.
-func (s *Server) dispatch(fd int, ev poller.Event) {
-	c := s.table.get(fd)
-	if c == nil {
-		return
-	}
-	c.ev.Or(uint32(ev))
-	s.notify(c)
-}
-
 // notify schedules c on its worker unless it is already queued or running
 // (see the state machine in conn.go). Safe from any goroutine; never
 // blocks.
