@@ -65,6 +65,7 @@ func run(args []string) error {
 		return err
 	}
 
+	procs := server.SetProcs(*workers)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	var srv *server.Server
 	mux := newMux(func() *server.Server { return srv })
@@ -97,7 +98,7 @@ func run(args []string) error {
 		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_buffered", cfg.MaxBuffered, "max_conns", cfg.MaxConns,
 		"max_outbound", cfg.MaxOutbound, "handshake_timeout", cfg.HandshakeTimeout,
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
-		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns)
+		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns, "gomaxprocs", procs)
 	if len(cfg.Origins) == 0 {
 		log.Warn("every Origin is allowed: set -origin to restrict which pages may connect")
 	}

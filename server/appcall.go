@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 )
@@ -52,7 +53,48 @@ func (s *Server) recoverApp(panicked *bool) {
 func (w *worker) deliver(c *conn, op Opcode, payload []byte) bool {
 	w.st.msgsIn.Add(1)
 	w.st.bytesIn.Add(uint64(len(payload)))
-	return w.afterApp(c, w.s.callMessage(c, op, payload))
+	lent := w.lend(payload)
+	panicked := w.s.callMessage(c, op, payload)
+	if lent {
+		w.lent.Store(nil)
+	}
+	return w.afterApp(c, panicked)
+}
+
+// lend records payload as borrowed by OnMessage when it lies in the read
+// buffer, where the bytes just before it are its own frame's header: the
+// client's header is the server's for the same length plus the 4-byte
+// mask key, already used. Send of that payload (or a prefix of it) may
+// then write its header there and send header and payload with one
+// write(2) instead of a writev(2) of two pieces (frameInPlace).
+func (w *worker) lend(payload []byte) bool {
+	if len(payload) == 0 {
+		return false
+	}
+	off := uintptr(unsafe.Pointer(&payload[0])) - uintptr(unsafe.Pointer(&w.buf[0]))
+	if off < 2+4 || off >= uintptr(len(w.buf)) {
+		return false // not in buf (a held buffer or a reassembled message)
+	}
+	w.lentOff, w.lentN = int(off), len(payload)
+	w.lent.Store(&payload[0])
+	return true
+}
+
+// frameInPlace returns the frame op+payload built in the read buffer in
+// front of payload, when payload is (a prefix of) the one lent to
+// OnMessage; ok is false otherwise. The header it writes over is the
+// consumed client header, never payload bytes.
+func (w *worker) frameInPlace(op ws.OpCode, payload []byte) (frame []byte, ok bool) {
+	// lent first: lentOff and lentN are only this worker's to read, and a
+	// match means we are on its goroutine.
+	if len(payload) == 0 || w.lent.Load() != &payload[0] || len(payload) > w.lentN {
+		return nil, false
+	}
+	var hb [ws.MaxHeaderSize]byte
+	hdr := putHeader(&hb, op, len(payload))
+	start := w.lentOff - len(hdr)
+	copy(w.buf[start:], hdr)
+	return w.buf[start : w.lentOff+len(payload)], true
 }
 
 // afterApp acts on what an App method did to c: a panic closes it with

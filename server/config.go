@@ -23,6 +23,9 @@ type Config struct {
 	// Workers is the number of event loops (workers), each with its own
 	// epoll instance and goroutine; a connection belongs to worker
 	// fd % Workers for its whole life. Default runtime.GOMAXPROCS(0).
+	// Run the process with GOMAXPROCS at least Workers + 1 (SetProcs
+	// gives cores + Workers): a waiting worker holds a P; see "Processors"
+	// in the package documentation.
 	Workers int
 
 	// MaxMessage is the largest accepted message (the whole message, not one

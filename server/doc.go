@@ -36,6 +36,23 @@
 // net/http, uses a goroutine per HTTP request, at most Config.MaxHTTPConns
 // at once; WebSocket connections never reach it).
 //
+// # Processors
+//
+// A worker waits in epoll_wait(2), a blocking system call (easygo's wait
+// loop), and its thread keeps the goroutine's P (a Go processor) while it
+// waits. When no other P is idle, the runtime's monitor takes such a P
+// back after one of its ticks (20 µs to 10 ms) and hands it on, and the
+// worker, woken by the next event, has to find a P again: futex calls and
+// context switches in every quiet moment of a busy server. With GOMAXPROCS
+// at least Workers + 1 an idle P always exists and a waiting worker keeps
+// its own. SetProcs sets GOMAXPROCS to the runtime's default (cores, or
+// the cgroup's CPU quota) plus Workers unless the environment sets it; the
+// wsmill command calls it, and so should a program embedding the package.
+// Measured on
+// 2 cores, 2 workers, echo of 100 × 1 KiB (perf stat, same load): context
+// switches per message 0.25 → 0.13, futex calls 0.035 → 0.007, server CPU
+// per message about 10 % less.
+//
 // # Who owns what
 //
 //   - A worker's goroutine owns its epoll event array, its read buffer and
@@ -46,7 +63,9 @@
 //     table.go): events for it only accumulate until then.
 //   - A worker owns a conn's read state while the conn is running (see the
 //     state machine on conn). Its read buffer (64 KiB) is its own; frames
-//     that arrive whole are unmasked in place and lent to App.OnMessage. An
+//     that arrive whole are unmasked in place and lent to App.OnMessage;
+//     a Send of that payload writes its header over the client's (which
+//     is 4 bytes longer: the mask key) and goes out in one write(2). An
 //     incomplete frame's payload, a fragmented message and a slow handshake
 //     live in pooled buffers owned by the conn and returned as soon as they
 //     are complete. An idle connection owns no buffer at all. The frame

@@ -5,7 +5,6 @@ import (
 	"io"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/gobwas/ws"
 
@@ -44,9 +43,18 @@ type worker struct {
 	tickDone   int64        // ticks this worker has pushed (owner goroutine only)
 
 	buf []byte // [0:MaxHeaderSize) headroom for a saved partial header, then the read area
-	br  bytes.Reader
-	hb  [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
-	oh  [ws.MaxHeaderSize]byte // outgoing header
+
+	// The payload OnMessage is borrowing when it lies in buf, right after
+	// its own frame header (see lend): lent is its first byte (nil when
+	// none), lentOff its offset in buf, lentN its length. Atomic only
+	// because Conn.Send compares lent from any goroutine; a match can only
+	// come from this worker's goroutine, inside OnMessage.
+	lent    atomic.Pointer[byte]
+	lentOff int
+	lentN   int
+	br      bytes.Reader
+	hb      [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
+	oh      [ws.MaxHeaderSize]byte // outgoing header
 
 	up          ws.Upgrader
 	hsrw        handshakeRW
@@ -133,10 +141,10 @@ func (w *worker) runQueued() {
 // serve runs c (in schedRunning) until it has nothing left to do, following
 // the scheduling state machine documented on conn.
 func (w *worker) serve(c *conn) {
-	t0 := time.Now()
+	t0 := w.s.now() // monotonic only: one clock read where time.Now takes two
 	w.turn(c)
 	w.st.turns.Add(1)
-	w.st.busyNs.Add(int64(time.Since(t0)))
+	w.st.busyNs.Add(int64(w.s.now() - t0))
 }
 
 func (w *worker) turn(c *conn) {

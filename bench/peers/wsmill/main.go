@@ -86,6 +86,7 @@ func main() {
 		os.Exit(2)
 	}
 
+	server.SetProcs(0) // one spare P per worker, as the wsmill command does
 	k := &clock{}
 	srv, err := server.New(server.Config{
 		PushInterval: *push,
