@@ -127,7 +127,14 @@ type compareReport struct {
 	Metrics  []metricDef                   `json:"metrics"`
 	Medians  map[string]map[string]float64 `json:"medians"`
 	Ratios   map[string]map[string]float64 `json:"ratios"` // server median / baseline median
-	Runs     []compareRun                  `json:"runs"`
+	// Paired ratios: in each round, the server's figure over the
+	// baseline's of the same round; the median of those, and in how many
+	// rounds the server did better than the baseline. Slow drifts of a
+	// shared machine (another tenant for a minute) move both figures of a
+	// round together, so these are steadier than the ratio of medians.
+	Paired map[string]map[string]float64 `json:"paired,omitempty"`
+	Wins   map[string]map[string]int     `json:"wins,omitempty"`
+	Runs   []compareRun                  `json:"runs"`
 }
 
 // scanWorkload finds -workload's value before the flags are defined,
@@ -637,6 +644,83 @@ func (r *compareReport) summarize() {
 		}
 		r.Ratios[s] = rat
 	}
+	r.pair()
+}
+
+// pair fills Paired and Wins from the rounds where both the server and the
+// baseline have the metric.
+func (r *compareReport) pair() {
+	r.Paired = map[string]map[string]float64{}
+	r.Wins = map[string]map[string]int{}
+	base := map[int]map[string]any{}
+	for _, run := range r.Runs {
+		if run.Server == r.baseline() && run.Result != nil && run.Error == "" {
+			base[run.Round] = run.Result
+		}
+	}
+	for _, s := range r.Servers {
+		if s == r.baseline() {
+			continue
+		}
+		paired, wins := map[string]float64{}, map[string]int{}
+		for _, m := range r.Metrics {
+			var rats []float64
+			for _, run := range r.Runs {
+				if run.Server != s || run.Result == nil || run.Error != "" || base[run.Round] == nil {
+					continue
+				}
+				v, ok1 := lookup(run.Result, m.Key)
+				b, ok2 := lookup(base[run.Round], m.Key)
+				if !ok1 || !ok2 || b == 0 {
+					continue
+				}
+				rats = append(rats, v/b)
+				if (m.Better == "higher" && v > b) || (m.Better == "lower" && v < b) {
+					wins[m.Key]++
+				}
+			}
+			if len(rats) > 0 {
+				paired[m.Key] = median(rats)
+			}
+		}
+		r.Paired[s], r.Wins[s] = paired, wins
+	}
+}
+
+// pairedLines describes, per server, the paired ratios of the first metric
+// and of the per-CPU one (the two that decide most comparisons).
+func (r *compareReport) pairedLines() []string {
+	var keys []metricDef
+	for i, m := range r.Metrics {
+		if i == 0 || strings.Contains(m.Key, "per_server_cpu") {
+			keys = append(keys, m)
+		}
+	}
+	var lines []string
+	for _, s := range r.Servers {
+		p, ok := r.Paired[s]
+		if !ok || len(p) == 0 {
+			continue
+		}
+		var parts []string
+		for _, m := range keys {
+			v, ok := p[m.Key]
+			if !ok {
+				continue
+			}
+			n := 0
+			for _, run := range r.Runs {
+				if run.Server == s && run.Result != nil && run.Error == "" {
+					n++
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%s %.2f× (better than %s in %d of %d rounds)", m.Label, v, r.baseline(), r.Wins[s][m.Key], n))
+		}
+		if len(parts) > 0 {
+			lines = append(lines, s+": "+strings.Join(parts, "; "))
+		}
+	}
+	return lines
 }
 
 // baseline is the server the ratios are to: wsmill in files written
@@ -711,6 +795,12 @@ func printCompare(w io.Writer, r *compareReport) {
 		t.row(append(row, r.notes(s))...)
 	}
 	t.flush()
+	if lines := r.pairedLines(); len(lines) > 0 {
+		fmt.Fprintf(w, "paired: median over rounds of (server / %s in the same round)\n", r.baseline())
+		for _, l := range lines {
+			fmt.Fprintln(w, "  "+l)
+		}
+	}
 	for _, run := range r.Runs {
 		if run.Error != "" {
 			fmt.Fprintf(w, "round %d %s: %s\n", run.Round, run.Server, firstLine(run.Error))
@@ -739,6 +829,12 @@ func (r *compareReport) markdown() string {
 			fmt.Fprintf(&b, " %s |", r.cell(s, m))
 		}
 		fmt.Fprintf(&b, " %s |\n", r.notes(s))
+	}
+	if lines := r.pairedLines(); len(lines) > 0 {
+		fmt.Fprintf(&b, "\nPaired ratios: the median over rounds of the server's figure over %s's in the same round.\n\n", r.baseline())
+		for _, l := range lines {
+			b.WriteString("- " + l + "\n")
+		}
 	}
 	var errs []string
 	for _, run := range r.Runs {

@@ -11,6 +11,7 @@ import (
 	"image/color"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -126,6 +127,7 @@ func cmdPlot(args []string) error {
 	fs := flag.NewFlagSet("plot", flag.ContinueOnError)
 	in := fs.String("in", "", "compare-WORKLOAD.json written by compare")
 	out := fs.String("out", "", "PNG to write (default: the JSON's name with .png)")
+	report := fs.Bool("report", false, "recompute medians, ratios and paired ratios from the runs and rewrite the JSON, Markdown and PNG in the JSON's directory (for files written by an older wsload)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -142,6 +144,10 @@ func cmdPlot(args []string) error {
 	}
 	if len(r.Metrics) == 0 {
 		r.Metrics = workloadMetrics[r.Workload]
+	}
+	if *report {
+		r.summarize()
+		return writeCompare(&r, filepath.Dir(*in))
 	}
 	if *out == "" {
 		*out = strings.TrimSuffix(*in, ".json") + ".png"
