@@ -48,10 +48,16 @@
 // its own. SetProcs sets GOMAXPROCS to the runtime's default (cores, or
 // the cgroup's CPU quota) plus Workers unless the environment sets it; the
 // wsmill command calls it, and so should a program embedding the package.
+// The monitor also takes the P at once from a goroutine that has not been
+// through the scheduler for 10 ms, and to the runtime a worker looks like
+// one goroutine running for ever; so a worker calls runtime.Gosched at
+// most once a millisecond, between connections or after a wheel tick
+// (worker.yield), which keeps its P and the monitor quiet.
 // Measured on
 // 2 cores, 2 workers, echo of 100 × 1 KiB (perf stat, same load): context
 // switches per message 0.25 → 0.13, futex calls 0.035 → 0.007, server CPU
-// per message about 10 % less.
+// per message about 10 % less; the yield then took another 6 % (paired
+// compare, 6 of 6 rounds) and about 30 % of an idle server's CPU.
 //
 // # Who owns what
 //

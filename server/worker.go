@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"io"
+	"runtime"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -52,9 +54,11 @@ type worker struct {
 	lent    atomic.Pointer[byte]
 	lentOff int
 	lentN   int
-	br      bytes.Reader
-	hb      [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
-	oh      [ws.MaxHeaderSize]byte // outgoing header
+
+	lastYield time.Duration // when yield last called runtime.Gosched (Server.now)
+	br        bytes.Reader
+	hb        [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
+	oh        [ws.MaxHeaderSize]byte // outgoing header
 
 	up          ws.Upgrader
 	hsrw        handshakeRW
@@ -94,6 +98,7 @@ func (w *worker) onEvent(fd int, ev poller.Event) {
 	case ev&poller.EventWake != 0:
 		w.runQueued()
 		w.runTicks()
+		w.yield(w.s.now())
 		return
 	}
 	s := w.s
@@ -144,7 +149,27 @@ func (w *worker) serve(c *conn) {
 	t0 := w.s.now() // monotonic only: one clock read where time.Now takes two
 	w.turn(c)
 	w.st.turns.Add(1)
-	w.st.busyNs.Add(int64(w.s.now() - t0))
+	t1 := w.s.now()
+	w.st.busyNs.Add(int64(t1 - t0))
+	w.yield(t1)
+}
+
+// yieldEvery is how often a busy worker passes through the scheduler.
+const yieldEvery = time.Millisecond
+
+// yield calls runtime.Gosched when the last call is yieldEvery old. The
+// worker's goroutine never parks: it runs, or waits in epoll_wait, a
+// system call. To the runtime that looks like one goroutine running for
+// ever, and its monitor (sysmon) takes the P of a goroutine that has not
+// been through the scheduler for 10 ms at once when it is in a system
+// call, then keeps polling every 20 µs. Passing through the scheduler
+// now and then (about 200 ns) keeps the P with its worker and the
+// monitor asleep. See "Processors" in doc.go.
+func (w *worker) yield(now time.Duration) {
+	if now-w.lastYield >= yieldEvery {
+		w.lastYield = now
+		runtime.Gosched()
+	}
 }
 
 func (w *worker) turn(c *conn) {
