@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gobwas/ws"
 	"net"
 	"net/http"
 	"sync"
@@ -397,6 +398,35 @@ wait:
 	return errors.Join(err, httpErr)
 }
 
+// goingAway is the Close frame a server sends at shutdown: 1001, no reason.
+var goingAway = [4]byte{0x80 | byte(ws.OpClose), 2, byte(CloseGoingAway >> 8), byte(CloseGoingAway & 0xff)}
+
+// goodbye ends an open connection that Shutdown's drain did not reach (its
+// worker was still behind when the context ended): Close 1001 goes out
+// behind what is queued if the socket takes it all at once, and OnClose
+// reports 1001 as for the clients the drain reached. Nothing waits for the
+// peer's answer: the descriptor is closed next. Called by stop, after the
+// workers have returned.
+func (s *Server) goodbye(c *conn) {
+	c.mu.Lock()
+	sent := false
+	if !c.closeSent && c.flushLocked() && c.pending() == 0 {
+		n, errno := writeFD(c.fd, goingAway[:], nil)
+		sent = errno == 0 && n == len(goingAway)
+	}
+	if sent {
+		c.closeSent, c.closeCode = true, uint16(CloseGoingAway)
+		s.stats.closesOut[closeBucket(ws.StatusGoingAway)].Add(1)
+	}
+	c.mu.Unlock()
+	if sent {
+		s.wheel.remove(c)
+		s.dropOpen()
+		c.phase = phaseClosing // detach then reports no 1006
+		s.callClose(c, CloseGoingAway)
+	}
+}
+
 // shutdownHTTP lets net/http finish its requests until ctx is done, then
 // closes the connections left: net/http's Shutdown does not close active
 // ones, and a request stalled in its body would outlive the server.
@@ -418,6 +448,9 @@ func (s *Server) stop() {
 		<-s.wheel.done
 		s.closeWorkers() // their event loops have returned
 		s.table.each(func(c *conn) {
+			if c.phase == phaseOpen {
+				s.goodbye(c)
+			}
 			if c.phase != phaseFree {
 				s.closeConn(c)
 			}
