@@ -381,7 +381,7 @@ func TestBroadcastParallel(t *testing.T) {
 		c := &conn{fd: fds[0], slot: -1, phase: phaseOpen}
 		w := s.owner(c.fd)
 		sl := &w.slots[i%len(w.slots)]
-		sl.conns = append(sl.conns, c)
+		sl.put(c)
 		peers = append(peers, fds[1])
 	}
 	s.open.Store(n)
@@ -472,5 +472,47 @@ func TestSendInPlace(t *testing.T) {
 	// Frames up to 1000 bytes arrive in one read: those at least were lent.
 	if got, want := app.inPlace.Load(), int64(6*len(clients)); got < want {
 		t.Fatalf("messages lent in place: got %d; want at least %d", got, want)
+	}
+}
+
+// TestSlotCount: each wheel slot's count, which Broadcast reads without the
+// lock to pass empty slots, follows adds and removes, including the
+// swap-with-last of a remove.
+func TestSlotCount(t *testing.T) {
+	s, err := New(testConfig(Config{PushInterval: time.Hour, Workers: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.closeWorkers()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var in []*conn
+	for i := range 3000 {
+		c := &conn{fd: 1<<20 + i, slot: -1, phase: phaseOpen}
+		s.wheel.add(c)
+		in = append(in, c)
+		if rng.IntN(3) == 0 { // remove one at random now and then
+			k := rng.IntN(len(in))
+			s.wheel.remove(in[k])
+			in[k] = in[len(in)-1]
+			in = in[:len(in)-1]
+		}
+	}
+	total := 0
+	for _, w := range s.workers {
+		for i := range w.slots {
+			sl := &w.slots[i]
+			if got, want := int(sl.n.Load()), len(sl.conns); got != want {
+				t.Fatalf("worker %d slot %d: count %d; want %d (its length)", w.id, i, got, want)
+			}
+			for j, c := range sl.conns {
+				if int(c.slot) != i || int(c.pos) != j {
+					t.Fatalf("conn in slot %d at %d says slot %d pos %d", i, j, c.slot, c.pos)
+				}
+			}
+			total += len(sl.conns)
+		}
+	}
+	if total != len(in) {
+		t.Fatalf("conns in slots: got %d; want %d", total, len(in))
 	}
 }

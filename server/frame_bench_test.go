@@ -209,7 +209,7 @@ func BenchmarkPushSlot(b *testing.B) {
 				}
 				c := r.s.table.acquire(d)
 				c.phase = phaseOpen
-				slot.conns = append(slot.conns, c)
+				slot.put(c)
 				defer syscall.Close(d)
 			}
 			buf := make([]byte, n*frameLen)
@@ -299,7 +299,7 @@ func BenchmarkRevolution(b *testing.B) {
 		c := &conn{fd: fds[i%sockets], slot: -1, phase: phaseOpen}
 		w := s.workers[i%workers] // sockets is a multiple of workers: a socket has one worker
 		sl := &w.slots[(i/workers)%len(w.slots)]
-		sl.conns = append(sl.conns, c)
+		sl.put(c)
 		all[i] = c
 	}
 	buf := make([]byte, 64<<10)
@@ -329,5 +329,27 @@ func BenchmarkRevolution(b *testing.B) {
 		if c.pending() != 0 {
 			b.Fatalf("a push was queued (%d bytes): a socket buffer was too small", c.pending())
 		}
+	}
+}
+
+// BenchmarkBroadcastEmpty is a Broadcast that reaches nobody, at a 1 s and a
+// 1 h push interval: the wheel has 100 or 65,536 slots per worker, and a
+// broadcast must not pay for the empty ones.
+func BenchmarkBroadcastEmpty(b *testing.B) {
+	for _, iv := range []time.Duration{time.Second, time.Hour} {
+		b.Run(iv.String(), func(b *testing.B) {
+			s, err := New(testConfig(Config{PushInterval: iv, Workers: 2}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.closeWorkers()
+			f := NewFrame(OpText, []byte("nobody"))
+			b.ReportAllocs()
+			for b.Loop() {
+				if n := s.Broadcast(f, Reliable); n != 0 {
+					b.Fatalf("Broadcast reached %d; want 0", n)
+				}
+			}
+		})
 	}
 }

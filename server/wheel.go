@@ -48,7 +48,18 @@ type wheel struct {
 type wheelSlot struct {
 	mu    sync.Mutex
 	conns []*conn
-	_     [32]byte // keep neighbouring slot locks off one cache line
+	// n is len(conns), written under mu, read without it by Broadcast to
+	// pass empty slots without taking their locks: at a long PushInterval
+	// a worker has up to 65,536 slots, mostly empty with few connections.
+	n atomic.Int32
+	_ [28]byte // keep neighbouring slot locks off one cache line
+}
+
+// put adds c to the slot, at index c.pos. Caller holds s.mu.
+func (s *wheelSlot) put(c *conn) {
+	c.pos = int32(len(s.conns))
+	s.conns = append(s.conns, c)
+	s.n.Store(int32(len(s.conns)))
 }
 
 // wheelTick is the target slot width: fine enough for sub-tick deadline
@@ -92,8 +103,8 @@ func (wh *wheel) add(c *conn) {
 	w.nextSlot = (i + 1) % len(w.slots)
 	s := &w.slots[i]
 	s.mu.Lock()
-	c.slot, c.pos = int32(i), int32(len(s.conns))
-	s.conns = append(s.conns, c)
+	c.slot = int32(i)
+	s.put(c)
 	s.mu.Unlock()
 }
 
@@ -109,6 +120,7 @@ func (wh *wheel) remove(c *conn) {
 	moved.pos = c.pos
 	s.conns[last] = nil
 	s.conns = s.conns[:last]
+	s.n.Store(int32(last))
 	c.slot, c.pos = -1, 0
 	s.mu.Unlock()
 }
@@ -305,6 +317,11 @@ func (s *Server) broadcastTo(w *worker, f *Frame, p Policy) int {
 	n := 0
 	for i := range w.slots {
 		sl := &w.slots[i]
+		if sl.n.Load() == 0 {
+			// Empty when we look: a conn added after this is one that
+			// opened after the broadcast passed, as in a locked walk.
+			continue
+		}
 		sl.mu.Lock()
 		for _, c := range sl.conns {
 			c.mu.Lock()
