@@ -334,6 +334,32 @@ func (d dialSummary) rate() float64 {
 	return float64(d.OK) / s
 }
 
+// openPool starts the client workers for spec, waits until they have
+// dialed opt.Total connections (within dialBudget), and fails, stopping
+// them, when none opened. The caller shuts the pool down.
+func openPool(ctx context.Context, spec workerSpec, opt poolOptions, bar bool) (*pool, dialSummary, error) {
+	p, err := startPool(ctx, spec, opt)
+	if err != nil {
+		return nil, dialSummary{}, err
+	}
+	sum, err := p.waitReady(ctx, dialBudget(opt.Total, spec.DialTimeout), bar)
+	if err == nil && sum.OK == 0 {
+		err = fmt.Errorf("no connection could be opened: %v", sum.Errors)
+	}
+	if err != nil {
+		p.shutdown(3 * time.Second)
+		return nil, sum, err
+	}
+	return p, sum, nil
+}
+
+// addDialErrors counts the dialing failures of sum into errs, as "dial: …".
+func addDialErrors(errs map[string]int, sum dialSummary) {
+	for k, v := range sum.Errors {
+		errs["dial: "+k] += v
+	}
+}
+
 // waitReady aggregates progress until every worker has finished dialing,
 // drawing a progress bar on stderr when bar is true.
 func (p *pool) waitReady(ctx context.Context, timeout time.Duration, bar bool) (dialSummary, error) {

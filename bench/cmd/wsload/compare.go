@@ -702,17 +702,17 @@ func (r *compareReport) pairedLines() []string {
 		if !ok || len(p) == 0 {
 			continue
 		}
+		n := 0 // the server's successful rounds
+		for _, run := range r.Runs {
+			if run.Server == s && run.Result != nil && run.Error == "" {
+				n++
+			}
+		}
 		var parts []string
 		for _, m := range keys {
 			v, ok := p[m.Key]
 			if !ok {
 				continue
-			}
-			n := 0
-			for _, run := range r.Runs {
-				if run.Server == s && run.Result != nil && run.Error == "" {
-					n++
-				}
 			}
 			parts = append(parts, fmt.Sprintf("%s %.2f× (better than %s in %d of %d rounds)", m.Label, v, r.baseline(), r.Wins[s][m.Key], n))
 		}

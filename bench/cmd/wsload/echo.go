@@ -107,23 +107,14 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	spec := workerSpec{Mode: "echo", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: cfg.Greeting,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 32 << 10,
 		Size: cfg.Size, K: cfg.K, Text: cfg.Text}
-	p, err := startPool(ctx, spec, poolOptions{Total: cfg.C, Procs: procs, InProc: true})
+	p, sum, err := openPool(ctx, spec, poolOptions{Total: cfg.C, Procs: procs, InProc: true}, !cfg.Quiet && cfg.C >= 500)
 	if err != nil {
 		return nil, err
 	}
 	defer p.shutdown(3 * time.Second)
-	sum, err := p.waitReady(ctx, dialBudget(cfg.C, cfg.DialTimeout), !cfg.Quiet && cfg.C >= 500)
-	if err != nil {
-		return nil, err
-	}
-	if sum.OK == 0 {
-		return nil, fmt.Errorf("no connection could be opened: %v", sum.Errors)
-	}
 	res := &echoResult{Workload: "echo", Conns: cfg.C, Connected: sum.OK, Size: cfg.Size, K: cfg.K,
 		Text: cfg.Text, Procs: len(p.workers), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
-	for k, v := range sum.Errors {
-		res.Errors["dial: "+k] += v
-	}
+	addDialErrors(res.Errors, sum)
 	if err := p.broadcast(command{Cmd: "start", Warmup: cfg.Warmup, Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}

@@ -220,22 +220,13 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	spec := workerSpec{Mode: "fanout", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: true,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
 		Interval: cfg.Interval, Grace: cfg.Grace, Stamps: true}
-	p, err := startPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate})
+	p, sum, err := openPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
 	}
 	defer p.shutdown(3 * time.Second)
-	sum, err := p.waitReady(ctx, dialBudget(cfg.N, cfg.DialTimeout), !cfg.Quiet)
-	if err != nil {
-		return nil, err
-	}
 	res.Connected, res.Failed = sum.OK, sum.Fail
-	for k, v := range sum.Errors {
-		res.Errors["dial: "+k] += v
-	}
-	if sum.OK == 0 {
-		return nil, fmt.Errorf("no connection could be opened: %v", sum.Errors)
-	}
+	addDialErrors(res.Errors, sum)
 	// One broadcast passes unmeasured: dialing's after-effects settle.
 	if err := sleepCtx(ctx, cfg.Interval); err != nil {
 		return nil, err
