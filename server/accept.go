@@ -43,6 +43,10 @@ func (a *acceptor) acceptAll(lfd int) error {
 		case 0:
 			// Nagle would hold back small echoes behind unacknowledged ones.
 			syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+			// Bound what the kernel may hold for this client (Config.SendBuffer).
+			if n := a.s.cfg.SendBuffer; n > 0 {
+				syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n)
+			}
 			a.s.register(fd)
 		case syscall.EAGAIN:
 			return nil

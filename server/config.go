@@ -50,6 +50,16 @@ type Config struct {
 	// closes the connection. Default 64 KiB.
 	MaxOutbound int
 
+	// SendBuffer is the kernel's send buffer of every accepted socket
+	// (SO_SNDBUF, which the kernel doubles for its own bookkeeping). It
+	// bounds what a client that stops reading can make the machine hold
+	// for it: at most 2 × SendBuffer in the kernel plus MaxOutbound in the
+	// connection's queue. Left to autotuning, a socket grows its buffer to
+	// net.ipv4.tcp_wmem's maximum (4 MiB here) for any client that reads
+	// slowly. Default 64 KiB (see the README for the measurements behind
+	// it); negative leaves the kernel's autotuning on.
+	SendBuffer int
+
 	// HandshakeTimeout is how long a new TCP connection has, in total, to
 	// complete its HTTP request. Default 5s.
 	HandshakeTimeout time.Duration
@@ -112,6 +122,9 @@ type Config struct {
 	MaxHTTPConns int
 }
 
+// DefaultSendBuffer is Config.SendBuffer's default.
+const DefaultSendBuffer = 64 << 10
+
 // ReservedFDs is the number of descriptors the default MaxConns leaves for
 // the listener, epoll, stdio, HTTP requests and the spare accept descriptor.
 const ReservedFDs = 64
@@ -145,6 +158,9 @@ func (c Config) withDefaults() Config {
 	// comes from a size class of at most 2 GiB, so the sum must stay below
 	// 2^31.
 	c.MaxOutbound = min(c.MaxOutbound, 1<<31-1-ws.MaxHeaderSize-c.MaxMessage)
+	if c.SendBuffer == 0 {
+		c.SendBuffer = DefaultSendBuffer
+	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 5 * time.Second
 	}

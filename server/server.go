@@ -63,6 +63,11 @@ type Server struct {
 	testHookRegister func(c *conn)
 	// accept4 is the accept system call; tests make it fail on demand.
 	accept4 func(lfd int) (int, syscall.Errno)
+	// unsent reports what the kernel still holds for the peer of a
+	// descriptor (SIOCOUTQ). Tests that drive the engine over AF_UNIX
+	// pairs, where it means "not read by the peer yet" and a close leaves
+	// no orphan, replace it.
+	unsent func(fd int) int
 }
 
 // New prepares a server; Serve starts it.
@@ -78,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 		acceptStop: make(chan struct{}),
 		acceptDone: make(chan struct{}),
 		accept4:    accept4,
+		unsent:     unsent,
 	}
 	s.lfd.Store(-1)
 	s.hsList.timeout = cfg.HandshakeTimeout
@@ -287,17 +293,37 @@ func (s *Server) expireDeadlines() {
 
 // closeConn closes c's descriptor and releases everything it holds. Only the
 // worker running c calls it; c must not be touched afterwards.
-func (s *Server) closeConn(c *conn) {
+//
+// The close is abortive (a RST) when bytes for the peer are still waiting,
+// in c's queue or in the kernel's send queue: the server is giving up on
+// the client (close timeout, overflow, idle timeout, the end of Shutdown's
+// drain, a FIN while it had not read what it asked for), and a graceful
+// close would hand those bytes to an orphaned socket that keeps them, and
+// probes the peer's zero window, for as long as the peer answers. Closes
+// with nothing left for the peer stay graceful (a FIN); after a Close
+// exchange finishClosing waits for the kernel to deliver first.
+func (s *Server) closeConn(c *conn) { s.closeFD(c, false) }
+
+// closeFD is closeConn; graceful keeps the close graceful whatever is
+// still unacknowledged (Shutdown's goodbye to a client that had taken
+// everything before it).
+func (s *Server) closeFD(c *conn, graceful bool) {
 	fd := c.fd
-	s.detach(c)
+	queued := s.detach(c)
+	if !graceful && (queued > 0 || s.unsent(fd) > 0) {
+		setResetOnClose(fd)
+		s.stats.resets.Add(1)
+	}
 	syscall.Close(fd)
 }
 
 // detach releases c's state but leaves its descriptor open (for the HTTP
-// hand-off, which takes the descriptor over).
-func (s *Server) detach(c *conn) {
+// hand-off, which takes the descriptor over). It returns the bytes that
+// were still in c's outbound queue.
+func (s *Server) detach(c *conn) int {
 	c.mu.Lock()
 	c.closed = true
+	queued := c.pending()
 	out := c.out
 	c.out, c.outHead = nil, 0
 	c.mu.Unlock()
@@ -325,6 +351,7 @@ func (s *Server) detach(c *conn) {
 		}
 	}
 	s.release(c)
+	return queued
 }
 
 // release marks c dead; after this the table may hand the struct to the
@@ -405,12 +432,14 @@ var goingAway = [4]byte{0x80 | byte(ws.OpClose), 2, byte(CloseGoingAway >> 8), b
 // worker was still behind when the context ended): Close 1001 goes out
 // behind what is queued if the socket takes it all at once, and OnClose
 // reports 1001 as for the clients the drain reached. Nothing waits for the
-// peer's answer: the descriptor is closed next. Called by stop, after the
-// workers have returned.
-func (s *Server) goodbye(c *conn) {
+// peer's answer: the descriptor is closed next, gracefully when the goodbye
+// went out to a client that had taken everything before it (the result),
+// with a reset otherwise (closeConn). Called by stop, after the workers
+// have returned.
+func (s *Server) goodbye(c *conn) (graceful bool) {
 	c.mu.Lock()
 	sent := false
-	if !c.closeSent && c.flushLocked() && c.pending() == 0 {
+	if !c.closeSent && c.flushLocked() && c.pending() == 0 && s.unsent(c.fd) == 0 {
 		n, errno := writeFD(c.fd, goingAway[:], nil)
 		sent = errno == 0 && n == len(goingAway)
 	}
@@ -425,6 +454,7 @@ func (s *Server) goodbye(c *conn) {
 		c.phase = phaseClosing // detach then reports no 1006
 		s.callClose(c, CloseGoingAway)
 	}
+	return sent
 }
 
 // shutdownHTTP lets net/http finish its requests until ctx is done, then
@@ -448,11 +478,12 @@ func (s *Server) stop() {
 		<-s.wheel.done
 		s.closeWorkers() // their event loops have returned
 		s.table.each(func(c *conn) {
+			graceful := false
 			if c.phase == phaseOpen {
-				s.goodbye(c)
+				graceful = s.goodbye(c)
 			}
 			if c.phase != phaseFree {
-				s.closeConn(c)
+				s.closeFD(c, graceful)
 			}
 		})
 		s.httpLn.Close()

@@ -95,6 +95,7 @@ type counters struct {
 	tickLagNs      atomic.Int64  // lag of the last wheel tick
 	tickLagMaxNs   atomic.Int64
 	appPanics      atomic.Uint64 // App methods (and OnUpgrade) that panicked
+	resets         atomic.Uint64 // descriptors closed abortively (RST), bytes still unsent
 
 	// Data messages sent through the application's handles, from any
 	// goroutine: striped by descriptor so that senders on different cores
@@ -158,6 +159,7 @@ type Stats struct {
 	Buffered       int64         // bytes held for incomplete frames and messages (capacity)
 	BufferRefusals uint64        // connections closed with 1013 at the MaxBuffered budget
 	AppPanics      uint64        // App methods and OnUpgrade calls that panicked (connection closed with 1011 / 500)
+	Resets         uint64        // connections closed abortively (RST) because bytes for the peer were still unsent
 	TickLag        time.Duration // how late the last wheel tick ran
 	TickLagMax     time.Duration // the worst tick lag since start
 
@@ -182,6 +184,7 @@ func (s *Server) Stats() Stats {
 		Buffered:       s.buffered.Load(),
 		BufferRefusals: c.bufferRefusals.Load(),
 		AppPanics:      c.appPanics.Load(),
+		Resets:         c.resets.Load(),
 		TickLag:        time.Duration(c.tickLagNs.Load()),
 		TickLagMax:     time.Duration(c.tickLagMaxNs.Load()),
 	}

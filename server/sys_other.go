@@ -5,5 +5,9 @@ package server
 import "syscall"
 
 // accept4 is not reached on other systems: New fails first, because the
-// poller needs epoll (poller.ErrUnsupported).
+// poller needs epoll (poller.ErrUnsupported). Nor are the rest.
 func accept4(int) (int, syscall.Errno) { return -1, syscall.ENOTSUP }
+
+func unsent(int) int      { return 0 }
+func unread(int) int      { return 0 }
+func setResetOnClose(int) {}

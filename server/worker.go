@@ -357,11 +357,15 @@ func (w *worker) scanClosing(c *conn, data []byte) {
 
 // finishClosing ends a turn in phaseClosing. With our Close frame out and
 // the peer's Close received, the server closes the TCP connection at once
-// ([RFC6455 7.1.1]: the server SHOULD close it first). With our Close out
-// but no answer yet, it half-closes: the FIN follows the Close frame, and
-// the peer's Close, its FIN, or the close timeout ends it. Closing outright
-// while the peer may still be sending would answer with a RST, which can
-// destroy our Close frame in flight. It returns false to close now.
+// ([RFC6455 7.1.1]: the server SHOULD close it first) if the kernel has
+// delivered everything; if it still holds bytes for the peer (our Close
+// among them), the server half-closes and closes at the peer's FIN, or
+// resets at the close timeout (closeConn), so that no orphaned socket is
+// left holding them. With our Close out but no answer yet, it half-closes:
+// the FIN follows the Close frame, and the peer's Close, its FIN, or the
+// close timeout ends it. Closing outright while the peer may still be
+// sending would answer with a RST, which can destroy our Close frame in
+// flight. It returns false to close now.
 func (w *worker) finishClosing(c *conn) bool {
 	c.mu.Lock()
 	empty := c.pending() == 0
@@ -369,7 +373,7 @@ func (w *worker) finishClosing(c *conn) bool {
 	switch {
 	case !empty:
 		return true // EventWrite brings us back when the queue drains
-	case c.peerClosed:
+	case c.peerClosed && w.s.unsent(c.fd) == 0:
 		return false
 	case !c.wrShut:
 		c.wrShut = true
