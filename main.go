@@ -46,6 +46,8 @@ func run(args []string) error {
 	maxBuffered := fs.Int("max-buffered", 256<<20, "bytes held, over all connections, for frames and messages not yet complete; a client whose next chunk would pass it is closed with 1013")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns(), "connection cap (beyond it the upgrade answers 503); default: open-file limit less reserve")
 	maxOut := fs.Int("max-outbound", 64<<10, "bytes one connection may have waiting to be sent; past it pushes are skipped and an echo closes the client")
+	sndbuf := fs.Int("sndbuf", server.DefaultSendBuffer, "kernel send buffer of every connection (SO_SNDBUF; the kernel doubles it): bounds what a client that stops reading makes the machine hold; negative: kernel autotuning (up to tcp_wmem max)")
+	rcvbuf := fs.Int("rcvbuf", server.DefaultRecvBuffer, "kernel receive buffer of every connection (SO_RCVBUF; the kernel doubles it): bounds what fast senders make the machine hold while the workers are behind; negative: kernel autotuning (up to tcp_rmem max)")
 	hsTimeout := fs.Duration("handshake-timeout", 5*time.Second, "time a new connection has, in total, to complete its HTTP request")
 	idle := fs.Duration("idle-timeout", 60*time.Second, "ping a connection silent this long; close it if silent as long again (0 or less: off)")
 	closeTimeout := fs.Duration("close-timeout", 2*time.Second, "how long to wait for the peer's answer to our Close")
@@ -76,6 +78,8 @@ func run(args []string) error {
 		MaxBuffered:      *maxBuffered,
 		MaxConns:         *maxConns,
 		MaxOutbound:      *maxOut,
+		SendBuffer:       *sndbuf,
+		RecvBuffer:       *rcvbuf,
 		HandshakeTimeout: *hsTimeout,
 		IdleTimeout:      idleFlag(*idle),
 		CloseTimeout:     *closeTimeout,
@@ -96,7 +100,7 @@ func run(args []string) error {
 	cfg := srv.Config()
 	log.Info("wsmill started", "addr", ln.Addr().String(), "push_interval", cfg.PushInterval,
 		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_buffered", cfg.MaxBuffered, "max_conns", cfg.MaxConns,
-		"max_outbound", cfg.MaxOutbound, "handshake_timeout", cfg.HandshakeTimeout,
+		"max_outbound", cfg.MaxOutbound, "sndbuf", cfg.SendBuffer, "rcvbuf", cfg.RecvBuffer, "handshake_timeout", cfg.HandshakeTimeout,
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
 		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns, "gomaxprocs", procs)
 	if len(cfg.Origins) == 0 {

@@ -47,6 +47,9 @@ func (a *acceptor) acceptAll(lfd int) error {
 			if n := a.s.cfg.SendBuffer; n > 0 {
 				syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n)
 			}
+			if n := a.s.cfg.RecvBuffer; n > 0 {
+				syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+			}
 			a.s.register(fd)
 		case syscall.EAGAIN:
 			return nil

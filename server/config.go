@@ -60,6 +60,17 @@ type Config struct {
 	// it); negative leaves the kernel's autotuning on.
 	SendBuffer int
 
+	// RecvBuffer is the kernel's receive buffer of every accepted socket
+	// (SO_RCVBUF, doubled by the kernel likewise). The workers read every
+	// socket as soon as it is readable, so what a client makes the kernel
+	// hold here lasts only while the workers are behind; but autotuning
+	// grows the buffer of a fast sender up to net.ipv4.tcp_rmem's maximum
+	// (32 MiB here), and many fast senders at once can hold that much each.
+	// Default 64 KiB, which the kernel doubles to its usual starting size
+	// (tcp_rmem's default, 128 KiB) and then keeps from growing; negative
+	// leaves the kernel's autotuning on.
+	RecvBuffer int
+
 	// HandshakeTimeout is how long a new TCP connection has, in total, to
 	// complete its HTTP request. Default 5s.
 	HandshakeTimeout time.Duration
@@ -125,6 +136,9 @@ type Config struct {
 // DefaultSendBuffer is Config.SendBuffer's default.
 const DefaultSendBuffer = 64 << 10
 
+// DefaultRecvBuffer is Config.RecvBuffer's default.
+const DefaultRecvBuffer = 64 << 10
+
 // ReservedFDs is the number of descriptors the default MaxConns leaves for
 // the listener, epoll, stdio, HTTP requests and the spare accept descriptor.
 const ReservedFDs = 64
@@ -160,6 +174,9 @@ func (c Config) withDefaults() Config {
 	c.MaxOutbound = min(c.MaxOutbound, 1<<31-1-ws.MaxHeaderSize-c.MaxMessage)
 	if c.SendBuffer == 0 {
 		c.SendBuffer = DefaultSendBuffer
+	}
+	if c.RecvBuffer == 0 {
+		c.RecvBuffer = DefaultRecvBuffer
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 5 * time.Second

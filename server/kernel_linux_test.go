@@ -318,3 +318,71 @@ func TestCleanCloseIsGraceful(t *testing.T) {
 		t.Errorf("Stats().Resets after clean closes: got %d; want 0", got)
 	}
 }
+
+// sinkApp drops every message; "stall" holds the worker until release is
+// closed.
+type sinkApp struct {
+	echoApp
+	stalled, release chan struct{}
+}
+
+func (a *sinkApp) OnMessage(c Conn, op Opcode, p []byte) {
+	if string(p) == "stall" {
+		close(a.stalled)
+		<-a.release
+	}
+}
+
+// TestFastSenderHoldsBoundedKernelMemory: a client that sends as fast as it
+// can grows an autotuned receive buffer (the server drains it quickly);
+// when the worker then falls behind, everything the window allowed waits
+// in the kernel. RecvBuffer bounds it.
+func TestFastSenderHoldsBoundedKernelMemory(t *testing.T) {
+	app := &sinkApp{stalled: make(chan struct{}), release: make(chan struct{})}
+	cfg := rawConfig()
+	cfg.App, cfg.Workers = app, 1
+	cfg.MaxBuffered = 1 << 30
+	s, addr := startServer(t, cfg)
+	port := portOf(t, addr)
+	rcvbuf := s.Config().RecvBuffer
+
+	rc := rawDial(t, addr)
+	rc.write([]byte(rawUpgradeRequest()))
+	rc.expectUpgraded(rawKey)
+	rc.expectGreeting()
+	frame := rawFrame(rawOpBinary, true, make([]byte, 60000), true)
+	tc := rc.nc.(*net.TCPConn)
+	// Grow the window: 64 MiB as fast as the server takes it.
+	tc.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	for sent := 0; sent < 64<<20; sent += len(frame) {
+		if _, err := tc.Write(frame); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	rc.write(rawFrame(rawOpText, true, []byte("stall"), true))
+	<-app.stalled
+	// The worker is stuck: whatever the client writes now waits in the
+	// server's receive queue, as far as the window lets it.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tc.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		for {
+			if _, err := tc.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	<-done
+	peak := 0
+	for _, sk := range procTCP(t, port) {
+		peak = max(peak, sk.rxQueue)
+	}
+	close(app.release)
+	if limit := 2 * rcvbuf; peak > limit {
+		t.Errorf("unread bytes on the server socket while its worker is behind: got %d; want at most %d (2 × RecvBuffer %d)", peak, limit, rcvbuf)
+	}
+	if peak == 0 {
+		t.Errorf("unread bytes on the server socket while its worker is behind: got 0; the test did not fill it")
+	}
+}
