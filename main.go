@@ -17,7 +17,6 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +40,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("wsmill", flag.ContinueOnError)
 	addr := fs.String("addr", ":8080", "listen address")
 	push := fs.Duration("push-interval", 5*time.Second, "time push period")
-	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "event loops (one epoll instance and goroutine each)")
+	workers := fs.Int("workers", server.DefaultWorkers(), "event loops (one epoll instance and goroutine each); default one per core")
 	maxMsg := fs.Int("max-message", 1<<20, "largest accepted message in bytes")
 	maxBuffered := fs.Int("max-buffered", 256<<20, "bytes held, over all connections, for frames and messages not yet complete; a client whose next chunk would pass it is closed with 1013")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns(), "connection cap (beyond it the upgrade answers 503); default: open-file limit less reserve")

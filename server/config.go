@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -22,10 +21,11 @@ type Config struct {
 
 	// Workers is the number of event loops (workers), each with its own
 	// epoll instance and goroutine; a connection belongs to worker
-	// fd % Workers for its whole life. Default runtime.GOMAXPROCS(0).
-	// Run the process with GOMAXPROCS at least Workers + 1 (SetProcs
-	// gives cores + Workers): a waiting worker holds a P; see "Processors"
-	// in the package documentation.
+	// fd % Workers for its whole life. Default DefaultWorkers(): one per
+	// core (the runtime's default GOMAXPROCS), the same before and after
+	// SetProcs. Run the process with GOMAXPROCS at least Workers + 1
+	// (SetProcs gives cores + Workers): a waiting worker holds a P; see
+	// "Processors" in the package documentation.
 	Workers int
 
 	// MaxMessage is the largest accepted message (the whole message, not one
@@ -137,7 +137,7 @@ func (c Config) withDefaults() Config {
 		c.PushInterval = 5 * time.Second
 	}
 	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0)
+		c.Workers = DefaultWorkers()
 	}
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = 1 << 20
