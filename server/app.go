@@ -39,7 +39,11 @@ type App interface {
 	// (CloseNoStatus for an empty Close), with the code the server sent
 	// when it closed (protocol errors, limits, Conn.Close, shutdown's
 	// CloseGoingAway), or CloseAbnormal when the connection just ended.
-	// From then on every send on c reports Closed.
+	// From then on every send on c (and Close) reports Closed, but c still
+	// reads what the connection carried, whatever the cause (a reset
+	// included): Value and RemoteAddr, so that the application can find
+	// its state for c. Once OnClose has returned and the connection is
+	// gone they are zero.
 	OnClose(c Conn, code CloseCode)
 }
 

@@ -118,7 +118,12 @@
 // A Conn handle names a connection, not a descriptor: (conn struct,
 // generation), checked under the conn's lock, so a handle kept after its
 // connection closed, even once the kernel reused the number, reports
-// Closed and never reaches the next client. Sends take any goroutine and
+// Closed and never reaches the next client. Two states are checked: sends
+// need the connection live (conn.closed unset, and no Close sent), the
+// value and the peer's address only the generation, so OnClose reads
+// them whatever ended the connection; detach clears them once OnClose has
+// returned. The address is the one accept4 returned, kept in the conn: a
+// reset socket has none left to ask for. Sends take any goroutine and
 // never block; each says what happened (Written, Queued, Skipped, Closed)
 // under its Policy: Reliable frames queue to Config.MaxOutbound and then
 // close the client with 1008; LatestOnly frames are skipped while the

@@ -385,11 +385,11 @@ func TestAcceptRetriesAfterError(t *testing.T) {
 				t.Fatal(err)
 			}
 			var armed, failed atomic.Int32
-			s.accept4 = func(lfd int) (int, syscall.Errno) {
+			s.accept4 = func(lfd int, sa *syscall.RawSockaddrAny) (int, syscall.Errno) {
 				if armed.Load() == 1 && failed.CompareAndSwap(0, 1) {
 					return -1, errno
 				}
-				return accept4(lfd)
+				return accept4(lfd, sa)
 			}
 			addr := serveOn(t, s)
 			// Once a first client is served the loop waits for an edge.
