@@ -92,8 +92,10 @@ type Config struct {
 	// runs on a worker and must not block. It returns a value attached to
 	// the connection (Conn.Value) and 0 to accept, or an HTTP status
 	// (300-599; 401, 403, 429, ...) to refuse: the client gets that status
-	// and the refusal is counted (reason "app"). Everything in the Request
-	// is valid only during the call.
+	// and the refusal is counted (reason "app"). Any other status is a bug:
+	// the client gets 500, the refusal is counted the same, and OnError
+	// says which status came back. Everything in the Request is valid only
+	// during the call.
 	OnUpgrade func(r *Request) (value any, status int)
 
 	// Pushes are sent to every open connection once per PushInterval by
