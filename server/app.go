@@ -18,7 +18,8 @@ import (
 // a lock held for long); hand slow work to a goroutine of your own and send
 // from there. A method that panics closes its connection with 1011
 // (Internal Error); the panic is counted and reported through
-// Config.OnError, and every other connection carries on.
+// Config.OnError as a *PanicError (with the connection and the stack), and
+// every other connection carries on.
 type App interface {
 	// OnOpen is called once per connection, after the upgrade and before
 	// any message or periodic push (Config.Pushes). It may send (a

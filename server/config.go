@@ -107,8 +107,11 @@ type Config struct {
 	Handler http.Handler
 
 	// OnError reports errors the server recovers from by itself (a failed
-	// accept, an HTTP hand-off that failed). It is called from internal
-	// goroutines and must not block. Default: ignore.
+	// accept, an HTTP hand-off that failed) and the application's own: a
+	// panic in a callback (a *PanicError: which callback, the connection,
+	// the value and the stack) or an OnUpgrade status that is no refusal.
+	// It is called from internal goroutines, a worker's included, and must
+	// not block. Default: ignore.
 	OnError func(error)
 
 	// HTTPTimeout bounds writing the response to a plain HTTP request (one

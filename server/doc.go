@@ -111,7 +111,8 @@
 // on the workers. They must not block: a worker serves many connections.
 // OnMessage's payload is borrowed until it returns (no copy for a frame
 // that arrived whole). A panic is recovered, counted, reported through
-// Config.OnError, and closes that connection with 1011. OnClose for
+// Config.OnError (a *PanicError: callback, connection, value, stack), and
+// closes that connection with 1011. OnClose for
 // connections still open when Shutdown's context ends runs on the
 // goroutine calling Shutdown.
 //

@@ -64,7 +64,7 @@ func (w *worker) callUpgrade(hook func(*Request) (any, int)) (value any, status 
 	defer func() {
 		if r := recover(); r != nil {
 			w.s.stats.appPanics.Add(1)
-			w.s.cfg.OnError(fmt.Errorf("server: OnUpgrade panic: %v", r))
+			w.s.cfg.OnError(w.s.panicError("OnUpgrade", w.hsrw.c, r))
 			value, status = nil, http.StatusInternalServerError
 		}
 	}()
