@@ -80,7 +80,7 @@ func run(args []string) error {
 		CloseTimeout:     *closeTimeout,
 		Origins:          origins,
 		Handler:          mux,
-		OnError:          func(err error) { log.Warn("server", "err", err) },
+		OnError:          func(err error) { logServerError(log, err) },
 
 		HTTPTimeout:  *httpTimeout,
 		MaxHTTPConns: *maxHTTP,
@@ -138,6 +138,19 @@ func run(args []string) error {
 
 // originList is a repeatable flag that also takes comma-separated lists.
 type originList []string
+
+// logServerError logs what the server reports through Config.OnError: an
+// application panic at error level with its fields (the stack as one
+// attribute, not a line per frame), anything else as a warning.
+func logServerError(log *slog.Logger, err error) {
+	var pe *server.PanicError
+	if errors.As(err, &pe) {
+		log.Error("application panic", "callback", pe.Callback, "fd", pe.FD,
+			"remote", pe.RemoteAddr.String(), "value", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		return
+	}
+	log.Warn("server", "err", err)
+}
 
 func (o *originList) String() string { return strings.Join(*o, ",") }
 
