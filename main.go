@@ -17,7 +17,6 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +40,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("wsmill", flag.ContinueOnError)
 	addr := fs.String("addr", ":8080", "listen address")
 	push := fs.Duration("push-interval", 5*time.Second, "time push period")
-	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "event loops (one epoll instance and goroutine each)")
+	workers := fs.Int("workers", server.DefaultWorkers(), "event loops (one epoll instance and goroutine each); default one per core")
 	maxMsg := fs.Int("max-message", 1<<20, "largest accepted message in bytes")
 	maxBuffered := fs.Int("max-buffered", 256<<20, "bytes held, over all connections, for frames and messages not yet complete; a client whose next chunk would pass it is closed with 1013")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns(), "connection cap (beyond it the upgrade answers 503); default: open-file limit less reserve")
@@ -85,7 +84,7 @@ func run(args []string) error {
 		CloseTimeout:     *closeTimeout,
 		Origins:          origins,
 		Handler:          mux,
-		OnError:          func(err error) { log.Warn("server", "err", err) },
+		OnError:          func(err error) { logServerError(log, err) },
 
 		HTTPTimeout:  *httpTimeout,
 		MaxHTTPConns: *maxHTTP,
@@ -143,6 +142,19 @@ func run(args []string) error {
 
 // originList is a repeatable flag that also takes comma-separated lists.
 type originList []string
+
+// logServerError logs what the server reports through Config.OnError: an
+// application panic at error level with its fields (the stack as one
+// attribute, not a line per frame), anything else as a warning.
+func logServerError(log *slog.Logger, err error) {
+	var pe *server.PanicError
+	if errors.As(err, &pe) {
+		log.Error("application panic", "callback", pe.Callback, "fd", pe.FD,
+			"remote", pe.RemoteAddr.String(), "value", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		return
+	}
+	log.Warn("server", "err", err)
+}
 
 func (o *originList) String() string { return strings.Join(*o, ",") }
 

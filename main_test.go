@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +134,28 @@ func TestRunBadFlag(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "bogus") {
 		t.Errorf("run(-bogus) = %v; want an error naming the flag", err)
+	}
+}
+
+// TestLogServerError: an application panic is logged at error level with
+// its fields and the stack as one attribute; other reports as warnings.
+func TestLogServerError(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	pe := &server.PanicError{Callback: "OnMessage", FD: 9, RemoteAddr: netip.MustParseAddrPort("127.0.0.1:4000"),
+		Value: "boom", Stack: []byte("goroutine 7 [running]:\nmain.f()\n")}
+	logServerError(log, fmt.Errorf("wrapped: %w", pe))
+	logServerError(log, errors.New("accept4: no buffer space"))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d log lines %q; want 2 (the stack inside the first)", len(lines), lines)
+	}
+	for _, want := range []string{"level=ERROR", `msg="application panic"`, "callback=OnMessage", "fd=9", "remote=127.0.0.1:4000", "value=boom", `stack="goroutine 7 [running]:\nmain.f()\n"`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("panic line %q: want %s", lines[0], want)
+		}
+	}
+	if !strings.Contains(lines[1], "level=WARN") || !strings.Contains(lines[1], "no buffer space") {
+		t.Errorf("other line %q: want a warning with the error", lines[1])
 	}
 }

@@ -12,7 +12,8 @@ import (
 // so Shutdown can interrupt it by closing the listener.
 type acceptor struct {
 	s     *Server
-	spare int // a descriptor kept open to be given up when the limit is hit
+	spare int                    // a descriptor kept open to be given up when the limit is hit
+	sa    syscall.RawSockaddrAny // accept4 writes the peer's address here
 }
 
 func newAcceptor(s *Server) *acceptor {
@@ -38,7 +39,7 @@ func (a *acceptor) close() {
 // non-recoverable error happens (returned).
 func (a *acceptor) acceptAll(lfd int) error {
 	for {
-		fd, errno := a.s.accept4(lfd)
+		fd, errno := a.s.accept4(lfd, &a.sa)
 		switch errno {
 		case 0:
 			// Nagle would hold back small echoes behind unacknowledged ones.
@@ -50,7 +51,7 @@ func (a *acceptor) acceptAll(lfd int) error {
 			if n := a.s.cfg.RecvBuffer; n > 0 {
 				syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
 			}
-			a.s.register(fd)
+			a.s.register(fd, &a.sa)
 		case syscall.EAGAIN:
 			return nil
 		case syscall.EINTR, syscall.ECONNABORTED, syscall.EPROTO, syscall.EPERM:
@@ -64,7 +65,7 @@ func (a *acceptor) acceptAll(lfd int) error {
 				return os.NewSyscallError("accept4", errno)
 			}
 			syscall.Close(a.spare)
-			if fd, errno := a.s.accept4(lfd); errno == 0 {
+			if fd, errno := a.s.accept4(lfd, nil); errno == 0 {
 				syscall.Close(fd)
 				a.s.stats.reject(RejectFDLimit)
 			}

@@ -18,7 +18,8 @@ import (
 // a lock held for long); hand slow work to a goroutine of your own and send
 // from there. A method that panics closes its connection with 1011
 // (Internal Error); the panic is counted and reported through
-// Config.OnError, and every other connection carries on.
+// Config.OnError as a *PanicError (with the connection and the stack), and
+// every other connection carries on.
 type App interface {
 	// OnOpen is called once per connection, after the upgrade and before
 	// any message or periodic push (Config.Pushes). It may send (a
@@ -39,7 +40,11 @@ type App interface {
 	// (CloseNoStatus for an empty Close), with the code the server sent
 	// when it closed (protocol errors, limits, Conn.Close, shutdown's
 	// CloseGoingAway), or CloseAbnormal when the connection just ended.
-	// From then on every send on c reports Closed.
+	// From then on every send on c (and Close) reports Closed, but c still
+	// reads what the connection carried, whatever the cause (a reset
+	// included): Value and RemoteAddr, so that the application can find
+	// its state for c. Once OnClose has returned and the connection is
+	// gone they are zero.
 	OnClose(c Conn, code CloseCode)
 }
 

@@ -160,7 +160,7 @@ func TestAppPanic(t *testing.T) {
 	cfg := rawConfig()
 	cfg.App = app
 	cfg.OnError = func(err error) {
-		if strings.Contains(err.Error(), "application panic: boom") {
+		if pe := (*PanicError)(nil); errors.As(err, &pe) && pe.Callback == "OnMessage" && pe.Value == "boom" {
 			reported.Add(1)
 		}
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"unsafe"
 
 	"github.com/gobwas/ws"
@@ -19,13 +18,13 @@ func (s *Server) handle(c *conn) Conn { return Conn{s: s, c: c, gen: c.gen} }
 
 // callOpen, callMessage and callClose report whether the method panicked.
 func (s *Server) callOpen(c *conn) (panicked bool) {
-	defer s.recoverApp(&panicked)
+	defer s.recoverApp("OnOpen", c, &panicked)
 	s.app.OnOpen(s.handle(c))
 	return false
 }
 
 func (s *Server) callMessage(c *conn, op Opcode, payload []byte) (panicked bool) {
-	defer s.recoverApp(&panicked)
+	defer s.recoverApp("OnMessage", c, &panicked)
 	s.app.OnMessage(s.handle(c), op, payload)
 	return false
 }
@@ -33,19 +32,20 @@ func (s *Server) callMessage(c *conn, op Opcode, payload []byte) (panicked bool)
 // callClose: a panic in OnClose is counted and reported; the connection is
 // closing already.
 func (s *Server) callClose(c *conn, code CloseCode) (panicked bool) {
-	defer s.recoverApp(&panicked)
+	defer s.recoverApp("OnClose", c, &panicked)
 	s.app.OnClose(s.handle(c), code)
 	return false
 }
 
-// recoverApp contains a panic in an App method: counted, reported through
-// Config.OnError, and the connection closed with 1011 by the caller; the
-// other connections of this worker never notice.
-func (s *Server) recoverApp(panicked *bool) {
+// recoverApp contains a panic in an application callback run for c (nil
+// when none): counted, reported through Config.OnError as a *PanicError,
+// and the connection closed with 1011 by the caller; the other
+// connections of this worker never notice.
+func (s *Server) recoverApp(callback string, c *conn, panicked *bool) {
 	if r := recover(); r != nil {
 		*panicked = true
 		s.stats.appPanics.Add(1)
-		s.cfg.OnError(fmt.Errorf("server: application panic: %v", r))
+		s.cfg.OnError(s.panicError(callback, c, r))
 	}
 }
 

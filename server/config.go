@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -22,10 +21,11 @@ type Config struct {
 
 	// Workers is the number of event loops (workers), each with its own
 	// epoll instance and goroutine; a connection belongs to worker
-	// fd % Workers for its whole life. Default runtime.GOMAXPROCS(0).
-	// Run the process with GOMAXPROCS at least Workers + 1 (SetProcs
-	// gives cores + Workers): a waiting worker holds a P; see "Processors"
-	// in the package documentation.
+	// fd % Workers for its whole life. Default DefaultWorkers(): one per
+	// core (the runtime's default GOMAXPROCS), the same before and after
+	// SetProcs. Run the process with GOMAXPROCS at least Workers + 1
+	// (SetProcs gives cores + Workers): a waiting worker holds a P; see
+	// "Processors" in the package documentation.
 	Workers int
 
 	// MaxMessage is the largest accepted message (the whole message, not one
@@ -103,8 +103,10 @@ type Config struct {
 	// runs on a worker and must not block. It returns a value attached to
 	// the connection (Conn.Value) and 0 to accept, or an HTTP status
 	// (300-599; 401, 403, 429, ...) to refuse: the client gets that status
-	// and the refusal is counted (reason "app"). Everything in the Request
-	// is valid only during the call.
+	// and the refusal is counted (reason "app"). Any other status is a bug:
+	// the client gets 500, the refusal is counted the same, and OnError
+	// says which status came back. Everything in the Request is valid only
+	// during the call.
 	OnUpgrade func(r *Request) (value any, status int)
 
 	// Pushes are sent to every open connection once per PushInterval by
@@ -116,8 +118,11 @@ type Config struct {
 	Handler http.Handler
 
 	// OnError reports errors the server recovers from by itself (a failed
-	// accept, an HTTP hand-off that failed). It is called from internal
-	// goroutines and must not block. Default: ignore.
+	// accept, an HTTP hand-off that failed) and the application's own: a
+	// panic in a callback (a *PanicError: which callback, the connection,
+	// the value and the stack) or an OnUpgrade status that is no refusal.
+	// It is called from internal goroutines, a worker's included, and must
+	// not block. Default: ignore.
 	OnError func(error)
 
 	// HTTPTimeout bounds writing the response to a plain HTTP request (one
@@ -151,7 +156,7 @@ func (c Config) withDefaults() Config {
 		c.PushInterval = 5 * time.Second
 	}
 	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0)
+		c.Workers = DefaultWorkers()
 	}
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = 1 << 20

@@ -48,9 +48,10 @@ import (
 // and register schedules the conn itself if any arrived, once it is idle.
 type conn struct {
 	// Fields are ordered by size within each group and the groups arranged
-	// so that padding stays small: the struct is 240 bytes, a malloc size
-	// class (234 bytes of fields; at a million connections every 16 bytes
-	// is 16 MB).
+	// so that padding stays small: the struct is 256 bytes, a malloc size
+	// class (254 bytes of fields; at a million connections every 16 bytes
+	// is 16 MB). It was 240 until the peer's address (19 bytes) had to be
+	// kept for OnClose; the 2 bytes left are room for a subprotocol index.
 
 	fd    int
 	gen   uint32 // changes (under mu) each time the struct is reused; see Conn
@@ -79,20 +80,28 @@ type conn struct {
 	peerClosed bool // closing: the peer's Close frame has arrived
 	alignedIn  bool // closing: input is at a frame boundary (clean close)
 
-	// Write state, guarded by mu (closed, closeSent and closeCode sit
-	// before mu only to fill what would be padding).
+	// Write state, guarded by mu (closed, closeSent, closeCode and
+	// peerFam sit before mu only to fill what would be padding).
 	closed    bool   // fd is about to be or has been closed: write nothing
 	closeSent bool   // our Close frame is written or queued: nothing may follow
 	closeCode uint16 // the code of our Close frame, for OnClose
 	opening   bool   // in the wheel, OnOpen still running: no periodic push yet
+	peerFam   uint8  // 4 or 6: peerIP and peerPort hold the peer's address; 0: none
 
 	// Wheel links, guarded by the slot's lock.
 	slot int32 // -1 when not in the wheel
 	pos  int32
 
-	mu        sync.Mutex
-	value     *any    // what Config.OnUpgrade attached (nil: none); guarded by mu
-	outHead   int32   // (*out)[outHead:] is pending; < MaxOutbound+MaxMessage+header
+	mu      sync.Mutex
+	value   *any  // what Config.OnUpgrade attached (nil: none); guarded by mu
+	outHead int32 // (*out)[outHead:] is pending; < MaxOutbound+MaxMessage+header
+	// The peer's address as accept4(2) returned it (IPv4 in peerIP[:4]),
+	// guarded by mu: set by register, cleared by detach after OnClose.
+	// Kept here because the socket cannot give it back once the peer has
+	// reset the connection (getpeername(2): ENOTCONN), and OnClose must
+	// still see it.
+	peerPort  uint16
+	peerIP    [16]byte
 	out       *[]byte // pooled outbound queue
 	outTotal  uint64  // bytes ever appended to the queue
 	outDone   uint64  // bytes ever flushed from the queue

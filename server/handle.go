@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
-	"syscall"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -26,13 +25,29 @@ type Conn struct {
 }
 
 // lock takes h's conn lock when h still names the live connection and
-// reports whether it did; the caller then unlocks.
+// reports whether it did; the caller then unlocks. Sends take it.
 func (h Conn) lock() bool {
+	if !h.lockGen() {
+		return false
+	}
+	if !h.c.closed {
+		return true
+	}
+	h.c.mu.Unlock()
+	return false
+}
+
+// lockGen takes h's conn lock when h names the connection, live or being
+// closed (its descriptor may be gone, OnClose may be running), and reports
+// whether it did. What the connection carried (value, address) stays
+// readable through it until detach clears it after OnClose; another
+// client's, once the struct is reused, never (the generation differs).
+func (h Conn) lockGen() bool {
 	if h.c == nil {
 		return false
 	}
 	h.c.mu.Lock()
-	if h.c.gen == h.gen && !h.c.closed {
+	if h.c.gen == h.gen {
 		return true
 	}
 	h.c.mu.Unlock()
@@ -83,9 +98,10 @@ func (h Conn) Close(code CloseCode, reason string) SendResult {
 }
 
 // Value is what Config.OnUpgrade attached to the connection (nil when
-// none, or when the connection is gone).
+// none). It stays readable in OnClose, whatever ended the connection, and
+// is nil once OnClose has returned and the connection is gone.
 func (h Conn) Value() any {
-	if !h.lock() {
+	if !h.lockGen() {
 		return nil
 	}
 	var v any
@@ -107,23 +123,28 @@ func (h Conn) Pending() int {
 	return n
 }
 
-// RemoteAddr is the client's address (the zero AddrPort once the
-// connection is gone).
+// RemoteAddr is the client's address, as accept(2) gave it: an IPv4
+// client of a dual-stack listener has its IPv4-mapped IPv6 address (Unmap
+// it to compare with IPv4 addresses), and an IPv6 zone is not kept. Like
+// Value it stays readable in OnClose, even after a reset, and is the zero
+// AddrPort once the connection is gone.
 func (h Conn) RemoteAddr() netip.AddrPort {
-	if !h.lock() {
+	if !h.lockGen() {
 		return netip.AddrPort{}
 	}
-	// Under the lock: the descriptor cannot be closed meanwhile.
-	sa, err := syscall.Getpeername(h.c.fd)
+	a := h.c.remoteAddr()
 	h.c.mu.Unlock()
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	switch a := sa.(type) {
-	case *syscall.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *syscall.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+	return a
+}
+
+// remoteAddr is c's peer address. Caller holds c.mu, or is the worker
+// running c (which alone writes it after register).
+func (c *conn) remoteAddr() netip.AddrPort {
+	switch c.peerFam {
+	case 4:
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(c.peerIP[:4])), c.peerPort)
+	case 6:
+		return netip.AddrPortFrom(netip.AddrFrom16(c.peerIP), c.peerPort)
 	}
 	return netip.AddrPort{}
 }

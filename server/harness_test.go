@@ -29,6 +29,12 @@ func serveOn(t testing.TB, s *Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveListener(t, s, ln)
+}
+
+// serveListener is serveOn on a listener of the test's choosing.
+func serveListener(t testing.TB, s *Server, ln net.Listener) string {
+	t.Helper()
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	t.Cleanup(func() {

@@ -62,7 +62,7 @@ type Server struct {
 	// the table handed out c and before c's descriptor joins the poller.
 	testHookRegister func(c *conn)
 	// accept4 is the accept system call; tests make it fail on demand.
-	accept4 func(lfd int) (int, syscall.Errno)
+	accept4 func(lfd int, sa *syscall.RawSockaddrAny) (int, syscall.Errno)
 	// unsent reports what the kernel still holds for the peer of a
 	// descriptor (SIOCOUTQ). Tests that drive the engine over AF_UNIX
 	// pairs, where it means "not read by the peer yet" and a close leaves
@@ -226,15 +226,18 @@ func (s *Server) start() {
 	}()
 }
 
-// register takes ownership of a freshly accepted non-blocking socket. The
-// conn stays in schedSetup (see table.go) until every field is written;
-// only then may a worker run it.
-func (s *Server) register(fd int) {
+// register takes ownership of a freshly accepted non-blocking socket whose
+// peer address accept4 wrote in sa. The conn stays in schedSetup (see
+// table.go) until every field is written; only then may a worker run it.
+func (s *Server) register(fd int, sa *syscall.RawSockaddrAny) {
 	c := s.table.acquire(fd)
 	if c == nil { // descriptor number beyond the table: cannot track it
 		syscall.Close(fd)
 		return
 	}
+	c.mu.Lock() // a stale handle may be looking (and finding another gen)
+	c.setPeer(sa)
+	c.mu.Unlock()
 	if s.testHookRegister != nil {
 		s.testHookRegister(c)
 	}
@@ -340,9 +343,16 @@ func (s *Server) detach(c *conn) int {
 		s.clList.remove(c)
 	}
 	if wasOpen {
-		// Ended without a Close: 1006 ([RFC6455 7.1.5]).
+		// Ended without a Close: 1006 ([RFC6455 7.1.5]). Sends fail
+		// (closed is set), but the handle still reads the value and
+		// the address.
 		s.callClose(c, CloseAbnormal)
 	}
+	// OnClose has had its look: from now on a handle kept by the
+	// application sees the zero values, and the value can be collected.
+	c.mu.Lock()
+	c.value, c.peerFam = nil, 0
+	c.mu.Unlock()
 	s.resetRead(c)
 	if c.registered {
 		c.registered = false

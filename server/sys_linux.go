@@ -7,10 +7,16 @@ import (
 	"unsafe"
 )
 
-// accept4 is accept4(2) without the peer address (syscall.Accept4 would
-// allocate a Sockaddr for it). The socket comes back non-blocking.
-func accept4(lfd int) (int, syscall.Errno) {
-	r, _, errno := syscall.Syscall6(syscall.SYS_ACCEPT4, uintptr(lfd), 0, 0,
+// accept4 is accept4(2) writing the peer's address into sa (nil: not
+// wanted). syscall.Accept4 would allocate a Sockaddr for it. The socket
+// comes back non-blocking.
+func accept4(lfd int, sa *syscall.RawSockaddrAny) (int, syscall.Errno) {
+	n := uint32(syscall.SizeofSockaddrAny)
+	var p, np uintptr
+	if sa != nil {
+		p, np = uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&n))
+	}
+	r, _, errno := syscall.Syscall6(syscall.SYS_ACCEPT4, uintptr(lfd), p, np,
 		syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
 	return int(r), errno
 }
@@ -44,4 +50,26 @@ func unread(fd int) int { return sockQueue(fd, siocINQ) }
 // so no orphaned socket keeps the bytes (SO_LINGER with a zero timeout).
 func setResetOnClose(fd int) {
 	syscall.SetsockoptLinger(fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
+}
+
+// setPeer records the address accept4 wrote in sa as c's peer (none for a
+// family other than IPv4 and IPv6). Caller holds c.mu.
+func (c *conn) setPeer(sa *syscall.RawSockaddrAny) {
+	c.peerFam = 0
+	switch sa.Addr.Family {
+	case syscall.AF_INET:
+		in := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
+		copy(c.peerIP[:4], in.Addr[:])
+		c.peerPort, c.peerFam = netPort(in.Port), 4
+	case syscall.AF_INET6:
+		in := (*syscall.RawSockaddrInet6)(unsafe.Pointer(sa))
+		c.peerIP = in.Addr
+		c.peerPort, c.peerFam = netPort(in.Port), 6
+	}
+}
+
+// netPort reads a port stored in network byte order.
+func netPort(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }

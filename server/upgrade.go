@@ -64,13 +64,18 @@ func (w *worker) callUpgrade(hook func(*Request) (any, int)) (value any, status 
 	defer func() {
 		if r := recover(); r != nil {
 			w.s.stats.appPanics.Add(1)
-			w.s.cfg.OnError(fmt.Errorf("server: OnUpgrade panic: %v", r))
+			w.s.cfg.OnError(w.s.panicError("OnUpgrade", w.hsrw.c, r))
 			value, status = nil, http.StatusInternalServerError
 		}
 	}()
 	value, status = hook(&w.req)
 	if status != 0 && (status < 300 || status > 599) {
-		status = http.StatusInternalServerError // not a refusal status
+		// Not a refusal: a bug in the application, which would otherwise
+		// show only as the client's 500.
+		c := w.hsrw.c
+		w.s.cfg.OnError(fmt.Errorf("server: OnUpgrade returned status %d (fd %d, %v), which is not a refusal: return 300-599 to refuse, 0 to accept; answered 500",
+			status, c.fd, c.remoteAddr()))
+		value, status = nil, http.StatusInternalServerError
 	}
 	return value, status
 }

@@ -136,7 +136,7 @@ func (wh *wheel) buildFrames(now time.Time) {
 // sends nothing this tick.
 func (wh *wheel) callFrame(p Push, now time.Time) (f *Frame) {
 	var panicked bool
-	defer wh.s.recoverApp(&panicked)
+	defer wh.s.recoverApp("Push.Frame", nil, &panicked)
 	return p.Frame(now)
 }
 
