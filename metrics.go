@@ -28,7 +28,18 @@ type statsCollector struct {
 
 	// The application.
 	appPanics *prometheus.Desc
+
+	// What the kernel holds: this server's sockets (sampled) and the
+	// machine's TCP memory.
+	resets, sockets, sockUnsent, sockUnread, sockMax *prometheus.Desc
+	tcpPages, tcpLimit, tcpOrphans, tcpSockets       *prometheus.Desc
 }
+
+// socketSample is how many of the server's sockets a scrape reads (two
+// ioctl(2) calls each, about a microsecond): every socket up to that many,
+// an even sample beyond, so a scrape costs the same at a million
+// connections as at four thousand.
+const socketSample = 4096
 
 func newStatsCollector(srv func() *server.Server) *statsCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
@@ -63,6 +74,16 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 		bufferRefusals: d("buffer_refusals_total", "Connections closed with 1013 because their next chunk would pass -max-buffered."),
 		appPanics:      d("app_panics_total", "Application callbacks (OnOpen, OnMessage, OnClose, OnUpgrade, a push's Frame) that panicked; the connection was closed with 1011 (500 for OnUpgrade)."),
 		httpConns:      d("http_connections", "Plain HTTP connections handed to net/http and not yet closed (also in descriptors)."),
+
+		resets:     d("resets_total", "Connections closed abortively (RST) because bytes for the client were still unsent when the server gave up on it (close timeout, overflow, idle timeout, end of shutdown)."),
+		sockets:    d("socket_queue_sampled", "Connection sockets whose kernel queues this scrape read, of all held (label of).", "of"),
+		sockUnsent: d("socket_unsent_bytes", "Bytes the kernel holds in this server's send queues (not sent or not acknowledged; SIOCOUTQ), estimated from the sample; each socket is capped near 2 x -sndbuf."),
+		sockUnread: d("socket_unread_bytes", "Bytes the kernel holds in this server's receive queues, not read by a worker yet (SIOCINQ), estimated from the sample; each socket is capped near 2 x -rcvbuf."),
+		sockMax:    d("socket_queue_max_bytes", "The largest send and receive queue in the sample.", "queue"),
+		tcpPages:   d("kernel_tcp_memory_pages", "Memory held by every TCP socket on the machine, in pages (/proc/net/sockstat mem)."),
+		tcpLimit:   d("kernel_tcp_memory_limit_pages", "net.ipv4.tcp_mem: pages at which the kernel squeezes TCP buffers (pressure) and refuses them (max; then every TCP socket stalls).", "level"),
+		tcpOrphans: d("kernel_tcp_orphans", "TCP sockets on the machine closed by their process and still held by the kernel (/proc/net/sockstat orphan)."),
+		tcpSockets: d("kernel_tcp_sockets", "TCP sockets on the machine, by state (/proc/net/sockstat).", "state"),
 	}
 }
 
@@ -123,6 +144,25 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bufferRefusals, float64(st.BufferRefusals))
 	gauge(c.httpConns, float64(st.HTTPConns))
 	counter(c.appPanics, float64(st.AppPanics))
+
+	counter(c.resets, float64(st.Resets))
+	ss := s.SampleSockets(socketSample)
+	unsent, unread := ss.Estimate()
+	gauge(c.sockets, float64(ss.Sampled), "sampled")
+	gauge(c.sockets, float64(ss.Sockets), "held")
+	gauge(c.sockUnsent, float64(unsent))
+	gauge(c.sockUnread, float64(unread))
+	gauge(c.sockMax, float64(ss.MaxUnsent), "send")
+	gauge(c.sockMax, float64(ss.MaxUnread), "receive")
+	if m, err := server.ReadTCPMemory(); err == nil {
+		gauge(c.tcpPages, float64(m.Pages))
+		gauge(c.tcpLimit, float64(m.Min), "min")
+		gauge(c.tcpLimit, float64(m.Pressure), "pressure")
+		gauge(c.tcpLimit, float64(m.Max), "max")
+		gauge(c.tcpOrphans, float64(m.Orphans))
+		gauge(c.tcpSockets, float64(m.InUse), "inuse")
+		gauge(c.tcpSockets, float64(m.TimeWait), "timewait")
+	}
 }
 
 // metricsHandler serves the registry: wsmill's counters plus the Go

@@ -97,7 +97,8 @@ func TestMetricsAfterSession(t *testing.T) {
 			}
 		}
 	}
-	if open := metricValue(scrape(t, addr), "wsmill_open_connections"); open != 1 {
+	open1 := scrape(t, addr)
+	if open := metricValue(open1, "wsmill_open_connections"); open != 1 {
 		t.Errorf("wsmill_open_connections = %v; want 1", open)
 	}
 
@@ -171,6 +172,22 @@ func TestMetricsAfterSession(t *testing.T) {
 	// descriptor while it is served.
 	if v, d := metricValue(after, "wsmill_http_connections"), metricValue(after, "wsmill_descriptors"); v < 1 || d < v {
 		t.Errorf("wsmill_http_connections = %v, wsmill_descriptors = %v; want at least 1 (the scrape), and descriptors at least as many", v, d)
+	}
+	// The kernel's side: the machine's TCP memory and its limit, this
+	// server's sockets (none open now; every clean close was graceful).
+	if v, m := metricValue(after, "wsmill_kernel_tcp_memory_pages"), metricValue(after, "wsmill_kernel_tcp_memory_limit_pages", "level", "max"); v < 0 || m <= 0 {
+		t.Errorf("wsmill_kernel_tcp_memory_pages = %v, limit max = %v; want both from /proc", v, m)
+	}
+	for _, name := range []string{"wsmill_kernel_tcp_orphans", "wsmill_socket_unsent_bytes", "wsmill_socket_unread_bytes"} {
+		if v := metricValue(after, name); v < 0 {
+			t.Errorf("%s missing", name)
+		}
+	}
+	if v := delta("wsmill_resets_total"); v != 0 {
+		t.Errorf("wsmill_resets_total moved by %v after clean closes; want 0", v)
+	}
+	if v := metricValue(open1, "wsmill_socket_queue_sampled", "of", "held"); v != 1 {
+		t.Errorf("wsmill_socket_queue_sampled{of=held} with one client = %v; want 1", v)
 	}
 	if v := metricValue(after, "go_goroutines"); v <= 0 {
 		t.Errorf("go_goroutines missing: the runtime collector is not registered")

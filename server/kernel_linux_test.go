@@ -265,6 +265,11 @@ func TestShutdownResetsStuckClient(t *testing.T) {
 		}
 		return false
 	})
+	// What an operator sees of it in /metrics.
+	ss := s.SampleSockets(0)
+	if ss.Sockets != 1 || ss.Sampled != 1 || ss.Unsent <= 0 || ss.MaxUnsent > 2*s.Config().SendBuffer {
+		t.Errorf("SampleSockets: got %+v; want 1 socket sampled, 0 < unsent ≤ %d", ss, 2*s.Config().SendBuffer)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	s.Shutdown(ctx)
@@ -384,5 +389,33 @@ func TestFastSenderHoldsBoundedKernelMemory(t *testing.T) {
 	}
 	if peak == 0 {
 		t.Errorf("unread bytes on the server socket while its worker is behind: got 0; the test did not fill it")
+	}
+}
+
+func TestParseSockstat(t *testing.T) {
+	in := "sockets: used 10\nTCP: inuse 5 orphan 2 tw 3 alloc 7 mem 41\nUDP: inuse 0 mem 9\n"
+	var m TCPMemory
+	parseSockstat([]byte(in), &m)
+	want := TCPMemory{InUse: 5, Orphans: 2, TimeWait: 3, Alloc: 7, Pages: 41}
+	if m != want {
+		t.Errorf("parseSockstat: got %+v; want %+v", m, want)
+	}
+	m, err := ReadTCPMemory()
+	if err != nil || m.Max <= 0 || m.PageSize <= 0 {
+		t.Errorf("ReadTCPMemory: got %+v, %v; want the machine's tcp_mem and page size", m, err)
+	}
+}
+
+func TestSampleSocketsStride(t *testing.T) {
+	s, addr := startServer(t, rawConfig())
+	for range 10 {
+		rawHandshake(t, addr)
+	}
+	rawWaitLive(t, s, 10, 5*time.Second)
+	if ss := s.SampleSockets(0); ss.Sockets != 10 || ss.Sampled != 10 {
+		t.Errorf("SampleSockets(0) of 10: got %+v; want all 10 read", ss)
+	}
+	if ss := s.SampleSockets(3); ss.Sockets != 10 || ss.Sampled < 2 || ss.Sampled > 4 {
+		t.Errorf("SampleSockets(3) of 10: got %+v; want about 3 read", ss)
 	}
 }

@@ -56,7 +56,8 @@ type Server struct {
 	started  bool
 	stopOnce sync.Once
 
-	httpConns atomic.Int64 // descriptors handed to net/http and not yet closed
+	httpConns atomic.Int64  // descriptors handed to net/http and not yet closed
+	sampleOff atomic.Uint32 // SampleSockets' stride offset
 
 	// testHookRegister, when set (tests only), runs inside register after
 	// the table handed out c and before c's descriptor joins the poller.
