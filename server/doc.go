@@ -153,4 +153,12 @@
 // timeout count.
 // Only the worker running a conn closes its descriptor, after taking it out
 // of the wheel, the deadline lists and the poller.
+//
+// What the kernel holds is bounded like the rest: every accepted socket's
+// send and receive buffers are capped (Config.SendBuffer, RecvBuffer), and
+// a descriptor closed while bytes for the peer are still unsent (in the
+// queue, or in the kernel's: SIOCOUTQ) is closed with a RST, so that no
+// orphaned socket keeps them for as long as a peer that never reads keeps
+// answering zero-window probes. After a Close exchange the server waits
+// for the kernel to deliver before it closes (a FIN); see closeConn.
 package server
