@@ -3,6 +3,7 @@
 package server
 
 import (
+	"fmt"
 	"syscall"
 	"testing"
 
@@ -52,6 +53,29 @@ func TestAllocsEchoFrame(t *testing.T) {
 			}
 			if string(buf[len(buf)-tt.size:]) != string(payload) {
 				t.Errorf("echo payload mismatch")
+			}
+		})
+	}
+}
+
+// TestAllocsEchoBatch: 16 frames in one read, their echoes gathered into
+// one write (gatherLocked, uncork), with pings among them.
+func TestAllocsEchoBatch(t *testing.T) {
+	for _, size := range []int{128, 1024} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			r := newAllocRig(t)
+			c, peer := r.open(t)
+			batch, want := echoBatch(16, size)
+			buf := make([]byte, want)
+			allocs := testing.AllocsPerRun(200, func() {
+				mustWrite(t, peer, batch)
+				if !r.turn(c, poller.EventRead) {
+					t.Fatal("connection closed")
+				}
+				drain(t, peer, buf, want)
+			})
+			if allocs != 0 {
+				t.Errorf("got %v allocs per batch; want 0", allocs)
 			}
 		})
 	}

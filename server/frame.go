@@ -26,7 +26,8 @@ func (w *worker) readFrames(c *conn) (int, bool, bool) {
 		return n, ok, again
 	}
 	c.hdrN = 0
-	return n, w.parseFrames(c, w.buf[head:ws.MaxHeaderSize+n]), false
+	ok = w.parseFrames(c, w.buf[head:ws.MaxHeaderSize+n])
+	return n, w.uncork(c, ok), false
 }
 
 // readPayload reads more of an incomplete frame. len(*c.frame) == c.curGot:
@@ -136,6 +137,11 @@ func (w *worker) parseFrames(c *conn, data []byte) bool {
 		}
 		payload := data[:h.Length]
 		data = data[h.Length:]
+		if len(data) > 0 && w.corkConn == nil {
+			// More than this frame arrived: gather what the batch sends
+			// to c and write it once, after the batch (readFrames).
+			w.corkConn = c
+		}
 		ws.Cipher(payload, h.Mask, 0)
 		if !w.handleFrame(c, h, payload, false) {
 			return false
@@ -309,7 +315,7 @@ func (w *worker) startClose(c *conn, code ws.StatusCode, aligned bool) bool {
 		w.enterClosing(c, aligned, CloseCode(code))
 		return true
 	}
-	r := c.writeLocked(hdr, b, false, w.s.cfg.MaxOutbound)
+	r := w.writeLocked(c, hdr, b)
 	c.closeSent = r.ok()
 	c.closeCode = uint16(code)
 	c.mu.Unlock()
@@ -367,12 +373,39 @@ func (w *worker) send(c *conn, op ws.OpCode, payload []byte) bool {
 // write sends bytes a+b through c's queue rules (never dropped).
 func (w *worker) write(c *conn, a, b []byte) bool {
 	c.mu.Lock()
-	r := c.writeLocked(a, b, false, w.s.cfg.MaxOutbound)
+	r := w.writeLocked(c, a, b)
 	c.mu.Unlock()
 	if r == writeOverflow {
 		w.s.stats.overflows.Add(1)
 	}
 	return r.ok()
+}
+
+// writeLocked sends a+b to c, gathered into the batch when c is the
+// connection whose batch the worker is handling. Caller holds c.mu.
+func (w *worker) writeLocked(c *conn, a, b []byte) writeResult {
+	if w.corkConn == c {
+		return c.gatherLocked(a, b, w.s.cfg.MaxOutbound)
+	}
+	return c.writeLocked(a, b, false, w.s.cfg.MaxOutbound)
+}
+
+// uncork ends the batch of c: what it gathered leaves in one write(2). It
+// returns ok, or false when the socket broke. Called on the worker's
+// goroutine after each read's frames are handled, before the read buffer
+// is used again.
+func (w *worker) uncork(c *conn, ok bool) bool {
+	if w.corkConn != c {
+		return ok
+	}
+	w.corkConn = nil
+	if w.gone {
+		return ok // handed off to net/http: nothing was gathered
+	}
+	c.mu.Lock()
+	flushed := c.flushLocked()
+	c.mu.Unlock()
+	return ok && flushed
 }
 
 // putHeader encodes an unmasked final frame header into b.

@@ -52,6 +52,53 @@ func BenchmarkEcho(b *testing.B) {
 	}
 }
 
+// echoBatch returns k masked binary frames of size bytes, every fourth
+// followed by a ping, as one client write, and the bytes of their echoes
+// and pongs.
+func echoBatch(k, size int) (batch []byte, want int) {
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = 'a' + byte(i%26)
+	}
+	frame := maskedFrame(ws.OpBinary, payload)
+	ping := maskedFrame(ws.OpPing, []byte("p"))
+	for i := range k {
+		batch = append(batch, frame...)
+		want += len(putHeader(new([ws.MaxHeaderSize]byte), ws.OpBinary, size)) + size
+		if i%4 == 3 {
+			batch = append(batch, ping...)
+			want += 3
+		}
+	}
+	return batch, want
+}
+
+// BenchmarkEchoBatch measures a pipelining client: 16 frames (and 4
+// pings) arrive in one read, the worker echoes them, the peer reads them
+// back. ns/msg is per echoed frame; the worker's answers leave in one
+// write(2) (gatherLocked) instead of one per frame.
+func BenchmarkEchoBatch(b *testing.B) {
+	for _, size := range []int{128, 1 << 10} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			const k = 16
+			r := newAllocRig(b)
+			c, peer := r.open(b)
+			batch, want := echoBatch(k, size)
+			buf := make([]byte, want)
+			b.SetBytes(int64(k * size))
+			b.ReportAllocs()
+			for b.Loop() {
+				mustWrite(b, peer, batch)
+				if !r.turn(c, poller.EventRead) {
+					b.Fatal("connection closed")
+				}
+				drain(b, peer, buf, want)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/k, "ns/msg")
+		})
+	}
+}
+
 // BenchmarkTimePush measures the wheel's push to one connection, including
 // the peer reading it.
 func BenchmarkTimePush(b *testing.B) {

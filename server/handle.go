@@ -60,25 +60,29 @@ func (h Conn) Send(op Opcode, payload []byte, p Policy) SendResult {
 	if h.c != nil {
 		// An echo of the payload OnMessage borrows: one write(2). (c.fd
 		// never changes: the struct belongs to that descriptor number.)
-		if f, ok := h.s.owner(h.c.fd).frameInPlace(ws.OpCode(op), payload); ok {
-			return h.send(f, nil, p, len(payload))
+		// frameInPlace succeeding proves this is the worker's goroutine, in
+		// OnMessage: its batch state is ours to read.
+		w := h.s.owner(h.c.fd)
+		if f, ok := w.frameInPlace(ws.OpCode(op), payload); ok {
+			return h.send(f, nil, p, len(payload), w.corkConn == h.c && p == Reliable)
 		}
 	}
 	var hb [ws.MaxHeaderSize]byte
-	return h.send(putHeader(&hb, ws.OpCode(op), len(payload)), payload, p, len(payload))
+	return h.send(putHeader(&hb, ws.OpCode(op), len(payload)), payload, p, len(payload), false)
 }
 
 // SendFrame sends a prepared frame.
 func (h Conn) SendFrame(f *Frame, p Policy) SendResult {
-	return h.send(f.b, nil, p, f.n)
+	return h.send(f.b, nil, p, f.n, false)
 }
 
-// send sends the frame a+b, whose payload is n bytes.
-func (h Conn) send(a, b []byte, p Policy, n int) SendResult {
+// send sends the frame a+b, whose payload is n bytes; gather: it is an
+// echo of the batch the worker is handling (see gatherLocked).
+func (h Conn) send(a, b []byte, p Policy, n int, gather bool) SendResult {
 	if !h.lock() {
 		return Closed
 	}
-	r := h.s.sendLocked(h.c, a, b, p, n)
+	r := h.s.sendLocked(h.c, a, b, p, n, gather)
 	h.c.mu.Unlock()
 	return r
 }
@@ -151,8 +155,13 @@ func (c *conn) remoteAddr() netip.AddrPort {
 
 // sendLocked writes the data frame a+b (n payload bytes) to c under c.mu
 // with the send policy.
-func (s *Server) sendLocked(c *conn, a, b []byte, p Policy, n int) SendResult {
-	r := c.writeLocked(a, b, p == LatestOnly, s.cfg.MaxOutbound)
+func (s *Server) sendLocked(c *conn, a, b []byte, p Policy, n int, gather bool) SendResult {
+	var r writeResult
+	if gather {
+		r = c.gatherLocked(a, b, s.cfg.MaxOutbound)
+	} else {
+		r = c.writeLocked(a, b, p == LatestOnly, s.cfg.MaxOutbound)
+	}
 	switch r {
 	case writeWritten:
 		s.stats.countOut(c.fd, n)

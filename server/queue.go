@@ -49,6 +49,14 @@ func (c *conn) writeLocked(a, b []byte, droppable bool, limit int) writeResult {
 		return writeSkipped
 	}
 	total := len(a) + len(b)
+	if c.pending() > 0 && c.counted()+total > limit {
+		// Before calling it a backlog, give the kernel what it will take
+		// now: the queue may hold a batch gathered a moment ago (see
+		// gatherLocked) or bytes EventWrite has not come to yet.
+		if !c.flushLocked() {
+			return writeFailed
+		}
+	}
 	if p := c.pending(); p > 0 {
 		if droppable && c.outDone < c.latestEnd {
 			return writeSkipped // the previous droppable frame is still waiting
@@ -86,6 +94,41 @@ func (c *conn) writeLocked(a, b []byte, droppable bool, limit int) writeResult {
 	}
 	return writeQueued
 }
+
+// gatherLocked is writeLocked for a frame that the worker running c sends
+// while it handles a batch of c's frames (see worker.corkConn): instead of
+// a write(2) per frame, the frame joins the queue and the worker writes the
+// whole batch with one write(2) when it has handled the batch (uncork),
+// or as soon as gatherFlush bytes are waiting. Frames from anywhere else
+// that find the queue non-empty join it behind, so the order holds. The
+// result is writeQueued: the kernel has not taken the frame yet.
+func (c *conn) gatherLocked(a, b []byte, limit int) writeResult {
+	if c.closed || c.closeSent || c.pending() > 0 {
+		r := c.writeLocked(a, b, false, limit)
+		if r == writeQueued && c.pending() >= gatherFlush {
+			if !c.flushLocked() {
+				return writeFailed
+			}
+		}
+		return r
+	}
+	// An empty queue takes one whole frame, as a direct write would.
+	c.appendOut(a, b)
+	if len(a)+len(b) > limit {
+		c.bigEnd = c.outTotal
+	}
+	if c.pending() >= gatherFlush && !c.flushLocked() {
+		return writeFailed
+	}
+	return writeQueued
+}
+
+// gatherFlush is how many gathered bytes make the worker write at once,
+// without waiting for the end of the batch: a read holds up to 64 KiB of
+// frames, and their echoes must not be taken for a backlog against
+// MaxOutbound (64 KiB by default), while 16 echoes of 1 KiB still leave in
+// one write.
+const gatherFlush = 32 << 10
 
 // counted is the queue length that counts against MaxOutbound.
 func (c *conn) counted() int {

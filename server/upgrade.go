@@ -129,7 +129,10 @@ func (w *worker) readHandshake(c *conn) (int, bool, bool) {
 	}
 	putBuf(c.hs)
 	c.hs = nil
-	return n, w.handleRequest(c, data[:end], data[end:]), false
+	// Gather the answer (the 101, the greeting OnOpen sends, echoes of
+	// frames that came with the request) into one write(2).
+	w.corkConn = c
+	return n, w.uncork(c, w.handleRequest(c, data[:end], data[end:])), false
 }
 
 // scanRequest goes over the lines of the buffered request that completed

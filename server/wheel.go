@@ -325,7 +325,7 @@ func (s *Server) broadcastTo(w *worker, f *Frame, p Policy) int {
 		sl.mu.Lock()
 		for _, c := range sl.conns {
 			c.mu.Lock()
-			if s.sendLocked(c, f.b, nil, p, f.n).Sent() {
+			if s.sendLocked(c, f.b, nil, p, f.n, false).Sent() {
 				n++
 			}
 			c.mu.Unlock()

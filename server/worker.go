@@ -55,6 +55,14 @@ type worker struct {
 	lentOff int
 	lentN   int
 
+	// corkConn is the connection whose batch this worker is handling: a
+	// read brought more than one frame, and what the worker sends to it
+	// meanwhile (echoes, pongs, a Close) is gathered and leaves in one
+	// write(2) at the end of the batch (uncork). nil when none. Only this
+	// goroutine reads it (Conn.Send only after frameInPlace proved it runs
+	// here).
+	corkConn *conn
+
 	lastYield time.Duration // when yield last called runtime.Gosched (Server.now)
 	br        bytes.Reader
 	hb        [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
