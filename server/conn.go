@@ -93,8 +93,8 @@ type conn struct {
 	pos  int32
 
 	mu      sync.Mutex
-	value   *any  // what Config.OnUpgrade attached (nil: none); guarded by mu
-	outHead int32 // (*out)[outHead:] is pending; < MaxOutbound+MaxMessage+header
+	ext     *connExt // what only some connections need (nil: none yet); guarded by mu
+	outHead int32    // (*out)[outHead:] is pending; < MaxOutbound+MaxMessage+header
 	// The peer's address as accept4(2) returned it (IPv4 in peerIP[:4]),
 	// guarded by mu: set by register, cleared by detach after OnClose.
 	// Kept here because the socket cannot give it back once the peer has
@@ -146,6 +146,22 @@ const (
 	evIdle                                // silent past IdleTimeout after a ping: close 1001
 	evClose                               // a Close frame was queued (Conn.Close, overflow): enter closing
 )
+
+// connExt holds what only some connections need, made the first time one
+// does: 8 bytes in every conn instead of each field in every conn. It
+// belongs to one connection: detach drops it once OnClose has returned,
+// and a reused struct starts without one. Guarded by conn.mu.
+type connExt struct {
+	value any // what Config.OnUpgrade attached
+}
+
+// extLocked returns c's extension, making it if needed. Caller holds mu.
+func (c *conn) extLocked() *connExt {
+	if c.ext == nil {
+		c.ext = new(connExt)
+	}
+	return c.ext
+}
 
 // pending reports the bytes waiting in the outbound queue. Caller holds mu.
 func (c *conn) pending() int {

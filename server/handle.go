@@ -109,8 +109,8 @@ func (h Conn) Value() any {
 		return nil
 	}
 	var v any
-	if h.c.value != nil {
-		v = *h.c.value
+	if h.c.ext != nil {
+		v = h.c.ext.value
 	}
 	h.c.mu.Unlock()
 	return v

@@ -352,7 +352,7 @@ func (s *Server) detach(c *conn) int {
 	// OnClose has had its look: from now on a handle kept by the
 	// application sees the zero values, and the value can be collected.
 	c.mu.Lock()
-	c.value, c.peerFam = nil, 0
+	c.ext, c.peerFam = nil, 0
 	c.mu.Unlock()
 	s.resetRead(c)
 	if c.registered {

@@ -109,7 +109,7 @@ func (t *table) acquire(fd int) *conn {
 	c.pingAt = 0 // not in the wheel now: no lock needed
 	c.mu.Lock()
 	c.gen++ // under mu: a Conn handle compares it under mu
-	c.closed, c.closeSent, c.closeCode, c.value = false, false, 0, nil
+	c.closed, c.closeSent, c.closeCode, c.ext = false, false, 0, nil
 	c.outTotal, c.outDone, c.latestEnd, c.bigEnd = 0, 0, 0, 0
 	c.mu.Unlock()
 	c.sched.Store(schedSetup)
