@@ -73,6 +73,33 @@ const (
 	CloseTryAgainLater   CloseCode = 1013
 )
 
+// String is the opcode's name: "text", "binary".
+func (op Opcode) String() string {
+	switch op {
+	case OpText:
+		return "text"
+	case OpBinary:
+		return "binary"
+	}
+	return "opcode(" + itoa(int(op)) + ")"
+}
+
+var closeCodeNames = map[CloseCode]string{
+	CloseNormal: "normal", CloseGoingAway: "going away", CloseProtocolError: "protocol error",
+	CloseUnsupported: "unsupported data", CloseNoStatus: "no status", CloseAbnormal: "abnormal",
+	CloseInvalidPayload: "invalid payload", ClosePolicyViolation: "policy violation",
+	CloseTooBig: "message too big", CloseInternalError: "internal error", CloseTryAgainLater: "try again later",
+}
+
+// String is the code and its name ([RFC6455 7.4.1]): "1000 normal",
+// "1006 abnormal"; codes without a name print as the number ("4001").
+func (c CloseCode) String() string {
+	if name, ok := closeCodeNames[c]; ok {
+		return itoa(int(c)) + " " + name
+	}
+	return itoa(int(c))
+}
+
 // Policy says what a send does when the client is not keeping up.
 type Policy uint8
 

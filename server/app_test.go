@@ -516,3 +516,22 @@ func TestSlotCount(t *testing.T) {
 		t.Fatalf("conns in slots: got %d; want %d", total, len(in))
 	}
 }
+
+func TestNames(t *testing.T) {
+	for _, tt := range []struct {
+		got, want string
+	}{
+		{OpText.String(), "text"},
+		{OpBinary.String(), "binary"},
+		{Opcode(9).String(), "opcode(9)"},
+		{CloseNormal.String(), "1000 normal"},
+		{CloseAbnormal.String(), "1006 abnormal"},
+		{CloseTryAgainLater.String(), "1013 try again later"},
+		{CloseCode(4001).String(), "4001"},
+		{fmt.Sprint(CloseGoingAway), "1001 going away"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q; want %q", tt.got, tt.want)
+		}
+	}
+}

@@ -76,23 +76,22 @@ func Example_ticker() {
 
 // room is a chat room: every message goes to everybody, prefixed with the
 // sender's name, which OnUpgrade took from the query and attached to the
-// connection.
-type room struct{ srv *server.Server }
+// connection; the server is the connection's (Conn.Server).
+type room struct{}
 
 func (r *room) OnOpen(c server.Conn) {}
 
 func (r *room) OnMessage(c server.Conn, op server.Opcode, payload []byte) {
 	line := append([]byte(c.Value().(string)+": "), payload...)
-	r.srv.Broadcast(server.NewFrame(server.OpText, line), server.Reliable)
+	c.Server().Broadcast(server.NewFrame(server.OpText, line), server.Reliable)
 }
 
 func (r *room) OnClose(c server.Conn, code server.CloseCode) {}
 
 // A chat room with names.
 func Example_chat() {
-	r := &room{}
 	srv, _ := server.New(server.Config{
-		App: r,
+		App: &room{},
 		OnUpgrade: func(req *server.Request) (any, int) {
 			name := string(req.Query()) // "/ws?ann" -> "ann"
 			if name == "" {
@@ -101,7 +100,6 @@ func Example_chat() {
 			return name, 0
 		},
 	})
-	r.srv = srv
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())

@@ -17,12 +17,20 @@ import (
 // another client. The conn struct's generation makes that work: it changes
 // each time the struct is reused, under the same lock as the writes.
 //
-// The zero Conn is closed.
+// The zero Conn is closed. Conn is comparable: two handles are equal when
+// they name the same connection, so it serves as a map key (a set of
+// members, a connection's state in your own table) for as long as you
+// keep it.
 type Conn struct {
 	s   *Server
 	c   *conn
 	gen uint32
 }
+
+// Server is the server the connection belongs to (nil for the zero Conn):
+// an App reaches Broadcast and the topics through it, with no field to set
+// after New.
+func (h Conn) Server() *Server { return h.s }
 
 // lock takes h's conn lock when h still names the live connection and
 // reports whether it did; the caller then unlocks. Sends take it.
