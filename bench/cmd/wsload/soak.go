@@ -62,8 +62,8 @@ func (c *soakConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Procs, "procs", 0, "client processes (0: one per 15,000 slots)")
 	fs.DurationVar(&c.Duration, "duration", 3*time.Minute, "how long connections are opened")
 	fs.IntVar(&c.Good, "good", 200, "good clients open at a time")
-	fs.IntVar(&c.Bad, "bad", 20, "connections open at a time per bad behaviour")
-	fs.StringVar(&c.Mix, "mix", "", "per-behaviour overrides of -bad (and -good), e.g. hog=50,burst-fin=5,idle=0; names or numbers 1-8")
+	fs.IntVar(&c.Bad, "bad", 20, "connections open at a time per bad behaviour (stall: a quarter of it, rounded up; each sends -stall-burst)")
+	fs.StringVar(&c.Mix, "mix", "", "per-behaviour overrides of -bad (and -good), e.g. hog=50,burst-fin=5,idle=0; names or numbers 1-9")
 	fs.DurationVar(&c.Spec.Interval, "interval", time.Second, "the server's push interval (its -push-interval)")
 	fs.DurationVar(&c.Spec.PushSlack, "push-slack", time.Second, "a good client fails on a push gap over 2 × -interval + this")
 	fs.DurationVar(&c.Spec.GoodLife, "good-life", 20*time.Second, "a good client lives between half and 1.5 times this, then closes and is replaced")
@@ -74,6 +74,9 @@ func (c *soakConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Spec.FinWait, "fin-wait", 5*time.Second, "burst-fin: the server must close within this after the FIN")
 	fs.IntVar(&c.Spec.MaxMessage, "max-message", 1<<20, "the server's -max-message: hog declares a frame of this length")
 	fs.IntVar(&c.Spec.Burst, "burst", 4<<20, "burst-fin: bytes sent before the FIN")
+	fs.DurationVar(&c.Spec.CloseTimeout, "close-timeout", time.Second, "the server's -close-timeout: a stall connection must end within this + -stall-slack of its burst's start")
+	fs.DurationVar(&c.Spec.StallSlack, "stall-slack", 2*time.Second, "stall: time the server may take beyond -close-timeout (its timer's granularity, a busy machine)")
+	fs.IntVar(&c.Spec.StallBurst, "stall-burst", 4<<20, "stall: bytes of 60,000-byte echo requests sent before stalling (well past the server's -max-outbound)")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 5*time.Second, "timeout for one dial and upgrade, and for the greeting")
 	fs.DurationVar(&c.Sample, "sample", 5*time.Second, "server sampling period during the window")
 	fs.DurationVar(&c.Settle, "settle", 20*time.Second, "after the clients are gone, wait up to this for fds and RSS to come back")
@@ -124,6 +127,7 @@ type soakBadResult struct {
 	GaveUp      int            `json:"client_gave_up"`
 	ClientEnded int            `json:"client_ended"`
 	Errors      int            `json:"errors"`
+	Late        int            `json:"ended_late,omitempty"` // stall: ended past -close-timeout + -stall-slack
 	CloseP50Ms  float64        `json:"close_p50_ms"`
 	CloseMaxMs  float64        `json:"close_max_ms"`
 	Outcomes    map[string]int `json:"outcomes"`
@@ -182,7 +186,7 @@ func cmdSoak(ctx context.Context, args []string) error {
 }
 
 // parseMix applies "name=N,..." overrides to counts. A name is a class
-// name (good, hog, ...) or a bad behaviour's number (1-8).
+// name (good, hog, ...) or a bad behaviour's number (1-9).
 func parseMix(s string, counts [nClasses]int) ([nClasses]int, error) {
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -242,17 +246,26 @@ func serverBack(base, now procStat, limit int64) bool {
 	return now.FDs == base.FDs && now.RSS <= limit
 }
 
+// soakCounts is the slots per class: -good, -bad per bad behaviour, then
+// -mix. Stall gets a quarter of -bad: each of its connections sends
+// -stall-burst (4 MiB) that the server reads and the machine carries,
+// while the others send bytes.
+func soakCounts(good, bad int, mix string) ([nClasses]int, error) {
+	var counts [nClasses]int
+	counts[classGood] = good
+	for cl := classHog; cl < nClasses; cl++ {
+		counts[cl] = bad
+	}
+	counts[classStall] = (bad + 3) / 4
+	return parseMix(mix, counts)
+}
+
 func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	src := parseSrc(cfg.Src)
 	if err := checkLoopback(cfg.Addr, src); err != nil {
 		return nil, err
 	}
-	var counts [nClasses]int
-	counts[classGood] = cfg.Good
-	for cl := classHog; cl < nClasses; cl++ {
-		counts[cl] = cfg.Bad
-	}
-	counts, err := parseMix(cfg.Mix, counts)
+	counts, err := soakCounts(cfg.Good, cfg.Bad, cfg.Mix)
 	if err != nil {
 		return nil, err
 	}
@@ -464,6 +477,7 @@ func mergeSoak(res *soakResult, parts []*soakPart, counts [nClasses]int) error {
 			c.GaveUp += s.GaveUp
 			c.ClientEnded += s.ClientEnded
 			c.Errors += s.Errors
+			c.Late += s.Late
 			for k, v := range s.Outcomes {
 				if c.Outcomes == nil {
 					c.Outcomes = map[string]int{}
@@ -496,7 +510,7 @@ func mergeSoak(res *soakResult, parts []*soakPart, counts [nClasses]int) error {
 		}
 		b := soakBadResult{Behaviour: classInfo[cl].name, Number: int(cl), What: classInfo[cl].what, Expect: classInfo[cl].expect,
 			Concurrency: counts[cl], Started: c.Started, ByServer: c.ByServer, OpenAtEnd: c.OpenAtEnd, GaveUp: c.GaveUp,
-			ClientEnded: c.ClientEnded, Errors: c.Errors, Outcomes: c.Outcomes}
+			ClientEnded: c.ClientEnded, Errors: c.Errors, Late: c.Late, Outcomes: c.Outcomes}
 		if c.ByServer > 0 {
 			b.CloseP50Ms = float64(hists[cl].ValueAtQuantile(50))
 			b.CloseMaxMs = float64(hists[cl].Max())
@@ -682,7 +696,7 @@ func printSoak(w io.Writer, r *soakResult) {
 	}
 	t.flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "what the server did (count × outcome; close times from: hog header, HTTP request, FIN, first byte, greeting, the invalid frame)")
+	fmt.Fprintln(w, "what the server did (count × outcome; close times from: hog header, HTTP request, FIN, first byte, greeting, the invalid frame, the stall burst's start)")
 	for _, b := range r.Bad {
 		fmt.Fprintf(w, "  %d %s: %s; expected: %s\n", b.Number, b.Behaviour, b.What, b.Expect)
 		for _, k := range sortedByCount(b.Outcomes) {
