@@ -421,7 +421,8 @@ func TestRSSLimitAndServerBack(t *testing.T) {
 
 func TestSoakVerdict(t *testing.T) {
 	ok := soakResult{Measured: true, Good: soakGoodResult{Started: 10, Served: 10},
-		Baseline: procStat{RSS: 10, FDs: 13}, After: procStat{RSS: 20, FDs: 13}, RSSLimit: 20}
+		Baseline: procStat{RSS: 10, FDs: 13}, After: procStat{RSS: 20, FDs: 13}, RSSLimit: 20,
+		TCP: soakTCP{Measured: true, Baseline: tcpMem{Orphan: 1, Mem: 100}, End: tcpMem{Orphan: 1, Mem: 100}, MemSlack: 1280, OrphanSlack: 16}}
 	tests := []struct {
 		name    string
 		mod     func(*soakResult)
@@ -439,6 +440,20 @@ func TestSoakVerdict(t *testing.T) {
 		{"finding", func(r *soakResult) { r.Bad = []soakBadResult{{Number: 3, Finding: "x"}} }, "PASS", 0},
 		{"finding, strict", func(r *soakResult) { r.Strict, r.Bad = true, []soakBadResult{{Number: 3, Finding: "x"}} }, "FAIL", 1},
 		{"strict, no finding", func(r *soakResult) { r.Strict, r.Bad = true, []soakBadResult{{Number: 3}} }, "PASS", 0},
+		{"stall still established", func(r *soakResult) {
+			r.Bad = []soakBadResult{{Number: int(classStall), Started: 9, ByServer: 8, GaveUp: 1}}
+		}, "FAIL", 1},
+		{"stall ended late", func(r *soakResult) {
+			r.Bad = []soakBadResult{{Number: int(classStall), Started: 9, ByServer: 9, Late: 2, Finding: "2 ended later"}}
+		}, "PASS", 0},
+		{"another behaviour given up on", func(r *soakResult) {
+			r.Bad = []soakBadResult{{Number: int(classIdle), Started: 9, GaveUp: 9}}
+		}, "PASS", 0},
+		{"TCP back within the slacks", func(r *soakResult) { r.TCP.End = tcpMem{Orphan: 1 + 16, Mem: 100 + 1280} }, "PASS", 0},
+		{"TCP orphans left", func(r *soakResult) { r.TCP.End.Orphan = 1 + 17 }, "FAIL", 1},
+		{"TCP memory left", func(r *soakResult) { r.TCP.End.Mem = 100 + 1281 }, "FAIL", 1},
+		{"TCP both", func(r *soakResult) { r.TCP.End = tcpMem{Orphan: 99, Mem: 9999} }, "FAIL", 2},
+		{"TCP not measured", func(r *soakResult) { r.TCP.Measured, r.TCP.End = false, tcpMem{Orphan: 99, Mem: 9999} }, "PASS", 0},
 		{"hog probe, strict", func(r *soakResult) {
 			r.Strict, r.MaxMessage, r.Bad = true, 1<<20, []soakBadResult{{Number: 1}}
 			r.HogProbe = &hogProbe{N: 20, Opened: 20, DataGrowth: 20 << 20, PerHog: 1 << 20}
