@@ -35,7 +35,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 		$(GO) test ./server -run '^$$' -fuzz "^$$f\$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
 	done
 
-soak: ## minutes of good and hostile clients (SOAK_DURATION, default 3m); fails unless every good client is served and fds/RSS come back
+soak: ## minutes of good and hostile clients (SOAK_DURATION, default 3m); fails unless every good client is served, every stalled client let go, and fds/RSS/TCP memory come back
 	GO=$(GO) sh scripts/soak.sh
 
 clean:

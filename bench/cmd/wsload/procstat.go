@@ -4,12 +4,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // procStat is one sample of a process's resource use.
@@ -174,3 +177,37 @@ func clientCPU() float64 {
 
 // mib formats bytes as MiB.
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// stopProcess sends SIGTERM to pid and waits, up to limit, until it has
+// exited: gone from /proc, or a zombie (its descriptors are closed by
+// then) that its parent has not reaped yet.
+func stopProcess(ctx context.Context, pid int, limit time.Duration) error {
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop server process %d: %w", pid, err)
+	}
+	deadline := time.Now().Add(limit)
+	for !procExited(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server process %d did not exit within %v of SIGTERM", pid, limit)
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// procExited reports whether pid has exited: no /proc/PID/stat, or state
+// Z (zombie) or X (dead).
+func procExited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return os.IsNotExist(err) || errors.Is(err, syscall.ESRCH)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	st := b[i+2]
+	return st == 'Z' || st == 'X'
+}

@@ -14,6 +14,17 @@ package main
 // Burst-fin connections the server left open past -fin-wait are a server
 // bug, reported on their own line but not failing the run.
 //
+// The kernel's share is judged too, since no figure of the process shows
+// it. A stall connection (9) still ESTABLISHED when its client gives up
+// fails the run: the server never let go of it, and whatever the kernel
+// holds for it stays pinned for as long as such a client likes (that the
+// client's own close then frees it is the client's kindness). And the
+// machine's TCP memory (/proc/net/sockstat) is sampled at the start, with
+// every server sample, and at the end, after the clients are gone and, with
+// -stop, the server has exited (an orphan outlives its process): the run
+// fails when orphans or TCP pages at the end are more than their slack
+// above the baseline (see tcpMemSlack; the counters are the machine's).
+//
 // VmRSS counts touched pages only: a buffer sized from a hog's declared
 // length costs address space (VmData) at once and RSS only once written
 // to. So VmData is sampled too, and before the window a probe opens the
@@ -28,6 +39,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +65,10 @@ type soakConfig struct {
 	RSSSlackPct float64
 	Strict      bool
 	Quiet       bool
+
+	Stop           bool  // SIGTERM the server after the settle, measure TCP memory once it has exited
+	TCPMemSlack    int64 // pages; 0: defaultTCPMemSlack
+	TCPOrphanSlack int64
 }
 
 func (c *soakConfig) register(fs *flag.FlagSet) {
@@ -62,8 +78,8 @@ func (c *soakConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Procs, "procs", 0, "client processes (0: one per 15,000 slots)")
 	fs.DurationVar(&c.Duration, "duration", 3*time.Minute, "how long connections are opened")
 	fs.IntVar(&c.Good, "good", 200, "good clients open at a time")
-	fs.IntVar(&c.Bad, "bad", 20, "connections open at a time per bad behaviour")
-	fs.StringVar(&c.Mix, "mix", "", "per-behaviour overrides of -bad (and -good), e.g. hog=50,burst-fin=5,idle=0; names or numbers 1-8")
+	fs.IntVar(&c.Bad, "bad", 20, "connections open at a time per bad behaviour (stall: a quarter of it, rounded up; each sends -stall-burst)")
+	fs.StringVar(&c.Mix, "mix", "", "per-behaviour overrides of -bad (and -good), e.g. hog=50,burst-fin=5,idle=0; names or numbers 1-9")
 	fs.DurationVar(&c.Spec.Interval, "interval", time.Second, "the server's push interval (its -push-interval)")
 	fs.DurationVar(&c.Spec.PushSlack, "push-slack", time.Second, "a good client fails on a push gap over 2 × -interval + this")
 	fs.DurationVar(&c.Spec.GoodLife, "good-life", 20*time.Second, "a good client lives between half and 1.5 times this, then closes and is replaced")
@@ -74,13 +90,19 @@ func (c *soakConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Spec.FinWait, "fin-wait", 5*time.Second, "burst-fin: the server must close within this after the FIN")
 	fs.IntVar(&c.Spec.MaxMessage, "max-message", 1<<20, "the server's -max-message: hog declares a frame of this length")
 	fs.IntVar(&c.Spec.Burst, "burst", 4<<20, "burst-fin: bytes sent before the FIN")
+	fs.DurationVar(&c.Spec.CloseTimeout, "close-timeout", time.Second, "the server's -close-timeout: a stall connection must end within this + -stall-slack of its burst's start")
+	fs.DurationVar(&c.Spec.StallSlack, "stall-slack", 2*time.Second, "stall: time the server may take beyond -close-timeout (its timer's granularity, a busy machine)")
+	fs.IntVar(&c.Spec.StallBurst, "stall-burst", 4<<20, "stall: bytes of 60,000-byte echo requests sent before stalling (well past the server's -max-outbound)")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 5*time.Second, "timeout for one dial and upgrade, and for the greeting")
 	fs.DurationVar(&c.Sample, "sample", 5*time.Second, "server sampling period during the window")
 	fs.DurationVar(&c.Settle, "settle", 20*time.Second, "after the clients are gone, wait up to this for fds and RSS to come back")
 	fs.Float64Var(&c.RSSSlackMiB, "rss-slack", 20, "RSS tolerance in MiB (the larger of this and -rss-slack-pct applies)")
 	fs.Float64Var(&c.RSSSlackPct, "rss-slack-pct", 25, "RSS tolerance in percent of the baseline")
+	fs.BoolVar(&c.Stop, "stop", false, "after the settle, stop the server (SIGTERM to -pid) and wait for it to exit before the last TCP memory sample")
+	fs.Int64Var(&c.TCPMemSlack, "tcp-mem-slack", 0, "TCP memory (pages) the end may be above the baseline (0: 2 × net.core.mem_pcpu_rsv × CPUs + 256)")
+	fs.Int64Var(&c.TCPOrphanSlack, "tcp-orphan-slack", 16, "orphaned TCP sockets the end may be above the baseline (other processes close connections too)")
 	fs.BoolVar(&c.Strict, "strict", false, "also fail on findings: a bad connection the server held past -hold, a burst-fin left open past -fin-wait, "+
-		"a wrong close code, hogs committing their declared length")
+		"a wrong close code, hogs committing their declared length, a stall connection ended later than -close-timeout + -stall-slack")
 }
 
 // soakSample is one row of the timeline.
@@ -95,6 +117,8 @@ type soakSample struct {
 	CPU      float64 `json:"cpu_s"`
 	GoodOpen int     `json:"good_open"`
 	BadOpen  int     `json:"bad_open"`
+	Orphans  int64   `json:"tcp_orphans"`   // the machine's
+	TCPPages int64   `json:"tcp_mem_pages"` // the machine's
 }
 
 type soakGoodResult struct {
@@ -124,6 +148,7 @@ type soakBadResult struct {
 	GaveUp      int            `json:"client_gave_up"`
 	ClientEnded int            `json:"client_ended"`
 	Errors      int            `json:"errors"`
+	Late        int            `json:"ended_late,omitempty"` // stall: ended past -close-timeout + -stall-slack
 	CloseP50Ms  float64        `json:"close_p50_ms"`
 	CloseMaxMs  float64        `json:"close_max_ms"`
 	Outcomes    map[string]int `json:"outcomes"`
@@ -156,11 +181,24 @@ type soakResult struct {
 	RSSLimit     int64           `json:"rss_limit_bytes"`
 	MaxMessage   int             `json:"max_message"`
 	HogProbe     *hogProbe       `json:"hog_probe,omitempty"`
+	TCP          soakTCP         `json:"tcp"`
 	Findings     []string        `json:"findings,omitempty"` // where the server did not do what a behaviour expects
 	Strict       bool            `json:"strict"`
 	SettleS      float64         `json:"settle_s"`
 	Timeline     []soakSample    `json:"timeline"`
 	Warnings     []string        `json:"warnings,omitempty"`
+}
+
+// soakTCP is the machine's TCP memory over the run.
+type soakTCP struct {
+	Measured      bool    `json:"measured"` // /proc/net/sockstat was readable
+	Baseline      tcpMem  `json:"baseline"`
+	Peak          tcpMem  `json:"peak"` // each figure's maximum over the samples
+	End           tcpMem  `json:"end"`
+	ServerStopped bool    `json:"server_stopped"` // End was taken after the server exited (-stop)
+	SettleS       float64 `json:"settle_s"`       // from the clients' (or the server's) end to End
+	MemSlack      int64   `json:"mem_slack_pages"`
+	OrphanSlack   int64   `json:"orphan_slack"`
 }
 
 func cmdSoak(ctx context.Context, args []string) error {
@@ -182,7 +220,7 @@ func cmdSoak(ctx context.Context, args []string) error {
 }
 
 // parseMix applies "name=N,..." overrides to counts. A name is a class
-// name (good, hog, ...) or a bad behaviour's number (1-8).
+// name (good, hog, ...) or a bad behaviour's number (1-9).
 func parseMix(s string, counts [nClasses]int) ([nClasses]int, error) {
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -242,17 +280,26 @@ func serverBack(base, now procStat, limit int64) bool {
 	return now.FDs == base.FDs && now.RSS <= limit
 }
 
+// soakCounts is the slots per class: -good, -bad per bad behaviour, then
+// -mix. Stall gets a quarter of -bad: each of its connections sends
+// -stall-burst (4 MiB) that the server reads and the machine carries,
+// while the others send bytes.
+func soakCounts(good, bad int, mix string) ([nClasses]int, error) {
+	var counts [nClasses]int
+	counts[classGood] = good
+	for cl := classHog; cl < nClasses; cl++ {
+		counts[cl] = bad
+	}
+	counts[classStall] = (bad + 3) / 4
+	return parseMix(mix, counts)
+}
+
 func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	src := parseSrc(cfg.Src)
 	if err := checkLoopback(cfg.Addr, src); err != nil {
 		return nil, err
 	}
-	var counts [nClasses]int
-	counts[classGood] = cfg.Good
-	for cl := classHog; cl < nClasses; cl++ {
-		counts[cl] = cfg.Bad
-	}
-	counts, err := parseMix(cfg.Mix, counts)
+	counts, err := soakCounts(cfg.Good, cfg.Bad, cfg.Mix)
 	if err != nil {
 		return nil, err
 	}
@@ -264,8 +311,10 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	case cfg.Duration < 5*time.Second || ss.Interval <= 0 || ss.GoodLife <= 0 || ss.GoodEvery <= 0 ||
 		ss.Hold <= 0 || ss.Trickle <= 0 || ss.EchoTimeout <= 0 || cfg.Sample <= 0:
 		return nil, fmt.Errorf("-duration (≥ 5s), -interval, -good-life, -good-every, -echo-timeout, -hold, -trickle and -sample must be positive")
-	case ss.MaxMessage < 1 || ss.Burst < 1:
-		return nil, fmt.Errorf("-max-message and -burst must be positive")
+	case ss.MaxMessage < 1 || ss.Burst < 1 || ss.StallBurst < 1 || ss.CloseTimeout <= 0 || ss.StallSlack < 0:
+		return nil, fmt.Errorf("-max-message, -burst, -stall-burst and -close-timeout must be positive, -stall-slack not negative")
+	case cfg.Stop && cfg.PID <= 0:
+		return nil, fmt.Errorf("-stop needs the server's -pid")
 	}
 	total := 0
 	for _, n := range counts {
@@ -280,6 +329,20 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		PushLimitMs: ms(ss.pushLimit()), Procs: procs, Measured: cfg.PID > 0, MaxMessage: ss.MaxMessage, Strict: cfg.Strict}
 	_, portStr, _ := net.SplitHostPort(cfg.Addr)
 	port, _ := strconv.Atoi(portStr)
+	res.TCP.MemSlack, res.TCP.OrphanSlack = cfg.TCPMemSlack, cfg.TCPOrphanSlack
+	if res.TCP.MemSlack <= 0 {
+		res.TCP.MemSlack = defaultTCPMemSlack()
+	}
+	if m, err := readTCPMem(); err != nil {
+		res.Warnings = append(res.Warnings, "the machine's TCP memory is not measured: "+err.Error())
+	} else {
+		res.TCP.Measured, res.TCP.Baseline, res.TCP.Peak = true, m, m
+	}
+	sampleTCP := func() (tcpMem, error) {
+		m, err := readTCPMem()
+		res.TCP.Peak = peakTCPMem(res.TCP.Peak, m)
+		return m, err
+	}
 	if cfg.PID > 0 {
 		if res.Baseline, err = readProcStat(cfg.PID); err != nil {
 			return nil, err
@@ -325,6 +388,13 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		}
 		row := soakSample{T: time.Since(start).Seconds(), Phase: phase, RSS: ps.RSS, Data: ps.Data, FDs: ps.FDs,
 			CloseWt: cw, Threads: ps.Threads, CPU: ps.CPU}
+		if res.TCP.Measured {
+			m, err := sampleTCP()
+			if err != nil {
+				return ps, err
+			}
+			row.Orphans, row.TCPPages = m.Orphan, m.Mem
+		}
 		res.CloseWtAfter = cw
 		if phase == "run" {
 			for _, o := range open {
@@ -344,8 +414,8 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		res.CloseWtPeak = max(res.CloseWtPeak, cw)
 		res.Peak.Threads = max(res.Peak.Threads, ps.Threads)
 		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "soak: %6.0fs %-6s RSS %s, VmData %s, fds %d, CLOSE_WAIT %d, threads %d, open good %d bad %d\n",
-				row.T, phase, mib(ps.RSS), mib(ps.Data), ps.FDs, cw, ps.Threads, row.GoodOpen, row.BadOpen)
+			fmt.Fprintf(stderr, "soak: %6.0fs %-6s RSS %s, VmData %s, fds %d, CLOSE_WAIT %d, threads %d, open good %d bad %d; TCP orphans %d, mem %d pages\n",
+				row.T, phase, mib(ps.RSS), mib(ps.Data), ps.FDs, cw, ps.Threads, row.GoodOpen, row.BadOpen, row.Orphans, row.TCPPages)
 		}
 		return ps, nil
 	}
@@ -366,6 +436,10 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		case <-tick.C:
 			if cfg.PID > 0 {
 				if _, err := sample("run"); err != nil {
+					return nil, err
+				}
+			} else if res.TCP.Measured {
+				if _, err := sampleTCP(); err != nil {
 					return nil, err
 				}
 			}
@@ -417,6 +491,37 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		res.SettleS = time.Since(t0).Seconds()
 		res.ServerCPU = res.After.CPU - res.Baseline.CPU
 	}
+
+	// The kernel's share: what the sockets left behind, once the clients
+	// and (with -stop) the server are gone.
+	if cfg.Stop {
+		if err := stopProcess(ctx, cfg.PID, cfg.Settle); err != nil {
+			return nil, err
+		}
+		res.TCP.ServerStopped = true
+	}
+	if res.TCP.Measured {
+		t0 := time.Now()
+		for {
+			m, err := sampleTCP()
+			if err != nil {
+				return nil, err
+			}
+			res.TCP.End = m
+			if tcpMemBack(res.TCP.Baseline, m, res.TCP.MemSlack, res.TCP.OrphanSlack) || time.Since(t0) >= cfg.Settle {
+				break
+			}
+			if err := sleepCtx(ctx, time.Second); err != nil {
+				return nil, err
+			}
+		}
+		res.TCP.SettleS = time.Since(t0).Seconds()
+		if !cfg.Quiet {
+			fmt.Fprintf(stderr, "soak: TCP at the end (server %s): orphans %d, mem %d pages; baseline %d, %d\n",
+				map[bool]string{true: "stopped", false: "running"}[res.TCP.ServerStopped],
+				res.TCP.End.Orphan, res.TCP.End.Mem, res.TCP.Baseline.Orphan, res.TCP.Baseline.Mem)
+		}
+	}
 	soakVerdict(res)
 	return res, nil
 }
@@ -464,6 +569,7 @@ func mergeSoak(res *soakResult, parts []*soakPart, counts [nClasses]int) error {
 			c.GaveUp += s.GaveUp
 			c.ClientEnded += s.ClientEnded
 			c.Errors += s.Errors
+			c.Late += s.Late
 			for k, v := range s.Outcomes {
 				if c.Outcomes == nil {
 					c.Outcomes = map[string]int{}
@@ -496,7 +602,7 @@ func mergeSoak(res *soakResult, parts []*soakPart, counts [nClasses]int) error {
 		}
 		b := soakBadResult{Behaviour: classInfo[cl].name, Number: int(cl), What: classInfo[cl].what, Expect: classInfo[cl].expect,
 			Concurrency: counts[cl], Started: c.Started, ByServer: c.ByServer, OpenAtEnd: c.OpenAtEnd, GaveUp: c.GaveUp,
-			ClientEnded: c.ClientEnded, Errors: c.Errors, Outcomes: c.Outcomes}
+			ClientEnded: c.ClientEnded, Errors: c.Errors, Late: c.Late, Outcomes: c.Outcomes}
 		if c.ByServer > 0 {
 			b.CloseP50Ms = float64(hists[cl].ValueAtQuantile(50))
 			b.CloseMaxMs = float64(hists[cl].Max())
@@ -531,6 +637,11 @@ func soakFinding(cl soakClass, c soakClassStats, finBug int) string {
 	case classHTTPHold, classSlowloris, classNoRead, classIdle:
 		if c.GaveUp > 0 {
 			f = append(f, fmt.Sprintf("%d still held by the server when the client gave up after -hold", c.GaveUp))
+		}
+	case classStall:
+		// Still ESTABLISHED when the client gave up fails the run (soakVerdict).
+		if c.Late > 0 {
+			f = append(f, fmt.Sprintf("%d ended later than -close-timeout + -stall-slack after the burst's start", c.Late))
 		}
 	case classBurstFIN:
 		if finBug > 0 {
@@ -645,6 +756,21 @@ func soakVerdict(res *soakResult) {
 			r = append(r, fmt.Sprintf("server RSS %s after the run, limit %s (baseline %s)", mib(res.After.RSS), mib(res.RSSLimit), mib(res.Baseline.RSS)))
 		}
 	}
+	for _, b := range res.Bad {
+		if b.Number == int(classStall) && b.GaveUp > 0 {
+			r = append(r, fmt.Sprintf("%d of %d stall connections still ESTABLISHED when their client gave up: the server never ended them, "+
+				"and the kernel kept what it could not send them", b.GaveUp, b.Started))
+		}
+	}
+	if t := res.TCP; t.Measured {
+		if t.End.Orphan > t.Baseline.Orphan+t.OrphanSlack {
+			r = append(r, fmt.Sprintf("%d orphaned TCP sockets at the end, baseline %d + slack %d", t.End.Orphan, t.Baseline.Orphan, t.OrphanSlack))
+		}
+		if t.End.Mem > t.Baseline.Mem+t.MemSlack {
+			r = append(r, fmt.Sprintf("TCP memory %d pages at the end, baseline %d + slack %d: socket buffers not given back",
+				t.End.Mem, t.Baseline.Mem, t.MemSlack))
+		}
+	}
 	if res.Strict && len(res.Findings) > 0 {
 		r = append(r, fmt.Sprintf("-strict: %d behaviour(s) with findings", len(res.Findings)))
 	}
@@ -682,7 +808,7 @@ func printSoak(w io.Writer, r *soakResult) {
 	}
 	t.flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "what the server did (count × outcome; close times from: hog header, HTTP request, FIN, first byte, greeting, the invalid frame)")
+	fmt.Fprintln(w, "what the server did (count × outcome; close times from: hog header, HTTP request, FIN, first byte, greeting, the invalid frame, the stall burst's start)")
 	for _, b := range r.Bad {
 		fmt.Fprintf(w, "  %d %s: %s; expected: %s\n", b.Number, b.Behaviour, b.What, b.Expect)
 		for _, k := range sortedByCount(b.Outcomes) {
@@ -705,10 +831,10 @@ func printSoak(w io.Writer, r *soakResult) {
 
 	if r.Measured {
 		t = newTable(w)
-		t.row("t (s)", "phase", "RSS", "VmData", "fds", "CLOSE_WAIT", "threads", "CPU (s)", "good open", "bad open")
+		t.row("t (s)", "phase", "RSS", "VmData", "fds", "CLOSE_WAIT", "threads", "CPU (s)", "good open", "bad open", "TCP orphans", "TCP mem (pages)")
 		for _, s := range r.Timeline {
 			t.row(fmt.Sprintf("%.0f", s.T), s.Phase, mib(s.RSS), mib(s.Data), itoa(s.FDs), itoa(s.CloseWt), itoa(s.Threads),
-				fmt.Sprintf("%.1f", s.CPU), itoa(s.GoodOpen), itoa(s.BadOpen))
+				fmt.Sprintf("%.1f", s.CPU), itoa(s.GoodOpen), itoa(s.BadOpen), i64toa(s.Orphans), i64toa(s.TCPPages))
 		}
 		t.flush()
 		fmt.Fprintln(w)
@@ -726,6 +852,10 @@ func printSoak(w io.Writer, r *soakResult) {
 		}
 	} else {
 		fmt.Fprintln(w, "server not measured (no -pid): RSS and fds not judged")
+	}
+	if t := r.TCP; t.Measured {
+		fmt.Fprintln(w)
+		printTCPMem(w, t)
 	}
 	for _, s := range r.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", s)
@@ -745,6 +875,29 @@ func printSoak(w io.Writer, r *soakResult) {
 		fmt.Fprintf(w, "  - %s\n", s)
 	}
 }
+
+// printTCPMem prints the machine's TCP memory: baseline, peak, end, limits.
+func printTCPMem(w io.Writer, m soakTCP) {
+	page := int64(os.Getpagesize())
+	pages := func(n int64) string { return fmt.Sprintf("%d (%s)", n, mib(n*page)) }
+	end := "end (server running"
+	if m.ServerStopped {
+		end = "end (server stopped"
+	}
+	end += fmt.Sprintf(", %.0f s settle)", m.SettleS)
+	t := newTable(w)
+	t.row("machine TCP (/proc/net/sockstat)", "inuse", "orphans", "TIME_WAIT", "mem pages")
+	t.row("baseline", i64toa(m.Baseline.InUse), i64toa(m.Baseline.Orphan), i64toa(m.Baseline.TW), pages(m.Baseline.Mem))
+	t.row("peak", i64toa(m.Peak.InUse), i64toa(m.Peak.Orphan), i64toa(m.Peak.TW), pages(m.Peak.Mem))
+	t.row(end, i64toa(m.End.InUse), i64toa(m.End.Orphan), i64toa(m.End.TW), pages(m.End.Mem))
+	t.row("pass if end ≤", "(reported)", fmt.Sprintf("%d (+%d)", m.Baseline.Orphan+m.OrphanSlack, m.OrphanSlack), "(reported)",
+		fmt.Sprintf("%d (+%d)", m.Baseline.Mem+m.MemSlack, m.MemSlack))
+	t.flush()
+	fmt.Fprintf(w, "tcp_mem (pages): min %d, pressure %d, max %d; the peak was %.1f %% of pressure (counters shared with every process on the machine)\n",
+		m.Baseline.Min, m.Baseline.Pressure, m.Baseline.Max, 100*float64(m.Peak.Mem)/float64(max(m.Baseline.Pressure, 1)))
+}
+
+func i64toa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func fmtMs(v float64) string {
 	if v >= 10000 {

@@ -584,3 +584,85 @@ func (s *soaker) idle(g int) soakOutcome {
 	}
 	return s.wsOutcome(e, t0, what)
 }
+
+// stallFrame is the stall client's echo request payload: 60,000 bytes, as
+// in the server's kernel tests (server/kernel_linux_test.go); the second
+// echo already passes the default -max-outbound of 64 KiB. Read only.
+var stallFrame = make([]byte, 60000)
+
+// 9. stall: SO_RCVBUF 2 KiB (set before connect, so the window never grows),
+// the upgrade, -stall-burst of 60,000-byte masked binary echo requests,
+// then neither a read nor a write: the socket stays open until the server
+// ends the connection, or -hold. Its window is shut, so the echoes pile up
+// on the server's side, past -max-outbound; and a FIN queued behind them
+// never leaves. A server that gives up with a graceful close leaves the
+// kernel an orphan in FIN-WAIT-1 holding its whole send buffer, alive for
+// as long as this client answers the zero-window probes, which it does
+// while its socket is open. A sound server resets it (SO_LINGER 0) when it
+// gives up: after its Close 1008, at its close timeout.
+//
+// Reading would open the window, so the client watches its own socket's
+// TCP state (TCP_INFO): CLOSE after the server's RST, CLOSE_WAIT after a
+// FIN. It waits at least -close-timeout + -stall-slack from the burst's
+// start, even past the window's end: a connection the server never lets go
+// is what this looks for.
+func (s *soaker) stall(g int) soakOutcome {
+	c, o, ok := s.upgrade(g, 2048)
+	if !ok {
+		return o
+	}
+	defer c.Close()
+	s.open[classStall].Add(1)
+	defer s.open[classStall].Add(-1)
+	limit := s.ss.stallLimit()
+	t0 := time.Now()
+	bound := t0.Add(max(limit, min(s.ss.Hold, time.Until(s.end))))
+	c.nc.SetWriteDeadline(bound)
+	for sent := 0; sent < s.ss.StallBurst; sent += len(stallFrame) {
+		if err := c.WriteFrame(opBinary, stallFrame); err != nil {
+			if isTimeout(err) {
+				break // the server stopped taking the burst: see whether it ends it
+			}
+			// The server ended it while we were still sending.
+			return stallEnded(endHow(err)+" during the burst", time.Since(t0), limit)
+		}
+	}
+	tk := time.NewTicker(50 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		st, err := socketState(c.nc)
+		if err != nil {
+			return soakOutcome{kind: kindError, how: "TCP_INFO: " + errClass(err)}
+		}
+		if st != stateEstablished {
+			return stallEnded(stallHow(st)+" while stalled", time.Since(t0), limit)
+		}
+		if !time.Now().Before(bound) {
+			return soakOutcome{kind: kindGaveUp, how: "still ESTABLISHED when the client gave up (the server never let go)"}
+		}
+		<-tk.C
+	}
+}
+
+// stallHow names what ended a stall connection, from the client socket's
+// state: the client neither closed nor sent, so CLOSE means an RST came.
+func stallHow(st tcpState) string {
+	switch st {
+	case stateClose:
+		return "RST"
+	case stateCloseWait:
+		return "FIN"
+	}
+	return "TCP " + st.String()
+}
+
+// stallEnded is the outcome of a stall connection the server ended after
+// (from the burst's start); later than limit is late.
+func stallEnded(how string, after, limit time.Duration) soakOutcome {
+	o := soakOutcome{kind: kindServer, how: how, after: after}
+	if after > limit {
+		o.how += fmt.Sprintf(", later than %v", limit)
+		o.late = true
+	}
+	return o
+}

@@ -24,7 +24,8 @@ import (
 )
 
 // soakClass is what a slot does: classGood, or one of the bad behaviours
-// numbered 1 to 8 as in the README.
+// numbered 1 to 9 as in the README. The numbers are part of -mix: a new
+// behaviour takes the next one.
 type soakClass int
 
 const (
@@ -37,6 +38,7 @@ const (
 	classReset               // 6: RST mid-handshake or mid-frame
 	classInvalid             // 7: protocol errors
 	classIdle                // 8: upgraded, then silent
+	classStall               // 9: tiny window, a burst of echo requests, then neither reads nor sends
 	nClasses
 )
 
@@ -52,6 +54,8 @@ var classInfo = [nClasses]struct{ name, what, expect string }{
 	classReset:     {"reset", "RST (SO_LINGER 0) right after connect, mid-handshake or mid-frame", "frees it (fds back to baseline)"},
 	classInvalid:   {"invalid", "unmasked frame / reserved opcode 3 / text not UTF-8", "Close 1002 / 1002 / 1007"},
 	classIdle:      {"idle", "upgraded, then silent (reads, never answers a ping)", "pings, then Close 1001 at the idle timeout"},
+	classStall: {"stall", "SO_RCVBUF 2 KiB, -stall-burst of 60,000-byte echo requests, then neither reads nor sends",
+		"ends it (RST or FIN seen by the client) within -close-timeout + -stall-slack of the burst's start"},
 }
 
 // soakSpec is the soak part of a workerSpec.
@@ -67,11 +71,21 @@ type soakSpec struct {
 	FinWait     time.Duration `json:"fin_wait"`
 	MaxMessage  int           `json:"max_message"`
 	Burst       int           `json:"burst"`
+
+	CloseTimeout time.Duration `json:"close_timeout"` // the server's -close-timeout
+	StallSlack   time.Duration `json:"stall_slack"`
+	StallBurst   int           `json:"stall_burst"`
 }
 
 // pushLimit is the longest acceptable gap between two time pushes (and from
 // the greeting to the first).
 func (ss *soakSpec) pushLimit() time.Duration { return 2*ss.Interval + ss.PushSlack }
+
+// stallLimit is how long after a stall connection's burst began the server
+// may take to end it: it passes -max-outbound within the first frames'
+// echoes, sends Close 1008 (which cannot reach a closed window) and gives
+// up at its close timeout.
+func (ss *soakSpec) stallLimit() time.Duration { return ss.CloseTimeout + ss.StallSlack }
 
 // soakPlan deals the slots out round-robin (one of each class in turn while
 // a class has slots left), so that any contiguous range of global indexes,
@@ -108,6 +122,7 @@ type soakOutcome struct {
 	kind  outcomeKind
 	how   string        // key in the outcome counts, e.g. "Close 1002 (expected)", "EOF", "held"
 	after time.Duration // to the server's close, from the behaviour's reference point (kindServer)
+	late  bool          // the server closed it, but later than the behaviour allows (stall)
 	skip  bool          // not counted: the window ended before the connection was up
 }
 
@@ -119,6 +134,7 @@ type soakClassStats struct {
 	GaveUp      int            `json:"client_gave_up"`
 	ClientEnded int            `json:"client_ended"`
 	Errors      int            `json:"errors"`
+	Late        int            `json:"ended_late,omitempty"` // closed by the server past the behaviour's limit (stall)
 	Outcomes    map[string]int `json:"outcomes,omitempty"`
 	Hist        string         `json:"close_hist,omitempty"` // ms to the server's close (HdrHistogram V2)
 }
@@ -273,6 +289,7 @@ var soakPause = [nClasses]time.Duration{
 	classReset:     100 * time.Millisecond,
 	classInvalid:   100 * time.Millisecond,
 	classIdle:      100 * time.Millisecond,
+	classStall:     time.Second,
 }
 
 // loop runs one slot until the window ends. g is the slot's global index.
@@ -305,6 +322,8 @@ func (s *soaker) runBad(cl soakClass, g, n int) soakOutcome {
 		return s.invalid(g, n)
 	case classIdle:
 		return s.idle(g)
+	case classStall:
+		return s.stall(g)
 	}
 	panic("soak: unknown class")
 }
@@ -325,6 +344,9 @@ func (s *soaker) record(cl soakClass, o soakOutcome) {
 	case kindServer:
 		st.ByServer++
 		s.hists[cl].RecordValue(max(o.after.Milliseconds(), 1))
+		if o.late {
+			st.Late++
+		}
 	case kindOpenAtEnd:
 		st.OpenAtEnd++
 	case kindGaveUp:

@@ -281,8 +281,11 @@ func TestParseMix(t *testing.T) {
 			return c[classHog] == 50 && c[classBurstFIN] == 0 && c[classGood] == 7 && c[classIdle] == 10
 		}, false},
 		{"numbers", "1=3,8=4", func(c [nClasses]int) bool { return c[classHog] == 3 && c[classIdle] == 4 }, false},
+		{"stall by name", "stall=2", func(c [nClasses]int) bool { return c[classStall] == 2 && c[classIdle] == 10 }, false},
+		{"stall by number", "9=0", func(c [nClasses]int) bool { return c[classStall] == 0 && c[classIdle] == 10 }, false},
 		{"unknown", "nope=1", nil, true},
-		{"number out of range", "9=1", nil, true},
+		{"number out of range", "10=1", nil, true},
+		{"good is not a number", "0=1", nil, true},
 		{"negative", "hog=-1", nil, true},
 		{"no count", "hog", nil, true},
 	}
@@ -296,6 +299,74 @@ func TestParseMix(t *testing.T) {
 				t.Fatalf("got %v", got)
 			}
 		})
+	}
+}
+
+// TestSoakClassNumbers pins the -mix numbers: scripts and READMEs name
+// behaviours by them, so a new one takes the next number.
+func TestSoakClassNumbers(t *testing.T) {
+	want := []string{"good", "hog", "http-hold", "burst-fin", "slowloris", "no-read", "reset", "invalid", "idle", "stall"}
+	if int(nClasses) != len(want) {
+		t.Fatalf("nClasses %d; want %d", nClasses, len(want))
+	}
+	for i, name := range want {
+		if got := classInfo[i].name; got != name {
+			t.Errorf("class %d: got %q; want %q", i, got, name)
+		}
+		if cl, ok := classByName(name); !ok || int(cl) != i {
+			t.Errorf("classByName(%q) = %d, %v; want %d", name, cl, ok, i)
+		}
+	}
+}
+
+func TestSoakCounts(t *testing.T) {
+	tests := []struct {
+		name      string
+		good, bad int
+		mix       string
+		stall     int
+		idle      int
+	}{
+		{"defaults: a quarter of -bad", 200, 20, "", 5, 20},
+		{"rounded up", 10, 1, "", 1, 1},
+		{"no bad", 10, 0, "", 0, 0},
+		{"-mix wins", 10, 20, "stall=12,idle=0", 12, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := soakCounts(tt.good, tt.bad, tt.mix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c[classGood] != tt.good || c[classStall] != tt.stall || c[classIdle] != tt.idle || c[classHog] != tt.bad {
+				t.Fatalf("got %v; want good %d, hog %d, idle %d, stall %d", c, tt.good, tt.bad, tt.idle, tt.stall)
+			}
+		})
+	}
+}
+
+func TestStallEnded(t *testing.T) {
+	const limit = 3 * time.Second
+	tests := []struct {
+		st    tcpState
+		after time.Duration
+		how   string
+		late  bool
+	}{
+		{stateClose, 1100 * time.Millisecond, "RST while stalled", false},
+		{stateCloseWait, limit, "FIN while stalled", false},
+		{stateClose, limit + time.Millisecond, "RST while stalled, later than 3s", true},
+		{tcpState(4), time.Second, "TCP state 4 while stalled", false},
+	}
+	for _, tt := range tests {
+		o := stallEnded(stallHow(tt.st)+" while stalled", tt.after, limit)
+		if o.kind != kindServer || o.how != tt.how || o.late != tt.late || o.after != tt.after {
+			t.Errorf("state %v after %v: got %+v; want %q, late %v", tt.st, tt.after, o, tt.how, tt.late)
+		}
+	}
+	ss := soakSpec{CloseTimeout: time.Second, StallSlack: 2 * time.Second}
+	if got := ss.stallLimit(); got != limit {
+		t.Errorf("stallLimit: got %v; want %v", got, limit)
 	}
 }
 
@@ -350,7 +421,8 @@ func TestRSSLimitAndServerBack(t *testing.T) {
 
 func TestSoakVerdict(t *testing.T) {
 	ok := soakResult{Measured: true, Good: soakGoodResult{Started: 10, Served: 10},
-		Baseline: procStat{RSS: 10, FDs: 13}, After: procStat{RSS: 20, FDs: 13}, RSSLimit: 20}
+		Baseline: procStat{RSS: 10, FDs: 13}, After: procStat{RSS: 20, FDs: 13}, RSSLimit: 20,
+		TCP: soakTCP{Measured: true, Baseline: tcpMem{Orphan: 1, Mem: 100}, End: tcpMem{Orphan: 1, Mem: 100}, MemSlack: 1280, OrphanSlack: 16}}
 	tests := []struct {
 		name    string
 		mod     func(*soakResult)
@@ -368,6 +440,20 @@ func TestSoakVerdict(t *testing.T) {
 		{"finding", func(r *soakResult) { r.Bad = []soakBadResult{{Number: 3, Finding: "x"}} }, "PASS", 0},
 		{"finding, strict", func(r *soakResult) { r.Strict, r.Bad = true, []soakBadResult{{Number: 3, Finding: "x"}} }, "FAIL", 1},
 		{"strict, no finding", func(r *soakResult) { r.Strict, r.Bad = true, []soakBadResult{{Number: 3}} }, "PASS", 0},
+		{"stall still established", func(r *soakResult) {
+			r.Bad = []soakBadResult{{Number: int(classStall), Started: 9, ByServer: 8, GaveUp: 1}}
+		}, "FAIL", 1},
+		{"stall ended late", func(r *soakResult) {
+			r.Bad = []soakBadResult{{Number: int(classStall), Started: 9, ByServer: 9, Late: 2, Finding: "2 ended later"}}
+		}, "PASS", 0},
+		{"another behaviour given up on", func(r *soakResult) {
+			r.Bad = []soakBadResult{{Number: int(classIdle), Started: 9, GaveUp: 9}}
+		}, "PASS", 0},
+		{"TCP back within the slacks", func(r *soakResult) { r.TCP.End = tcpMem{Orphan: 1 + 16, Mem: 100 + 1280} }, "PASS", 0},
+		{"TCP orphans left", func(r *soakResult) { r.TCP.End.Orphan = 1 + 17 }, "FAIL", 1},
+		{"TCP memory left", func(r *soakResult) { r.TCP.End.Mem = 100 + 1281 }, "FAIL", 1},
+		{"TCP both", func(r *soakResult) { r.TCP.End = tcpMem{Orphan: 99, Mem: 9999} }, "FAIL", 2},
+		{"TCP not measured", func(r *soakResult) { r.TCP.Measured, r.TCP.End = false, tcpMem{Orphan: 99, Mem: 9999} }, "PASS", 0},
 		{"hog probe, strict", func(r *soakResult) {
 			r.Strict, r.MaxMessage, r.Bad = true, 1<<20, []soakBadResult{{Number: 1}}
 			r.HogProbe = &hogProbe{N: 20, Opened: 20, DataGrowth: 20 << 20, PerHog: 1 << 20}
