@@ -41,6 +41,8 @@ type wheel struct {
 	n      int                     // slots per worker
 	frames []atomic.Pointer[Frame] // this tick's frame of each Config.Pushes entry
 
+	wakeups atomic.Int64 // times run woke up to do a tick (read by tests)
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -164,6 +166,7 @@ func (wh *wheel) run() {
 			default:
 			}
 		}
+		wh.wakeups.Add(1)
 		now := time.Now()
 		wh.recordLag(now.Sub(next))
 		wh.buildFrames(now)
