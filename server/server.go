@@ -34,8 +34,7 @@ type Server struct {
 	hsList  deadlineList // conns in phaseHandshake
 	clList  deadlineList // conns in phaseClosing
 
-	clock atomic.Int64 // coarse clock for liveness: ms since epoch, set by the wheel each tick
-	live  atomic.Int64 // accepted descriptors we own (all phases)
+	live atomic.Int64 // accepted descriptors we own (all phases)
 	// buffered is the capacity of every held buffer (incomplete frames and
 	// messages, held.go), charged against Config.MaxBuffered.
 	buffered atomic.Int64

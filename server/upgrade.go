@@ -227,7 +227,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	s.stats.upgraded.Add(1)
 	s.hsList.remove(c)
 	c.phase = phaseOpen
-	c.seen.Store(s.clock.Load())
+	c.seen.Store(w.turnMs())
 	if value != nil {
 		// Boxed: 8 bytes in every conn instead of 16, for one allocation
 		// on the connections that carry a value.

@@ -170,7 +170,6 @@ func (wh *wheel) run() {
 		now := time.Now()
 		wh.recordLag(now.Sub(next))
 		wh.buildFrames(now)
-		wh.s.clock.Store(int64(wh.s.now() / time.Millisecond))
 		ticks++
 		for _, w := range wh.s.workers {
 			w.tickTarget.Store(ticks)
@@ -189,7 +188,7 @@ func (w *worker) runTicks() {
 	if n := int64(len(w.slots)); target-w.tickDone > n {
 		w.tickDone = target - n
 	}
-	now := w.s.clock.Load()
+	now := int64(w.s.now() / time.Millisecond)
 	for ; w.tickDone < target; w.tickDone++ {
 		w.s.wheel.pushSlot(&w.slots[w.tickDone%int64(len(w.slots))], now)
 	}
