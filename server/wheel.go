@@ -15,8 +15,11 @@ import (
 // (all go under its lock).
 //
 // Layout: every worker has n slots, each covering tick = PushInterval/n. A
-// connection is put in one slot of its worker when it opens (round robin,
-// so slots stay balanced) and stays there until it closes. At tick k the
+// connection is put in one slot of its worker when it opens and stays
+// there until it closes. Consecutive opens step through the slots by a
+// stride coprime with n (about 0.38 n): every n opens fill each slot once,
+// so slots stay balanced, and a few connections are spread over the whole
+// interval instead of filling its first slots. At tick k the
 // wheel goroutine builds the tick's frames and announces k to every worker
 // (tickTarget, then a Wake); each worker pushes its slot k mod n on its own
 // goroutine, between events. A connection is visited once per revolution,
@@ -39,6 +42,7 @@ type wheel struct {
 	s      *Server
 	tick   time.Duration
 	n      int                     // slots per worker
+	stride int                     // how far add moves a worker's slot cursor; coprime with n
 	frames []atomic.Pointer[Frame] // this tick's frame of each Config.Pushes entry
 
 	wakeups atomic.Int64 // times run woke up to do a tick (read by tests)
@@ -77,14 +81,40 @@ func newWheel(s *Server, interval time.Duration) *wheel {
 		s:      s,
 		tick:   interval / time.Duration(n),
 		n:      n,
+		stride: slotStride(n),
 		frames: make([]atomic.Pointer[Frame], len(s.cfg.Pushes)),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 }
 
-// initSlots makes the worker's slots. Round robin keeps them within one of
-// each other, so this capacity is rarely exceeded and adding a connection
+// slotStride is the step between the slots of consecutive opens: the
+// integer nearest n/φ² (about 0.38 n, whose multiples mod n stay far
+// apart) that is coprime with n, so n steps visit every slot once.
+func slotStride(n int) int {
+	if n <= 2 {
+		return 1 % n
+	}
+	g := int(float64(n)*0.3819660112501051 + 0.5)
+	for d := 0; ; d++ {
+		if k := g - d; k >= 1 && gcd(k, n) == 1 {
+			return k
+		}
+		if k := g + d; gcd(k, n) == 1 {
+			return k
+		}
+	}
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// initSlots makes the worker's slots. The stride of add keeps them within
+// one of each other, so this capacity is rarely exceeded and adding a connection
 // does not allocate; past it a slot grows by append. The preallocation is
 // bounded (64 Ki entries over all workers, 512 KiB), so a huge MaxConns
 // costs nothing until connections actually arrive.
@@ -102,7 +132,9 @@ func (w *worker) initSlots() {
 func (wh *wheel) add(c *conn) {
 	w := wh.s.owner(c.fd)
 	i := w.nextSlot
-	w.nextSlot = (i + 1) % len(w.slots)
+	if w.nextSlot += wh.stride; w.nextSlot >= len(w.slots) {
+		w.nextSlot -= len(w.slots)
+	}
 	s := &w.slots[i]
 	s.mu.Lock()
 	c.slot = int32(i)

@@ -40,7 +40,7 @@ type worker struct {
 
 	// Wheel: this worker's connections, one slot each (see wheel.go).
 	slots      []wheelSlot
-	nextSlot   int          // round-robin cursor for add (owner goroutine only)
+	nextSlot   int          // add's slot cursor, moved by the wheel's stride (owner goroutine only)
 	tickTarget atomic.Int64 // ticks the wheel has announced
 	tickDone   int64        // ticks this worker has pushed (owner goroutine only)
 
