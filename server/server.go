@@ -82,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 	s.hsList.timeout = cfg.HandshakeTimeout
 	s.clList.timeout = cfg.CloseTimeout
 	s.wheel = newWheel(s, cfg.PushInterval)
+	s.hsList.wheel, s.clList.wheel = s.wheel, s.wheel
 	for i := range cfg.Workers {
 		w, err := newWorker(s, i)
 		if err != nil {
@@ -278,8 +279,7 @@ func (s *Server) notify(c *conn) {
 	}
 }
 
-func (s *Server) expireDeadlines() {
-	now := s.now()
+func (s *Server) expireDeadlines(now time.Duration) {
 	s.hsList.expire(s, now)
 	s.clList.expire(s, now)
 }

@@ -41,8 +41,8 @@ type worker struct {
 	// Wheel: this worker's connections, one slot each (see wheel.go).
 	slots      []wheelSlot
 	nextSlot   int          // add's slot cursor, moved by the wheel's stride (owner goroutine only)
-	tickTarget atomic.Int64 // ticks the wheel has announced
-	tickDone   int64        // ticks this worker has pushed (owner goroutine only)
+	tickTarget atomic.Int64 // the wheel has announced the ticks before it (numbered from the epoch)
+	tickDone   int64        // this worker has pushed the ticks before it (owner goroutine only)
 
 	buf []byte // [0:MaxHeaderSize) headroom for a saved partial header, then the read area
 
