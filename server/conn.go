@@ -108,8 +108,9 @@ type conn struct {
 	latestEnd uint64  // outTotal just after the last queued LatestOnly frame
 	bigEnd    uint64  // outTotal just after a frame larger than MaxOutbound
 
-	// Liveness: seen is written by the worker after every read (the
-	// server's coarse clock, ms); pingAt belongs to the wheel (slot lock).
+	// Liveness: seen is written by the worker after every read (ms on
+	// Server.now, the turn's clock: worker.turnMs); pingAt belongs to the
+	// wheel (slot lock).
 	seen   atomic.Int64
 	pingAt int64 // when the wheel pinged this silent conn; 0 when none pending
 

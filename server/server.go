@@ -34,8 +34,7 @@ type Server struct {
 	hsList  deadlineList // conns in phaseHandshake
 	clList  deadlineList // conns in phaseClosing
 
-	clock atomic.Int64 // coarse clock for liveness: ms since epoch, set by the wheel each tick
-	live  atomic.Int64 // accepted descriptors we own (all phases)
+	live atomic.Int64 // accepted descriptors we own (all phases)
 	// buffered is the capacity of every held buffer (incomplete frames and
 	// messages, held.go), charged against Config.MaxBuffered.
 	buffered atomic.Int64
@@ -90,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 	s.hsList.timeout = cfg.HandshakeTimeout
 	s.clList.timeout = cfg.CloseTimeout
 	s.wheel = newWheel(s, cfg.PushInterval)
+	s.hsList.wheel, s.clList.wheel = s.wheel, s.wheel
 	for i := range cfg.Workers {
 		w, err := newWorker(s, i)
 		if err != nil {
@@ -289,8 +289,7 @@ func (s *Server) notify(c *conn) {
 	}
 }
 
-func (s *Server) expireDeadlines() {
-	now := s.now()
+func (s *Server) expireDeadlines(now time.Duration) {
 	s.hsList.expire(s, now)
 	s.clList.expire(s, now)
 }

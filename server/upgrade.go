@@ -235,7 +235,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	s.stats.upgraded.Add(1)
 	s.hsList.remove(c)
 	c.phase = phaseOpen
-	c.seen.Store(s.clock.Load())
+	c.seen.Store(w.turnMs())
 	if value != nil {
 		c.mu.Lock()
 		c.extLocked().value = value

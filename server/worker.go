@@ -40,9 +40,9 @@ type worker struct {
 
 	// Wheel: this worker's connections, one slot each (see wheel.go).
 	slots      []wheelSlot
-	nextSlot   int          // round-robin cursor for add (owner goroutine only)
-	tickTarget atomic.Int64 // ticks the wheel has announced
-	tickDone   int64        // ticks this worker has pushed (owner goroutine only)
+	nextSlot   int          // add's slot cursor, moved by the wheel's stride (owner goroutine only)
+	tickTarget atomic.Int64 // the wheel has announced the ticks before it (numbered from the epoch)
+	tickDone   int64        // this worker has pushed the ticks before it (owner goroutine only)
 
 	buf []byte // [0:MaxHeaderSize) headroom for a saved partial header, then the read area
 
@@ -64,6 +64,7 @@ type worker struct {
 	corkConn *conn
 
 	lastYield time.Duration // when yield last called runtime.Gosched (Server.now)
+	turnAt    time.Duration // when the current turn began (Server.now): the reads' clock
 	br        bytes.Reader
 	hb        [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
 	oh        [ws.MaxHeaderSize]byte // outgoing header
@@ -155,12 +156,18 @@ func (w *worker) runQueued() {
 // the scheduling state machine documented on conn.
 func (w *worker) serve(c *conn) {
 	t0 := w.s.now() // monotonic only: one clock read where time.Now takes two
+	w.turnAt = t0
 	w.turn(c)
 	w.st.turns.Add(1)
 	t1 := w.s.now()
 	w.st.busyNs.Add(int64(t1 - t0))
 	w.yield(t1)
 }
+
+// turnMs is the current turn's start in ms, the clock of conn.seen: the
+// turn's own reading (serve takes it anyway), fresh however long the
+// wheel sleeps, for no clock read of its own.
+func (w *worker) turnMs() int64 { return int64(w.turnAt / time.Millisecond) }
 
 // yieldEvery is how often a busy worker passes through the scheduler.
 const yieldEvery = time.Millisecond
@@ -256,7 +263,7 @@ func (w *worker) read(c *conn) bool {
 	budget := readBudget
 	defer func() {
 		if budget < readBudget {
-			c.seen.Store(w.s.clock.Load())
+			c.seen.Store(w.turnMs())
 		}
 	}()
 	for budget > 0 {
