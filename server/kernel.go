@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strconv"
 )
 
@@ -89,31 +91,56 @@ type TCPMemory struct {
 }
 
 // parseSockstat reads the "TCP:" line of /proc/net/sockstat:
-// "TCP: inuse 5 orphan 0 tw 2 alloc 7 mem 3".
-func parseSockstat(b []byte, m *TCPMemory) {
+// "TCP: inuse 5 orphan 0 tw 2 alloc 7 mem 3". Unknown keys are ignored;
+// a line without orphan and mem, or a value that is not a number, is an
+// error.
+func parseSockstat(b []byte) (TCPMemory, error) {
+	var m TCPMemory
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		rest, ok := bytes.CutPrefix(line, []byte("TCP:"))
 		if !ok {
 			continue
 		}
 		f := bytes.Fields(rest)
+		seen := 0
 		for i := 0; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseInt(string(f[i+1]), 10, 64)
 			if err != nil {
-				continue
+				return m, fmt.Errorf("server: /proc/net/sockstat: TCP %s %q: %w", f[i], f[i+1], err)
 			}
 			switch string(f[i]) {
 			case "inuse":
 				m.InUse = v
 			case "orphan":
-				m.Orphans = v
+				m.Orphans, seen = v, seen|1
 			case "tw":
 				m.TimeWait = v
 			case "alloc":
 				m.Alloc = v
 			case "mem":
-				m.Pages = v
+				m.Pages, seen = v, seen|2
 			}
 		}
+		if seen != 3 {
+			return m, fmt.Errorf("server: /proc/net/sockstat: TCP line %q without orphan and mem", line)
+		}
+		return m, nil
 	}
+	return m, errors.New("server: /proc/net/sockstat: no TCP line")
+}
+
+// parseTCPMemLimits reads net.ipv4.tcp_mem: min, pressure and max, in
+// pages.
+func parseTCPMemLimits(b []byte) (lo, pressure, hi int64, err error) {
+	f := bytes.Fields(b)
+	if len(f) != 3 {
+		return 0, 0, 0, fmt.Errorf("server: tcp_mem %q: want 3 numbers", b)
+	}
+	var v [3]int64
+	for i := range f {
+		if v[i], err = strconv.ParseInt(string(f[i]), 10, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("server: tcp_mem %q: %w", b, err)
+		}
+	}
+	return v[0], v[1], v[2], nil
 }

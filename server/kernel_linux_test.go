@@ -392,20 +392,6 @@ func TestFastSenderHoldsBoundedKernelMemory(t *testing.T) {
 	}
 }
 
-func TestParseSockstat(t *testing.T) {
-	in := "sockets: used 10\nTCP: inuse 5 orphan 2 tw 3 alloc 7 mem 41\nUDP: inuse 0 mem 9\n"
-	var m TCPMemory
-	parseSockstat([]byte(in), &m)
-	want := TCPMemory{InUse: 5, Orphans: 2, TimeWait: 3, Alloc: 7, Pages: 41}
-	if m != want {
-		t.Errorf("parseSockstat: got %+v; want %+v", m, want)
-	}
-	m, err := ReadTCPMemory()
-	if err != nil || m.Max <= 0 || m.PageSize <= 0 {
-		t.Errorf("ReadTCPMemory: got %+v, %v; want the machine's tcp_mem and page size", m, err)
-	}
-}
-
 func TestSampleSocketsStride(t *testing.T) {
 	s, addr := startServer(t, rawConfig())
 	for range 10 {

@@ -2,29 +2,23 @@
 
 package server
 
-import (
-	"bytes"
-	"os"
-	"strconv"
-)
+import "os"
 
 // ReadTCPMemory reads the machine's TCP memory. It reads two small files
 // of /proc: cheap, but not for a hot path.
 func ReadTCPMemory() (TCPMemory, error) {
-	m := TCPMemory{PageSize: os.Getpagesize()}
 	b, err := os.ReadFile("/proc/net/sockstat")
 	if err != nil {
-		return m, err
+		return TCPMemory{}, err
 	}
-	parseSockstat(b, &m)
-	b, err = os.ReadFile("/proc/sys/net/ipv4/tcp_mem")
+	m, err := parseSockstat(b)
+	m.PageSize = os.Getpagesize()
 	if err != nil {
 		return m, err
 	}
-	if f := bytes.Fields(b); len(f) == 3 {
-		m.Min, _ = strconv.ParseInt(string(f[0]), 10, 64)
-		m.Pressure, _ = strconv.ParseInt(string(f[1]), 10, 64)
-		m.Max, _ = strconv.ParseInt(string(f[2]), 10, 64)
+	if b, err = os.ReadFile("/proc/sys/net/ipv4/tcp_mem"); err != nil {
+		return m, err
 	}
-	return m, nil
+	m.Min, m.Pressure, m.Max, err = parseTCPMemLimits(b)
+	return m, err
 }

@@ -15,12 +15,12 @@ package main
 // (tcpMemSlack, -tcp-orphan-slack).
 
 import (
-	"bytes"
-	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/wsmill/wsmill/server"
 )
 
 // tcpMem is one sample of the machine's TCP memory.
@@ -37,73 +37,12 @@ type tcpMem struct {
 	Max      int64 `json:"tcp_mem_max"`
 }
 
-// readTCPMem reads /proc/net/sockstat and /proc/sys/net/ipv4/tcp_mem.
+// readTCPMem reads /proc/net/sockstat and /proc/sys/net/ipv4/tcp_mem
+// (server.ReadTCPMemory).
 func readTCPMem() (tcpMem, error) {
-	b, err := os.ReadFile("/proc/net/sockstat")
-	if err != nil {
-		return tcpMem{}, err
-	}
-	m, err := parseSockstat(b)
-	if err != nil {
-		return m, err
-	}
-	if b, err = os.ReadFile("/proc/sys/net/ipv4/tcp_mem"); err != nil {
-		return m, err
-	}
-	m.Min, m.Pressure, m.Max, err = parseTCPMemLimits(b)
-	return m, err
-}
-
-// parseSockstat reads the TCP line of /proc/net/sockstat:
-//
-//	TCP: inuse 12 orphan 0 tw 3 alloc 14 mem 2
-func parseSockstat(b []byte) (tcpMem, error) {
-	var m tcpMem
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "TCP:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		seen := 0
-		for i := 0; i+1 < len(f); i += 2 {
-			v, err := strconv.ParseInt(f[i+1], 10, 64)
-			if err != nil {
-				return m, fmt.Errorf("/proc/net/sockstat: TCP %s %q: %w", f[i], f[i+1], err)
-			}
-			switch f[i] {
-			case "inuse":
-				m.InUse = v
-			case "orphan":
-				m.Orphan, seen = v, seen|1
-			case "tw":
-				m.TW = v
-			case "mem":
-				m.Mem, seen = v, seen|2
-			}
-		}
-		if seen != 3 {
-			return m, fmt.Errorf("/proc/net/sockstat: TCP line %q without orphan and mem", line)
-		}
-		return m, nil
-	}
-	return m, fmt.Errorf("/proc/net/sockstat: no TCP line")
-}
-
-// parseTCPMemLimits reads /proc/sys/net/ipv4/tcp_mem: min, pressure and
-// max, in pages.
-func parseTCPMemLimits(b []byte) (lo, pressure, hi int64, err error) {
-	f := bytes.Fields(b)
-	if len(f) != 3 {
-		return 0, 0, 0, fmt.Errorf("tcp_mem %q: want 3 numbers", b)
-	}
-	var v [3]int64
-	for i := range f {
-		if v[i], err = strconv.ParseInt(string(f[i]), 10, 64); err != nil {
-			return 0, 0, 0, fmt.Errorf("tcp_mem %q: %w", b, err)
-		}
-	}
-	return v[0], v[1], v[2], nil
+	m, err := server.ReadTCPMemory()
+	return tcpMem{InUse: m.InUse, Orphan: m.Orphans, TW: m.TimeWait, Mem: m.Pages,
+		Min: m.Min, Pressure: m.Pressure, Max: m.Max}, err
 }
 
 // peakTCPMem is each figure's maximum of a and b.
