@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,7 +177,63 @@ func TestBrowserDemoPage(t *testing.T) {
 		return isServerTime(s.Clock) && s.Clock != before
 	})
 	mark("pushes again")
+
+	// Another site's page (another origin: http://localhost:<other port>)
+	// opening a WebSocket to the server is refused by default with 403:
+	// the browser would send the user's cookies with it.
+	rejected := srv2.srv.Stats().RejectedBy[server.RejectOrigin]
+	other := startCrossOriginPage(t, "ws://"+addr+"/ws")
+	b.do("load a page of another origin", 15*time.Second, chromedp.Navigate(other))
+	outcome := b.waitTitle("the cross-origin WebSocket to fail", 10*time.Second)
+	if outcome != "error" {
+		t.Errorf("cross-origin page's WebSocket: %q; want error (refused)", outcome)
+	}
+	if got := srv2.srv.Stats().RejectedBy[server.RejectOrigin] - rejected; got != 1 {
+		t.Errorf("origin rejections during the cross-origin page: %d; want 1", got)
+	}
+	mark("cross-origin page refused")
 	b.checkConsole()
+}
+
+// startCrossOriginPage serves, on a port of its own and under the name
+// localhost (so another origin than the server's), a page that opens a
+// WebSocket to wsURL and sets its title to "open" or "error".
+func startCrossOriginPage(t *testing.T, wsURL string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := `<!doctype html><title>pending</title><script>
+const ws = new WebSocket(` + strconv.Quote(wsURL) + `);
+ws.onopen = () => { document.title = "open"; };
+ws.onerror = () => { document.title = "error"; };
+</script>`
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, page)
+	})}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "http://localhost:" + port + "/"
+}
+
+// waitTitle waits until the page's title is no longer "pending" and
+// returns it.
+func (b *browser) waitTitle(what string, d time.Duration) string {
+	b.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		title, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.title`))
+		if err == nil && title != "pending" && title != "" {
+			return title
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("waiting for %s: not within %v (title %q, err %v)", what, d, title, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 var rttText = regexp.MustCompile(`^\d+(\.\d+)? ms$`)

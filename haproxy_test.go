@@ -123,6 +123,21 @@ func TestHAProxyTLS(t *testing.T) {
 	waitServers(t, sock, map[string]string{"ws1": "UP", "ws2": "UP"}, start.Add(10*time.Second))
 	t.Logf("haproxy ready in %v", time.Since(start).Round(time.Millisecond))
 
+	// The page behind the proxy (https://front, same origin over wss://)
+	// passes the default Origin check, though the hop to wsmill is plain
+	// http; another site's page gets 403 through the proxy too.
+	page, _, err := dialer.Dial(url, http.Header{"Origin": {"https://" + front}})
+	if err != nil {
+		t.Fatalf("dial with the page's Origin https://%s: %v; want the upgrade (same origin)", front, err)
+	}
+	page.Close()
+	if c, resp, err := dialer.Dial(url, http.Header{"Origin": {"https://evil.example"}}); err == nil {
+		c.Close()
+		t.Errorf("dial with Origin https://evil.example: upgraded; want 403")
+	} else if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("dial with Origin https://evil.example: %v; want 403", err)
+	}
+
 	baseA, baseB := countFDs(t, a.Process.Pid), countFDs(t, b.Process.Pid)
 	const n = 20
 	clients := make([]*websocket.Conn, n)

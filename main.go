@@ -1,7 +1,7 @@
 // Command wsmill runs the WebSocket server: it upgrades GET /ws on the raw
 // TCP connection, greets with "Hi Client!", echoes every message, pushes the
 // server time every -push-interval, and serves the demo page at / and a
-// health check at /healthz on the same port.
+// health check at /healthz on the same port; /metrics is on -metrics-addr.
 package main
 
 import (
@@ -17,6 +17,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -51,9 +52,10 @@ func run(args []string) error {
 	idle := fs.Duration("idle-timeout", 60*time.Second, "ping a connection silent this long; close it if silent as long again (0 or less: off)")
 	closeTimeout := fs.Duration("close-timeout", 2*time.Second, "how long to wait for the peer's answer to our Close")
 	var origins originList
-	fs.Var(&origins, "origin", "allowed Origin (repeatable, or a comma-separated list); default: allow all")
+	fs.Var(&origins, "origin", "Origin allowed besides the page's own (repeatable, or a comma-separated list); '*' allows every origin; default: same-origin only (and clients sending no Origin)")
 	drain := fs.Duration("drain-timeout", 3*time.Second, "how long shutdown waits for clients to answer Close 1001")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this separate address (off when empty)")
+	metricsAddr := fs.String("metrics-addr", defaultMetricsAddr, "serve /metrics (Prometheus) on this separate address, the operators' network's, not the public port (off when empty; port 0 picks one, logged)")
 	reusePort := fs.Bool("reuseport", false, "set SO_REUSEPORT so several processes can listen on -addr; the kernel spreads connections across them")
 
 	httpTimeout := fs.Duration("http-timeout", 10*time.Second, "time to write the response to a plain HTTP request, from the end of its header")
@@ -102,8 +104,22 @@ func run(args []string) error {
 		"max_outbound", cfg.MaxOutbound, "sndbuf", cfg.SendBuffer, "rcvbuf", cfg.RecvBuffer, "handshake_timeout", cfg.HandshakeTimeout,
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
 		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns, "gomaxprocs", procs)
-	if len(cfg.Origins) == 0 {
-		log.Warn("every Origin is allowed: set -origin to restrict which pages may connect")
+	if slices.Contains(cfg.Origins, "*") {
+		log.Warn("every Origin is allowed (-origin '*'): any site's page may connect in its user's name")
+	}
+
+	if *metricsAddr != "" {
+		// With -reuseport the metrics address is shared too, so that a
+		// second process (a rolling restart) can start beside this one.
+		mln, err := listen(*metricsAddr, *reusePort)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("-metrics-addr: %w", err)
+		}
+		ms := &http.Server{Handler: newMetricsMux(func() *server.Server { return srv }), ReadHeaderTimeout: *hsTimeout, WriteTimeout: *httpTimeout}
+		defer ms.Close()
+		log.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
+		go ms.Serve(mln)
 	}
 
 	if *pprofAddr != "" {
@@ -182,9 +198,10 @@ func idleFlag(d time.Duration) time.Duration {
 	return d
 }
 
-// newMux serves the plain HTTP side of the port: the demo page, /healthz,
-// /metrics (Prometheus) and /stats (a JSON snapshot for the page's chart). srv returns the server once it exists (the mux is built first,
-// because the server's Config takes it).
+// newMux serves the plain HTTP side of the public port: the demo page,
+// /healthz and /stats (a JSON snapshot for the page's chart). srv returns
+// the server once it exists (the mux is built first, because the server's
+// Config takes it). /metrics is on its own address (newMetricsMux).
 func newMux(srv func() *server.Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +212,6 @@ func newMux(srv func() *server.Server) *http.ServeMux {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", metricsHandler(srv))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		s := srv()
 		if s == nil {
@@ -206,6 +222,19 @@ func newMux(srv func() *server.Server) *http.ServeMux {
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(statsJSON(s))
 	})
+	return mux
+}
+
+// defaultMetricsAddr keeps /metrics on the loopback interface: what it
+// tells (clients, limits, error rates) is for the operator, who can scrape
+// it there or choose an address of the internal network.
+const defaultMetricsAddr = "127.0.0.1:9180"
+
+// newMetricsMux serves GET /metrics (Prometheus text format) for the
+// operators' address.
+func newMetricsMux(srv func() *server.Server) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler(srv))
 	return mux
 }
 

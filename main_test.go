@@ -23,6 +23,14 @@ import (
 // returns "127.0.0.1:port".
 func startMain(t *testing.T) string {
 	t.Helper()
+	addr, _ := startMainMetrics(t)
+	return addr
+}
+
+// startMainMetrics is startMain that also serves newMetricsMux on a port of
+// its own, and returns both addresses.
+func startMainMetrics(t *testing.T) (addr, metricsAddr string) {
+	t.Helper()
 	var srv *server.Server
 	srv, err := server.New(withDemo(server.Config{Handler: newMux(func() *server.Server { return srv }), PushInterval: 200 * time.Millisecond}))
 	if err != nil {
@@ -49,7 +57,14 @@ func startMain(t *testing.T) string {
 			t.Error("Serve did not return after Shutdown")
 		}
 	})
-	return ln.Addr().String()
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := &http.Server{Handler: newMetricsMux(func() *server.Server { return srv })}
+	go ms.Serve(mln)
+	t.Cleanup(func() { ms.Close() })
+	return ln.Addr().String(), mln.Addr().String()
 }
 
 // get fetches url with a fresh client (no connection reuse) and a timeout.

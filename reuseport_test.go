@@ -17,6 +17,11 @@ import (
 func startChild(t *testing.T, args string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if !strings.Contains(args, "-metrics-addr") {
+		// Several children run at once: each serves /metrics on a port of
+		// its own instead of the default one.
+		args += " -metrics-addr 127.0.0.1:0"
+	}
 	cmd.Env = append(os.Environ(), "WSMILL_TEST_MAIN=1", "WSMILL_TEST_ARGS="+args)
 	logs := &lockedBuffer{}
 	cmd.Stderr = logs
@@ -84,7 +89,7 @@ func TestNoReusePortConflict(t *testing.T) {
 	addr := freePort(t)
 	startChild(t, "-addr "+addr+" -push-interval 1h")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "WSMILL_TEST_MAIN=1", "WSMILL_TEST_ARGS=-addr "+addr)
+	cmd.Env = append(os.Environ(), "WSMILL_TEST_MAIN=1", "WSMILL_TEST_ARGS=-addr "+addr+" -metrics-addr 127.0.0.1:0")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "address already in use") {
 		t.Fatalf("second process: err %v, output %q; want exit 1 with 'address already in use'", err, out)

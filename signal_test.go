@@ -40,7 +40,7 @@ func TestSignalShutdown(t *testing.T) {
 	addr := freePort(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "WSMILL_TEST_MAIN=1",
-		"WSMILL_TEST_ARGS=-addr "+addr+" -push-interval 1h -drain-timeout 2s")
+		"WSMILL_TEST_ARGS=-addr "+addr+" -push-interval 1h -drain-timeout 2s -metrics-addr 127.0.0.1:0")
 	var logs strings.Builder
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

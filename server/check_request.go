@@ -76,7 +76,7 @@ func (s *Server) checkRequest(req []byte) []byte {
 	if string(method) != "GET" {
 		return respBadMethod
 	}
-	var origin []byte
+	var origin, host []byte
 	for len(rest) > 0 {
 		line, rest = nextLine(rest)
 		if len(line) == 0 {
@@ -106,23 +106,42 @@ func (s *Server) checkRequest(req []byte) []byte {
 			}
 		case bytes.EqualFold(name, []byte("Origin")):
 			origin = value
+		case bytes.EqualFold(name, []byte("Host")):
+			host = value
 		}
 	}
-	if len(s.cfg.Origins) > 0 && origin != nil && !s.originAllowed(origin) {
+	if origin != nil && !s.originAllowed(origin, host) {
 		return respBadOrigin
 	}
 	return nil
 }
 
-// originAllowed compares an Origin header with the allow-list, ignoring
-// ASCII case (scheme and host are case-insensitive).
-func (s *Server) originAllowed(origin []byte) bool {
+// originAllowed says whether a browser page from origin may connect to
+// host (the request's Host header): its own origin always, whatever the
+// scheme, so that a page behind a TLS-terminating proxy (https, while the
+// hop to us is http) still works; the listed ones (Config.Origins) as
+// well, compared whole ignoring ASCII case (scheme and host are
+// case-insensitive); every one when the list holds "*". A request without
+// Origin is not a browser's and never reaches here.
+func (s *Server) originAllowed(origin, host []byte) bool {
 	for _, o := range s.cfg.Origins {
-		if bytes.EqualFold(origin, []byte(o)) {
+		if o == "*" || bytes.EqualFold(origin, []byte(o)) {
 			return true
 		}
 	}
-	return false
+	return sameOrigin(origin, host)
+}
+
+// sameOrigin reports whether origin ([RFC6454 6.1]: scheme "://" host
+// [":" port], nothing after) names host, port included, as the Host header
+// gives it. "null" (an opaque origin: a sandboxed frame, a file) names no
+// host.
+func sameOrigin(origin, host []byte) bool {
+	i := bytes.Index(origin, []byte("://"))
+	if i <= 0 || len(host) == 0 {
+		return false
+	}
+	return bytes.EqualFold(origin[i+3:], host)
 }
 
 // nextLine splits off one CRLF-terminated line (the CRLF removed).

@@ -87,10 +87,15 @@ type Config struct {
 	// connection. Default 2s.
 	CloseTimeout time.Duration
 
-	// Origins, when not empty, is the list of allowed Origin header values
-	// (e.g. "https://example.com"); a handshake with another Origin gets
-	// 403. Requests without an Origin header (non-browser clients) pass.
-	// Default: allow all.
+	// Origins lists the Origin header values allowed besides the page's
+	// own origin (e.g. "https://example.com"); "*" allows every origin.
+	// A browser sends its cookies with a WebSocket handshake to any site,
+	// so by default (an empty list) only requests without Origin
+	// (non-browser clients) and same-origin ones (the Origin's host:port
+	// is the request's Host, whatever the scheme) pass, and every other
+	// gets 403: another site's page cannot open a connection in the name
+	// of the user and read what it carries (cross-site WebSocket
+	// hijacking).
 	Origins []string
 
 	// App is the application: OnOpen, OnMessage and OnClose for every

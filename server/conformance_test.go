@@ -225,6 +225,51 @@ func TestRFC4_2_OpeningHandshake(t *testing.T) {
 			{"other Origin", withOrigin("https://evil.example"), 403, nil},
 			{"other scheme", withOrigin("http://example.com"), 403, nil},
 			{"Origin null", withOrigin("null"), 403, nil},
+			// An allow-list adds to the page's own origin, it does not
+			// take it away.
+			{"same origin", withOrigin("http://127.0.0.1"), 101, nil},
+		})
+	})
+
+	// Without Origins the default is gorilla/websocket's: no Origin (not a
+	// browser) or the page's own origin, whatever its scheme (a page behind
+	// a TLS-terminating proxy is https while the hop to us is http). Any
+	// other site's page would otherwise open a connection carrying the
+	// user's cookies (cross-site WebSocket hijacking) and read the answer.
+	t.Run("origin default same-origin", func(t *testing.T) {
+		_, addr := startServer(t, rawConfig())
+		req := func(host, origin string) string {
+			h := []string{"Host: " + host, rawHdrUp, rawHdrConn, rawHdrKey, rawHdrVer}
+			if origin != "" {
+				h = append(h, "Origin: "+origin)
+			}
+			return rawReq("GET /ws HTTP/1.1", h...)
+		}
+		confRunRequests(t, addr, []confRequestCase{
+			{"no Origin", req("127.0.0.1", ""), 101, nil},
+			{"same origin", req("127.0.0.1", "http://127.0.0.1"), 101, nil},
+			{"same origin, https", req("127.0.0.1", "https://127.0.0.1"), 101, nil},
+			{"same origin, any case", req("Example.COM:8443", "HTTPS://example.com:8443"), 101, nil},
+			{"other port", req("127.0.0.1", "http://127.0.0.1:9"), 403, nil},
+			{"other host", req("127.0.0.1", "https://evil.example"), 403, nil},
+			{"host as prefix", req("127.0.0.1", "http://127.0.0.1.evil.example"), 403, nil},
+			{"path in Origin", req("127.0.0.1", "http://127.0.0.1/"), 403, nil},
+			{"no scheme", req("127.0.0.1", "127.0.0.1"), 403, nil},
+			{"Origin null", req("127.0.0.1", "null"), 403, nil},
+		})
+	})
+
+	// Origins "*" allows every origin, explicitly.
+	t.Run("origin star", func(t *testing.T) {
+		cfg := rawConfig()
+		cfg.Origins = []string{"*"}
+		_, addr := startServer(t, cfg)
+		withOrigin := func(origin string) string {
+			return rawReq("GET /ws HTTP/1.1", rawHdrHost, rawHdrUp, rawHdrConn, rawHdrKey, rawHdrVer, "Origin: "+origin)
+		}
+		confRunRequests(t, addr, []confRequestCase{
+			{"other Origin", withOrigin("https://evil.example"), 101, nil},
+			{"Origin null", withOrigin("null"), 101, nil},
 		})
 	})
 
