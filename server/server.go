@@ -468,6 +468,7 @@ func (s *Server) goodbye(c *conn) (graceful bool) {
 		s.wheel.remove(c)
 		s.dropOpen()
 		c.phase = phaseClosing // detach then reports no 1006
+		s.leaveTopics(c)
 		s.callClose(c, CloseGoingAway)
 	}
 	return sent

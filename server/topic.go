@@ -230,18 +230,7 @@ func (s *Server) Unsubscribe(h Conn, topic string) bool {
 		part.mu.Unlock()
 		return false
 	}
-	pos := int32(-1)
-	list := c.ext.topics
-	for i := range list {
-		if list[i].t == t {
-			pos = list[i].pos
-			last := len(list) - 1
-			list[i] = list[last]
-			list[last] = topicRef{}
-			c.ext.topics = list[:last]
-			break
-		}
-	}
+	pos := c.ext.dropTopic(t)
 	c.mu.Unlock()
 	if pos < 0 {
 		part.mu.Unlock()
@@ -254,6 +243,24 @@ func (s *Server) Unsubscribe(h Conn, topic string) bool {
 		s.watch(t.name)
 	}
 	return true
+}
+
+// dropTopic takes t out of the connection's list and returns c's index in
+// t's part, or -1 when t is not in the list. Caller holds the part's lock
+// and conn.mu.
+func (x *connExt) dropTopic(t *topic) int32 {
+	list := x.topics
+	for i := range list {
+		if list[i].t == t {
+			pos := list[i].pos
+			n := len(list) - 1
+			list[i] = list[n]
+			list[n] = topicRef{}
+			x.topics = list[:n]
+			return pos
+		}
+	}
+	return -1
 }
 
 // leavePart removes c, at index pos, from part, moving the part's last
@@ -278,17 +285,17 @@ func (s *Server) leavePart(t *topic, part *topicPart, c *conn, pos int32) bool {
 	return t.count.Add(-1) == 0
 }
 
-// leaveTopics takes a closed conn out of every topic it is in. Called by
-// detach after it set c.closed: nothing else changes c's list from then on
-// but the pos updates of leavePart, under the part's lock.
+// leaveTopics takes c out of every topic it is in. Called when c stops
+// being open, before OnClose: by enterClosing (c's Close is sent, so
+// Subscribe refuses it) and by detach once c.closed is set, when nothing
+// but the pos updates of leavePart changes c's list any more. Between the
+// two an Unsubscribe may race it, and a Subscribe (only when the Close
+// frame could not be written) may add a topic that detach then removes.
 func (s *Server) leaveTopics(c *conn) {
 	w := c.fd % len(s.workers)
 	for {
 		c.mu.Lock()
 		if c.ext == nil || len(c.ext.topics) == 0 {
-			if c.ext != nil {
-				c.ext.topics = nil // its capacity goes with the conn
-			}
 			c.mu.Unlock()
 			return
 		}
@@ -297,11 +304,12 @@ func (s *Server) leaveTopics(c *conn) {
 		part := &t.parts[w]
 		part.mu.Lock()
 		c.mu.Lock()
-		n := len(c.ext.topics) - 1
-		pos := c.ext.topics[n].pos
-		c.ext.topics[n] = topicRef{}
-		c.ext.topics = c.ext.topics[:n]
+		pos := c.ext.dropTopic(t)
 		c.mu.Unlock()
+		if pos < 0 { // an Unsubscribe was first
+			part.mu.Unlock()
+			continue
+		}
 		last := s.leavePart(t, part, c, pos)
 		part.mu.Unlock()
 		s.topics.release(t)
