@@ -113,7 +113,10 @@ func (tt *topicTable) release(t *topic) {
 		// A Go map never gives back its buckets: after a burst of topics
 		// has left, copy the survivors into a map of their size, so that
 		// empty topics cost nothing. Amortised over the deletions.
-		if sh.peak >= 64 && len(sh.m) <= sh.peak/4 {
+		switch {
+		case len(sh.m) == 0 && sh.peak > 8:
+			sh.m, sh.peak = make(map[string]*topic), 0
+		case sh.peak >= 64 && len(sh.m) <= sh.peak/4:
 			m := make(map[string]*topic, len(sh.m))
 			for k, v := range sh.m {
 				m[k] = v
