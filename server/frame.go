@@ -360,6 +360,7 @@ func (w *worker) enterClosing(c *conn, aligned bool, code CloseCode) {
 	}
 	s.clList.push(c, s.now())
 	if wasOpen {
+		s.leaveTopics(c)
 		s.callClose(c, code)
 	}
 }
