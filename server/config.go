@@ -131,6 +131,17 @@ type Config struct {
 	// within HandshakeTimeout of the accept. Default 10s.
 	HTTPTimeout time.Duration
 
+	// OffloadWorkers is the number of goroutines that run the jobs handed
+	// over with Conn.Go (blocking work: a database, another service), so
+	// at most this many block at once. They start at the first Go.
+	// Default DefaultOffloadWorkers.
+	OffloadWorkers int
+
+	// OffloadBacklog bounds the jobs one connection may have accepted by
+	// Conn.Go and not finished (waiting or running); past it Go reports
+	// Skipped and the application decides. Default DefaultOffloadBacklog.
+	OffloadBacklog int
+
 	// MaxHTTPConns caps the plain HTTP connections held by net/http at once
 	// (each holds a descriptor and goroutines until its response is out);
 	// past it a plain request is answered 503 without reaching net/http.
@@ -143,6 +154,13 @@ const DefaultSendBuffer = 64 << 10
 
 // DefaultRecvBuffer is Config.RecvBuffer's default.
 const DefaultRecvBuffer = 64 << 10
+
+// DefaultOffloadWorkers is Config.OffloadWorkers' default (see the README
+// for the measurement behind it).
+const DefaultOffloadWorkers = 64
+
+// DefaultOffloadBacklog is Config.OffloadBacklog's default.
+const DefaultOffloadBacklog = 16
 
 // ReservedFDs is the number of descriptors the default MaxConns leaves for
 // the listener, epoll, stdio, HTTP requests and the spare accept descriptor.
@@ -207,6 +225,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxHTTPConns <= 0 {
 		c.MaxHTTPConns = 256
+	}
+	if c.OffloadWorkers <= 0 {
+		c.OffloadWorkers = DefaultOffloadWorkers
+	}
+	if c.OffloadBacklog <= 0 {
+		c.OffloadBacklog = DefaultOffloadBacklog
 	}
 	return c
 }

@@ -153,7 +153,8 @@ const (
 // belongs to one connection: detach drops it once OnClose has returned,
 // and a reused struct starts without one. Guarded by conn.mu.
 type connExt struct {
-	value any // what Config.OnUpgrade attached
+	value any   // what Config.OnUpgrade attached
+	off   *offq // Conn.Go's backlog (offload.go), made at the first Go
 }
 
 // extLocked returns c's extension, making it if needed. Caller holds mu.

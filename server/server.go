@@ -40,6 +40,7 @@ type Server struct {
 	buffered atomic.Int64
 	open     atomic.Int64 // upgraded connections (counts against MaxConns)
 	stats    counters
+	off      offloadPool // Conn.Go's goroutines, started at the first Go
 
 	http   *http.Server
 	httpLn *bridgeListener
@@ -86,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 		unsent:     unsent,
 	}
 	s.lfd.Store(-1)
+	s.off.s = s
 	s.hsList.timeout = cfg.HandshakeTimeout
 	s.clList.timeout = cfg.CloseTimeout
 	s.wheel = newWheel(s, cfg.PushInterval)
@@ -420,7 +422,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer tick.Stop()
 	var err error
 wait:
-	for s.live.Load() > 0 {
+	// Jobs handed to Conn.Go before their connection closed still run:
+	// wait for them too.
+	for s.live.Load() > 0 || s.off.pending.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()
@@ -498,5 +502,6 @@ func (s *Server) stop() {
 		})
 		s.httpLn.Close()
 		s.http.Close()
+		s.off.stop()
 	})
 }
