@@ -185,3 +185,35 @@ func TestAllocsBroadcast(t *testing.T) {
 		t.Errorf("got %v allocs per broadcast to %d connections; want 0", allocs, n)
 	}
 }
+
+// allocJobDone is signalled by allocJob (a function: no closure to make).
+var allocJobDone = make(chan struct{})
+
+func allocJob(c Conn, data []byte) {
+	c.Send(OpText, data, Reliable)
+	allocJobDone <- struct{}{}
+}
+
+// TestAllocsOffload: Conn.Go in steady state (the connection's backlog
+// made, the pool started, the copy's buffer pooled) allocates nothing,
+// the job's run on a pool goroutine included.
+func TestAllocsOffload(t *testing.T) {
+	r := newAllocRig(t)
+	c, peer := r.open(t)
+	h := r.s.handle(c)
+	payload := []byte("SELECT price FROM ticks")
+	buf := make([]byte, 2+len(payload))
+	allocs := testing.AllocsPerRun(200, func() {
+		if res := h.Go(allocJob, payload); res != Queued {
+			t.Fatalf("Go: got %v; want queued", res)
+		}
+		<-allocJobDone
+		drain(t, peer, buf, len(buf))
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocs per Go; want 0", allocs)
+	}
+	if string(buf[2:]) != string(payload) {
+		t.Errorf("job sent %q; want %q", buf[2:], payload)
+	}
+}
