@@ -170,6 +170,7 @@ func (s *Server) sendLocked(c *conn, a, b []byte, p Policy, n int, gather bool) 
 	} else {
 		r = c.writeLocked(a, b, p == LatestOnly, s.cfg.MaxOutbound)
 	}
+	s.drained(c)
 	switch r {
 	case writeWritten:
 		s.stats.countOut(c.fd, n)

@@ -27,6 +27,7 @@ var ErrServerClosed = errors.New("server: closed")
 type Server struct {
 	cfg     Config
 	app     App
+	drainer Drainer   // cfg.App, when it has OnDrain
 	workers []*worker // one event loop each; a conn belongs to workers[fd % len]
 	table   table
 	wheel   *wheel
@@ -88,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.lfd.Store(-1)
 	s.off.s = s
+	s.drainer, _ = cfg.App.(Drainer)
 	s.hsList.timeout = cfg.HandshakeTimeout
 	s.clList.timeout = cfg.CloseTimeout
 	s.wheel = newWheel(s, cfg.PushInterval)

@@ -254,6 +254,15 @@ func (w *worker) run(c *conn) bool {
 	if c.phase == phaseClosing {
 		return w.finishClosing(c)
 	}
+	// The queue emptied after it had been over half of MaxOutbound: in
+	// this turn's flushes (EventWrite, the end of a batch), or elsewhere
+	// (the bit came with ev).
+	if c.ev.Load()&evDrain != 0 {
+		ev |= c.ev.And(^evDrain)
+	}
+	if ev&evDrain != 0 && c.phase == phaseOpen && w.s.drainer != nil {
+		return w.afterApp(c, w.s.callDrain(c))
+	}
 	return true
 }
 
