@@ -155,8 +155,9 @@ const (
 // belongs to one connection: detach drops it once OnClose has returned,
 // and a reused struct starts without one. Guarded by conn.mu.
 type connExt struct {
-	value any   // what Config.OnUpgrade attached
-	off   *offq // Conn.Go's backlog (offload.go), made at the first Go
+	value    any    // what Config.OnUpgrade attached
+	off      *offq  // Conn.Go's backlog (offload.go), made at the first Go
+	protocol string // the subprotocol OnUpgrade selected (subprotocol.go)
 }
 
 // extLocked returns c's extension, making it if needed. Caller holds mu.

@@ -71,11 +71,12 @@ type worker struct {
 
 	up          ws.Upgrader
 	hsrw        handshakeRW
-	req         Request // what Config.OnUpgrade sees, during Upgrade only
-	value       any     // what it attached, until the conn is open
-	reserved    bool    // this upgrade took a MaxConns slot
-	refused     bool    // Config.OnUpgrade refused this upgrade
-	shortDrains bool    // this turn, a short read means the socket is drained
+	req         Request    // what Config.OnUpgrade sees, during Upgrade only
+	resp        respHeader // writes req's selected subprotocol and added fields
+	value       any        // what it attached, until the conn is open
+	reserved    bool       // this upgrade took a MaxConns slot
+	refused     bool       // Config.OnUpgrade refused this upgrade
+	shortDrains bool       // this turn, a short read means the socket is drained
 
 	// st counts this worker's frame-path events. Per worker, so the frame
 	// path never bounces a shared cache line between cores; Stats sums them.
