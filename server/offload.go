@@ -79,8 +79,8 @@ type offloadPool struct {
 // data is copied: fn gets its own copy, valid until fn returns (OnMessage's
 // payload is borrowed, so pass it here rather than capturing it). The copy
 // is a pooled buffer charged to Config.MaxBuffered; no allocation per call
-// when fn is a function or a method expression that captures nothing (a
-// closure that captures variables allocates, as in any Go code).
+// when fn is a function that captures nothing (a closure that captures
+// variables allocates, as in any Go code).
 //
 // The result is Queued when the job was accepted: it will run exactly
 // once, even if the connection closes first (its sends then report
