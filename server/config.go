@@ -106,7 +106,10 @@ type Config struct {
 	// and the refusal is counted (reason "app"). Any other status is a bug:
 	// the client gets 500, the refusal is counted the same, and OnError
 	// says which status came back. Everything in the Request is valid only
-	// during the call.
+	// during the call. It may select one of the subprotocols the client
+	// offers (Request.Protocols, SelectProtocol: the 101 carries it,
+	// Conn.Subprotocol reports it) and add header fields to the 101 or to
+	// the refusal (Request.AddHeader: WWW-Authenticate with a 401).
 	OnUpgrade func(r *Request) (value any, status int)
 
 	// Pushes are sent to every open connection once per PushInterval by
