@@ -228,3 +228,20 @@ func TestAcceptHeaders(t *testing.T) {
 		t.Errorf("Set-Cookie %q; want session=abc", got)
 	}
 }
+
+// TestUpgradePanicDropsHeaders: the 500 after a panicking OnUpgrade
+// carries no field the hook had added before it panicked.
+func TestUpgradePanicDropsHeaders(t *testing.T) {
+	cfg := Config{App: newProtoApp(), OnUpgrade: func(r *Request) (any, int) {
+		r.AddHeader("WWW-Authenticate", "Bearer")
+		panic("half done")
+	}}
+	_, addr := startServer(t, cfg)
+	_, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+	if err == nil || resp == nil || resp.StatusCode != 500 {
+		t.Fatalf("got %v, %v; want a 500", resp, err)
+	}
+	if got := resp.Header.Get("WWW-Authenticate"); got != "" {
+		t.Errorf("500 carries WWW-Authenticate %q; want none", got)
+	}
+}

@@ -74,6 +74,7 @@ func (w *worker) callUpgrade(hook func(*Request) (any, int)) (value any, status 
 			w.s.stats.appPanics.Add(1)
 			w.s.cfg.OnError(w.s.panicError("OnUpgrade", w.hsrw.c, r))
 			value, status = nil, http.StatusInternalServerError
+			w.req.nhdr = 0 // a 500 carries nothing the failed hook added
 		}
 	}()
 	value, status = hook(&w.req)
@@ -84,6 +85,7 @@ func (w *worker) callUpgrade(hook func(*Request) (any, int)) (value any, status 
 		w.s.cfg.OnError(fmt.Errorf("server: OnUpgrade returned status %d (fd %d, %v), which is not a refusal: return 300-599 to refuse, 0 to accept; answered 500",
 			status, c.fd, c.remoteAddr()))
 		value, status = nil, http.StatusInternalServerError
+		w.req.nhdr = 0
 	}
 	return value, status
 }
