@@ -73,7 +73,7 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 		pollEvents:    d("poll_events_total", "Readiness events the poller dispatched to connections."),
 		workerTurns:   d("worker_turns_total", "Times a worker ran a connection."),
 
-		buffered:       d("buffered_bytes", "Bytes held for frames and messages that have not arrived whole (counted against -max-buffered)."),
+		buffered:       d("buffered_bytes", "Bytes held for frames and messages that have not arrived whole, and the copies offloaded jobs (Conn.Go) hold (counted against -max-buffered)."),
 		bufferRefusals: d("buffer_refusals_total", "Connections closed with 1013 because their next chunk would pass -max-buffered."),
 		appPanics:      d("app_panics_total", "Application callbacks (OnOpen, OnMessage, OnClose, OnUpgrade, a push's Frame) that panicked; the connection was closed with 1011 (500 for OnUpgrade)."),
 		offloaded:      d("offload_jobs_total", "Jobs Conn.Go accepted for the offload pool."),

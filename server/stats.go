@@ -159,7 +159,7 @@ type Stats struct {
 	PollEvents     uint64        // readiness events dispatched by the poller
 	WorkerTurns    uint64        // times a worker ran a connection
 	WorkerBusy     time.Duration // total time workers spent running connections
-	Buffered       int64         // bytes held for incomplete frames and messages (capacity)
+	Buffered       int64         // bytes held for incomplete frames and messages, and Conn.Go's copies (capacity)
 	BufferRefusals uint64        // connections closed with 1013 at the MaxBuffered budget
 	AppPanics      uint64        // App methods and OnUpgrade calls that panicked (connection closed with 1011 / 500)
 	Resets         uint64        // connections closed abortively (RST) because bytes for the peer were still unsent
