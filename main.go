@@ -60,6 +60,8 @@ func run(args []string) error {
 
 	httpTimeout := fs.Duration("http-timeout", 10*time.Second, "time to write the response to a plain HTTP request, from the end of its header")
 	maxHTTP := fs.Int("max-http-conns", 256, "plain HTTP connections served at once; past it a request gets 503")
+	offWorkers := fs.Int("offload-workers", server.DefaultOffloadWorkers, "goroutines running the application's blocking work (Conn.Go): at most this many block at once")
+	offBacklog := fs.Int("offload-backlog", server.DefaultOffloadBacklog, "jobs one connection may have handed to Conn.Go and not finished; past it Go reports skipped")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -90,6 +92,9 @@ func run(args []string) error {
 
 		HTTPTimeout:  *httpTimeout,
 		MaxHTTPConns: *maxHTTP,
+
+		OffloadWorkers: *offWorkers,
+		OffloadBacklog: *offBacklog,
 	}))
 	if err != nil {
 		return err
@@ -103,7 +108,8 @@ func run(args []string) error {
 		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_buffered", cfg.MaxBuffered, "max_conns", cfg.MaxConns,
 		"max_outbound", cfg.MaxOutbound, "sndbuf", cfg.SendBuffer, "rcvbuf", cfg.RecvBuffer, "handshake_timeout", cfg.HandshakeTimeout,
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
-		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns, "gomaxprocs", procs)
+		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns,
+		"offload_workers", cfg.OffloadWorkers, "offload_backlog", cfg.OffloadBacklog, "gomaxprocs", procs)
 	if slices.Contains(cfg.Origins, "*") {
 		log.Warn("every Origin is allowed (-origin '*'): any site's page may connect in its user's name")
 	}

@@ -29,6 +29,9 @@ type statsCollector struct {
 	// The application.
 	appPanics *prometheus.Desc
 
+	// Conn.Go's pool.
+	offloaded, offRefused, offDropped, offPending *prometheus.Desc
+
 	// What the kernel holds: this server's sockets (sampled) and the
 	// machine's TCP memory.
 	resets, sockets, sockUnsent, sockUnread, sockMax *prometheus.Desc
@@ -70,9 +73,13 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 		pollEvents:    d("poll_events_total", "Readiness events the poller dispatched to connections."),
 		workerTurns:   d("worker_turns_total", "Times a worker ran a connection."),
 
-		buffered:       d("buffered_bytes", "Bytes held for frames and messages that have not arrived whole (counted against -max-buffered)."),
+		buffered:       d("buffered_bytes", "Bytes held for frames and messages that have not arrived whole, and the copies offloaded jobs (Conn.Go) hold (counted against -max-buffered)."),
 		bufferRefusals: d("buffer_refusals_total", "Connections closed with 1013 because their next chunk would pass -max-buffered."),
 		appPanics:      d("app_panics_total", "Application callbacks (OnOpen, OnMessage, OnClose, OnUpgrade, a push's Frame) that panicked; the connection was closed with 1011 (500 for OnUpgrade)."),
+		offloaded:      d("offload_jobs_total", "Jobs Conn.Go accepted for the offload pool."),
+		offRefused:     d("offload_refused_total", "Conn.Go calls refused (Skipped): the connection had -offload-backlog jobs unfinished, or the copy would pass -max-buffered."),
+		offDropped:     d("offload_dropped_total", "Accepted jobs that never ran: the shutdown drain ended first."),
+		offPending:     d("offload_pending", "Jobs accepted and not finished (waiting or running)."),
 		httpConns:      d("http_connections", "Plain HTTP connections handed to net/http and not yet closed (also in descriptors)."),
 
 		resets:     d("resets_total", "Connections closed abortively (RST) because bytes for the client were still unsent when the server gave up on it (close timeout, overflow, idle timeout, end of shutdown)."),
@@ -144,6 +151,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bufferRefusals, float64(st.BufferRefusals))
 	gauge(c.httpConns, float64(st.HTTPConns))
 	counter(c.appPanics, float64(st.AppPanics))
+	counter(c.offloaded, float64(st.Offloaded))
+	counter(c.offRefused, float64(st.OffloadRefused))
+	counter(c.offDropped, float64(st.OffloadDropped))
+	gauge(c.offPending, float64(st.OffloadPending))
 
 	counter(c.resets, float64(st.Resets))
 	ss := s.SampleSockets(socketSample)

@@ -155,6 +155,10 @@ func TestMetricsAfterSession(t *testing.T) {
 		{"wsmill_closes_total", []string{"direction", "in", "code", "4xxx"}, 1},
 		{"wsmill_closes_total", []string{"direction", "out", "code", "4xxx"}, 1},
 		{"wsmill_open_connections", nil, 0},
+		{"wsmill_offload_jobs_total", nil, 0}, // the demo blocks on nothing
+		{"wsmill_offload_refused_total", nil, 0},
+		{"wsmill_offload_dropped_total", nil, 0},
+		{"wsmill_offload_pending", nil, 0},
 	} {
 		got := delta(tt.name, tt.labels...)
 		if tt.name == "wsmill_open_connections" {

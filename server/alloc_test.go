@@ -99,43 +99,73 @@ func TestAllocsTimePush(t *testing.T) {
 }
 
 func TestAllocsUpgrade(t *testing.T) {
-	r := newAllocRig(t)
-	req := []byte("GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n" +
+	const head = "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n" +
 		"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-		"Sec-WebSocket-Version: 13\r\n\r\n")
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-	want := len(resp) + len(greetingFrame)
-	buf := make([]byte, want)
-	allocs := testing.AllocsPerRun(200, func() {
-		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
+		"Sec-WebSocket-Version: 13\r\n"
+	const accept = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+	// The hook looks for a subprotocol, as an application that speaks
+	// one would; with none offered it must cost nothing.
+	hook := func(r *Request) (any, int) {
+		for p := range r.Protocols {
+			if string(p) == "json" {
+				r.SelectProtocol("json")
+			}
 		}
-		c, peer := r.s.table.acquire(fds[0]), fds[1]
-		r.s.live.Add(1)
-		c.phase = phaseHandshake
-		mustWrite(t, peer, req)
-		if !r.turn(c, poller.EventRead) {
-			t.Fatal("upgrade failed")
-		}
-		drain(t, peer, buf, want)
-		if c.phase != phaseOpen {
-			t.Fatal("not upgraded")
-		}
-		r.s.closeConn(c)
-		syscall.Close(peer)
-	})
-	// One allocation is gobwas/ws's own: writeAccept makes the 28-byte
-	// Sec-WebSocket-Accept value with make() and it escapes through
-	// bufio.Writer.WriteString (ws v1.5.0, nonce.go). Everything of ours
-	// on the upgrade path allocates nothing; a second allocation fails.
-	const upstream = 1
-	if allocs > upstream {
-		t.Errorf("got %v allocs per upgrade; want at most %d (gobwas/ws writeAccept)", allocs, upstream)
+		return nil, 0
 	}
-	if got := string(buf[:len(resp)]); got != resp {
-		t.Errorf("response = %q; want %q", got, resp)
+	for _, tt := range []struct {
+		name   string
+		hook   func(*Request) (any, int)
+		req    string
+		resp   string
+		allocs float64
+	}{
+		{"no hook", nil, head + "\r\n", accept + "\r\n", 1},
+		{"hook, none offered", hook, head + "\r\n", accept + "\r\n", 1},
+		// One more: the connection's connExt, which keeps the choice for
+		// Conn.Subprotocol (made once per connection that has a value or
+		// a subprotocol).
+		{"hook, json selected", hook, head + "Sec-WebSocket-Protocol: mqtt, json\r\n\r\n",
+			accept + "Sec-WebSocket-Protocol: json\r\n\r\n", 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newAllocRig(t)
+			r.s.cfg.OnUpgrade = tt.hook
+			req := []byte(tt.req)
+			want := len(tt.resp) + len(greetingFrame)
+			buf := make([]byte, want)
+			allocs := testing.AllocsPerRun(200, func() {
+				fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, peer := r.s.table.acquire(fds[0]), fds[1]
+				r.s.live.Add(1)
+				c.phase = phaseHandshake
+				mustWrite(t, peer, req)
+				if !r.turn(c, poller.EventRead) {
+					t.Fatal("upgrade failed")
+				}
+				drain(t, peer, buf, want)
+				if c.phase != phaseOpen {
+					t.Fatal("not upgraded")
+				}
+				r.s.closeConn(c)
+				syscall.Close(peer)
+			})
+			// One allocation is gobwas/ws's own: writeAccept makes the
+			// 28-byte Sec-WebSocket-Accept value with make() and it escapes
+			// through bufio.Writer.WriteString (ws v1.5.0, nonce.go).
+			// Everything of ours on the upgrade path allocates nothing but
+			// the connExt of a connection that has a subprotocol.
+			if allocs > tt.allocs {
+				t.Errorf("got %v allocs per upgrade; want at most %v", allocs, tt.allocs)
+			}
+			if got := string(buf[:len(tt.resp)]); got != tt.resp {
+				t.Errorf("response = %q; want %q", got, tt.resp)
+			}
+		})
 	}
 }
 
@@ -183,5 +213,37 @@ func TestAllocsBroadcast(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("got %v allocs per broadcast to %d connections; want 0", allocs, n)
+	}
+}
+
+// allocJobDone is signalled by allocJob (a function: no closure to make).
+var allocJobDone = make(chan struct{})
+
+func allocJob(c Conn, data []byte) {
+	c.Send(OpText, data, Reliable)
+	allocJobDone <- struct{}{}
+}
+
+// TestAllocsOffload: Conn.Go in steady state (the connection's backlog
+// made, the pool started, the copy's buffer pooled) allocates nothing,
+// the job's run on a pool goroutine included.
+func TestAllocsOffload(t *testing.T) {
+	r := newAllocRig(t)
+	c, peer := r.open(t)
+	h := r.s.handle(c)
+	payload := []byte("SELECT price FROM ticks")
+	buf := make([]byte, 2+len(payload))
+	allocs := testing.AllocsPerRun(200, func() {
+		if res := h.Go(allocJob, payload); res != Queued {
+			t.Fatalf("Go: got %v; want queued", res)
+		}
+		<-allocJobDone
+		drain(t, peer, buf, len(buf))
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocs per Go; want 0", allocs)
+	}
+	if string(buf[2:]) != string(payload) {
+		t.Errorf("job sent %q; want %q", buf[2:], payload)
 	}
 }

@@ -15,8 +15,9 @@ import (
 // so calls for one connection never overlap and arrive in order: OnOpen,
 // then OnMessage for each message, then OnClose. A worker serves many
 // connections: a method must not block (no network, no disk, no waiting on
-// a lock held for long); hand slow work to a goroutine of your own and send
-// from there. A method that panics closes its connection with 1011
+// a lock held for long); hand slow work to Conn.Go, which runs it on the
+// offload pool in the connection's order, and send from there. An App may
+// also implement Drainer (OnDrain). A method that panics closes its connection with 1011
 // (Internal Error); the panic is counted and reported through
 // Config.OnError as a *PanicError (with the connection and the stack), and
 // every other connection carries on.

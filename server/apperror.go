@@ -15,7 +15,7 @@ import (
 // (Push.Frame). Get it with errors.As.
 type PanicError struct {
 	// Callback is the one that panicked: "OnOpen", "OnMessage", "OnClose",
-	// "OnUpgrade" or "Push.Frame".
+	// "OnDrain", "OnUpgrade", "Push.Frame" or "Go" (a job run by Conn.Go).
 	Callback string
 
 	// Conn is the connection the callback ran for, still readable from

@@ -111,7 +111,10 @@ type Config struct {
 	// and the refusal is counted (reason "app"). Any other status is a bug:
 	// the client gets 500, the refusal is counted the same, and OnError
 	// says which status came back. Everything in the Request is valid only
-	// during the call.
+	// during the call. It may select one of the subprotocols the client
+	// offers (Request.Protocols, SelectProtocol: the 101 carries it,
+	// Conn.Subprotocol reports it) and add header fields to the 101 or to
+	// the refusal (Request.AddHeader: WWW-Authenticate with a 401).
 	OnUpgrade func(r *Request) (value any, status int)
 
 	// Pushes are sent to every open connection once per PushInterval by
@@ -136,6 +139,17 @@ type Config struct {
 	// within HandshakeTimeout of the accept. Default 10s.
 	HTTPTimeout time.Duration
 
+	// OffloadWorkers is the number of goroutines that run the jobs handed
+	// over with Conn.Go (blocking work: a database, another service), so
+	// at most this many block at once. They start at the first Go.
+	// Default DefaultOffloadWorkers.
+	OffloadWorkers int
+
+	// OffloadBacklog bounds the jobs one connection may have accepted by
+	// Conn.Go and not finished (waiting or running); past it Go reports
+	// Skipped and the application decides. Default DefaultOffloadBacklog.
+	OffloadBacklog int
+
 	// MaxHTTPConns caps the plain HTTP connections held by net/http at once
 	// (each holds a descriptor and goroutines until its response is out);
 	// past it a plain request is answered 503 without reaching net/http.
@@ -148,6 +162,13 @@ const DefaultSendBuffer = 64 << 10
 
 // DefaultRecvBuffer is Config.RecvBuffer's default.
 const DefaultRecvBuffer = 64 << 10
+
+// DefaultOffloadWorkers is Config.OffloadWorkers' default (see the README
+// for the measurement behind it).
+const DefaultOffloadWorkers = 64
+
+// DefaultOffloadBacklog is Config.OffloadBacklog's default.
+const DefaultOffloadBacklog = 16
 
 // ReservedFDs is the number of descriptors the default MaxConns leaves for
 // the listener, epoll, stdio, HTTP requests and the spare accept descriptor.
@@ -212,6 +233,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxHTTPConns <= 0 {
 		c.MaxHTTPConns = 256
+	}
+	if c.OffloadWorkers <= 0 {
+		c.OffloadWorkers = DefaultOffloadWorkers
+	}
+	if c.OffloadBacklog <= 0 {
+		c.OffloadBacklog = DefaultOffloadBacklog
 	}
 	return c
 }

@@ -49,9 +49,9 @@ import (
 type conn struct {
 	// Fields are ordered by size within each group and the groups arranged
 	// so that padding stays small: the struct is 256 bytes, a malloc size
-	// class (254 bytes of fields; at a million connections every 16 bytes
+	// class (255 bytes of fields; at a million connections every 16 bytes
 	// is 16 MB). It was 240 until the peer's address (19 bytes) had to be
-	// kept for OnClose; the 2 bytes left are room for a subprotocol index.
+	// kept for OnClose; drainArm took one of the 2 bytes left.
 
 	fd    int
 	gen   uint32 // changes (under mu) each time the struct is reused; see Conn
@@ -102,6 +102,7 @@ type conn struct {
 	// still see it.
 	peerPort  uint16
 	peerIP    [16]byte
+	drainArm  bool    // the queue went over half of MaxOutbound: OnDrain when it empties
 	out       *[]byte // pooled outbound queue
 	outTotal  uint64  // bytes ever appended to the queue
 	outDone   uint64  // bytes ever flushed from the queue
@@ -146,6 +147,7 @@ const (
 	evBroken                              // the wheel's write failed: close
 	evIdle                                // silent past IdleTimeout after a ping: close 1001
 	evClose                               // a Close frame was queued (Conn.Close, overflow): enter closing
+	evDrain                               // the queue emptied after drainArm: call OnDrain
 )
 
 // connExt holds what only some connections need, made the first time one
@@ -153,8 +155,10 @@ const (
 // belongs to one connection: detach drops it once OnClose has returned,
 // and a reused struct starts without one. Guarded by conn.mu.
 type connExt struct {
-	value  any        // what Config.OnUpgrade attached
-	topics []topicRef // the topics c is subscribed to (topic.go)
+	value    any        // what Config.OnUpgrade attached
+	topics   []topicRef // the topics c is subscribed to (topic.go)
+	off      *offq      // Conn.Go's backlog (offload.go), made at the first Go
+	protocol string     // the subprotocol OnUpgrade selected (subprotocol.go)
 }
 
 // extLocked returns c's extension, making it if needed. Caller holds mu.

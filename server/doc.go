@@ -32,9 +32,23 @@
 //
 // A fixed set, whatever the number of connections: the accept loop (inside
 // Serve), Config.Workers event loops (each a poller's wait goroutine), the
-// wheel, and the net/http server for plain HTTP requests (which, being
+// wheel, the net/http server for plain HTTP requests (which, being
 // net/http, uses a goroutine per HTTP request, at most Config.MaxHTTPConns
-// at once; WebSocket connections never reach it).
+// at once; WebSocket connections never reach it), and, from the first
+// Conn.Go on, Config.OffloadWorkers offload goroutines (offload.go), never
+// one per connection.
+//
+// The offload goroutines are the only ones that may block: they run the
+// application's jobs (a database query), one connection's in the order Go
+// accepted them and one at a time, different connections' concurrently.
+// A connection's backlog (an offq in its connExt) holds at most
+// Config.OffloadBacklog jobs, each with its own copy of the data it was
+// given (a pooled buffer charged to Config.MaxBuffered); Go refuses past
+// either bound (Skipped) and never waits. Parked on a condition variable
+// while there is nothing to run, they cost no CPU. Jobs outlive their
+// connection: an accepted job runs once even if the client has gone
+// (its sends report Closed), Shutdown waits for them within its context
+// and drops, counted, what is still queued when the context ends.
 //
 // # Processors
 //
@@ -146,7 +160,14 @@
 // Config.OnError (a *PanicError: callback, connection, value, stack), and
 // closes that connection with 1011. OnClose for
 // connections still open when Shutdown's context ends runs on the
-// goroutine calling Shutdown.
+// goroutine calling Shutdown. An App that implements Drainer gets OnDrain,
+// on the worker, when a queue that went over half of Config.MaxOutbound
+// has emptied (drain.go): a producer pauses on Conn.Pending and resumes
+// there without polling. OnUpgrade sees the offered subprotocols in the
+// request's bytes and selects one of them with a string of its own, kept
+// without a copy in the connExt (Conn.Subprotocol); a value not offered
+// is refused with ErrProtocolNotOffered, since the client would have to
+// fail the connection.
 //
 // A Conn handle names a connection, not a descriptor: (conn struct,
 // generation), checked under the conn's lock, so a handle kept after its
@@ -168,7 +189,11 @@
 //
 // Nothing on the connection path: not the poll loop, not a worker (a slow
 // or silent client costs a pooled buffer, never a waiting goroutine), not
-// the wheel, not a send from the application. A client that does not read
+// the wheel, not a send from the application, not Conn.Go (which queues
+// or refuses). Only the application's own jobs on the offload pool block,
+// and a blocked job holds one of Config.OffloadWorkers goroutines, never a
+// worker: a handler that blocked 500 ms in OnMessage stalled every other
+// client of its worker; through Conn.Go none of them waits (README). A client that does not read
 // fills its outbound queue: LatestOnly frames to it are skipped, and a
 // Reliable one that would pass Config.MaxOutbound closes it (1008).
 // Shutdown waits, bounded by its context.

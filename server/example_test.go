@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -125,4 +126,55 @@ func dial(ln net.Listener, path string) *websocket.Conn {
 	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	return c
+}
+
+// quotes answers "price SYMBOL" with the price from a slow store. The
+// query blocks, so it runs on the offload pool (Conn.Go), never on the
+// worker: the worker goes on serving every other connection, and one
+// client's answers still come in the order it asked.
+type quotes struct{}
+
+func (quotes) OnOpen(server.Conn) {}
+
+func (quotes) OnMessage(c server.Conn, op server.Opcode, payload []byte) {
+	// payload is borrowed: Go copies it for the job. A function captures
+	// nothing, so this allocates nothing (a closure would).
+	if c.Go(lookupQuote, payload) != server.Queued {
+		c.Send(server.OpText, []byte("busy, try again"), server.Reliable) // backlog full
+	}
+}
+
+func (quotes) OnClose(server.Conn, server.CloseCode) {}
+
+// lookupQuote runs on a pool goroutine; data is its own until it returns.
+func lookupQuote(c server.Conn, data []byte) {
+	symbol := strings.TrimPrefix(string(data), "price ")
+	price := queryDatabase(symbol)
+	c.Send(server.OpText, []byte(symbol+" "+price), server.Reliable)
+}
+
+// queryDatabase stands for a database round trip.
+func queryDatabase(symbol string) string {
+	time.Sleep(20 * time.Millisecond)
+	return map[string]string{"EURUSD": "1.0842", "GBPUSD": "1.2710"}[symbol]
+}
+
+// A handler that queries a database, without blocking the worker.
+func Example_offload() {
+	srv, _ := server.New(server.Config{App: quotes{}})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+
+	c := dial(ln, "/ws")
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte("price EURUSD"))
+	c.WriteMessage(websocket.TextMessage, []byte("price GBPUSD"))
+	for range 2 {
+		_, msg, _ := c.ReadMessage()
+		fmt.Println(string(msg))
+	}
+	// Output:
+	// EURUSD 1.0842
+	// GBPUSD 1.2710
 }

@@ -170,6 +170,7 @@ func (s *Server) sendLocked(c *conn, a, b []byte, p Policy, n int, gather bool) 
 	} else {
 		r = c.writeLocked(a, b, p == LatestOnly, s.cfg.MaxOutbound)
 	}
+	s.drained(c)
 	switch r {
 	case writeWritten:
 		s.stats.countOut(c.fd, n)
@@ -241,6 +242,12 @@ func utf8Prefix(s string, n int) int {
 type Request struct {
 	target []byte // request-target of the request line
 	header []byte // the header field lines, CRLF-separated
+
+	// What OnUpgrade asked for (subprotocol.go).
+	protocol string       // SelectProtocol's choice, "" when none
+	hdrs     [8][2]string // AddHeader's fields
+	nhdr     int
+	refusing bool // OnUpgrade refused: the response is no 101
 }
 
 // Path is the request path ("/ws" for "GET /ws?room=1 HTTP/1.1").

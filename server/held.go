@@ -16,7 +16,9 @@ import "github.com/gobwas/ws"
 //     would pass it is closed with 1013 (Try Again Later) and counted.
 //
 // Frames that arrive whole in one read never touch a held buffer: they are
-// handled in place in the worker's read buffer.
+// handled in place in the worker's read buffer. The copies Conn.Go makes
+// for its jobs are charged to the same budget (offload.go): a Go that would
+// pass it is refused (Skipped), nothing is closed.
 
 // statusTryAgainLater is 1013 ([RFC6455 7.4.2] registry: the server is
 // overloaded, the client may try again later).

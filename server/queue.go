@@ -71,6 +71,7 @@ func (c *conn) writeLocked(a, b []byte, droppable bool, limit int) writeResult {
 		if droppable {
 			c.latestEnd = c.outTotal
 		}
+		c.armDrain(limit)
 		return writeQueued
 	}
 
@@ -92,7 +93,19 @@ func (c *conn) writeLocked(a, b []byte, droppable bool, limit int) writeResult {
 	case total-n > limit:
 		c.bigEnd = c.outTotal
 	}
+	c.armDrain(limit)
 	return writeQueued
+}
+
+// armDrain notes a queue over half of the limit (MaxOutbound; a Close
+// frame's limit is beyond reach): when it has emptied, the worker calls
+// the App's OnDrain (flushLocked sets evDrain). The gathered batch of an
+// echo (gatherLocked) does not arm it: that is the worker's own write,
+// not a client falling behind.
+func (c *conn) armDrain(limit int) {
+	if c.pending() > limit/2 {
+		c.drainArm = true
+	}
 }
 
 // gatherLocked is writeLocked for a frame that the worker running c sends
@@ -173,6 +186,12 @@ func (c *conn) flushLocked() bool {
 	if c.out != nil {
 		putBuf(c.out)
 		c.out, c.outHead = nil, 0
+	}
+	if c.drainArm && !c.closed {
+		// The worker running c calls OnDrain at the end of its turn; a
+		// flush anywhere else notifies it (Server.drained).
+		c.drainArm = false
+		c.ev.Or(evDrain)
 	}
 	return !c.closed
 }

@@ -27,6 +27,7 @@ var ErrServerClosed = errors.New("server: closed")
 type Server struct {
 	cfg     Config
 	app     App
+	drainer Drainer   // cfg.App, when it has OnDrain
 	workers []*worker // one event loop each; a conn belongs to workers[fd % len]
 	table   table
 	wheel   *wheel
@@ -42,6 +43,7 @@ type Server struct {
 	stats    counters
 	topics   topicTable   // topic.go
 	watch    func(string) // WatchTopics' fn, set before Serve
+	off      offloadPool  // Conn.Go's goroutines, started at the first Go
 
 	http   *http.Server
 	httpLn *bridgeListener
@@ -89,6 +91,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.lfd.Store(-1)
 	s.topics.init()
+	s.off.s = s
+	s.drainer, _ = cfg.App.(Drainer)
 	s.hsList.timeout = cfg.HandshakeTimeout
 	s.clList.timeout = cfg.CloseTimeout
 	s.wheel = newWheel(s, cfg.PushInterval)
@@ -426,7 +430,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer tick.Stop()
 	var err error
 wait:
-	for s.live.Load() > 0 {
+	// Jobs handed to Conn.Go before their connection closed still run:
+	// wait for them too.
+	for s.live.Load() > 0 || s.off.pending.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()
@@ -505,5 +511,6 @@ func (s *Server) stop() {
 		})
 		s.httpLn.Close()
 		s.http.Close()
+		s.off.stop()
 	})
 }

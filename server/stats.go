@@ -96,6 +96,9 @@ type counters struct {
 	tickLagMaxNs   atomic.Int64
 	appPanics      atomic.Uint64 // App methods (and OnUpgrade) that panicked
 	resets         atomic.Uint64 // descriptors closed abortively (RST), bytes still unsent
+	offloaded      atomic.Uint64 // jobs Conn.Go accepted
+	offloadRefused atomic.Uint64 // Conn.Go calls refused: backlog full or MaxBuffered reached
+	offloadDropped atomic.Uint64 // accepted jobs dropped unrun: Shutdown's context ended first
 
 	// Data messages sent through the application's handles, from any
 	// goroutine: striped by descriptor so that senders on different cores
@@ -156,10 +159,14 @@ type Stats struct {
 	PollEvents     uint64        // readiness events dispatched by the poller
 	WorkerTurns    uint64        // times a worker ran a connection
 	WorkerBusy     time.Duration // total time workers spent running connections
-	Buffered       int64         // bytes held for incomplete frames and messages (capacity)
+	Buffered       int64         // bytes held for incomplete frames and messages, and Conn.Go's copies (capacity)
 	BufferRefusals uint64        // connections closed with 1013 at the MaxBuffered budget
 	AppPanics      uint64        // App methods and OnUpgrade calls that panicked (connection closed with 1011 / 500)
 	Resets         uint64        // connections closed abortively (RST) because bytes for the peer were still unsent
+	Offloaded      uint64        // jobs Conn.Go accepted
+	OffloadRefused uint64        // Conn.Go calls that reported Skipped (backlog full, or MaxBuffered)
+	OffloadDropped uint64        // accepted jobs that never ran: Shutdown's context ended first
+	OffloadPending int64         // accepted jobs not yet finished
 	TickLag        time.Duration // how late the last wheel tick ran
 	TickLagMax     time.Duration // the worst tick lag since start
 
@@ -185,6 +192,10 @@ func (s *Server) Stats() Stats {
 		BufferRefusals: c.bufferRefusals.Load(),
 		AppPanics:      c.appPanics.Load(),
 		Resets:         c.resets.Load(),
+		Offloaded:      c.offloaded.Load(),
+		OffloadRefused: c.offloadRefused.Load(),
+		OffloadDropped: c.offloadDropped.Load(),
+		OffloadPending: s.off.pending.Load(),
 		TickLag:        time.Duration(c.tickLagNs.Load()),
 		TickLagMax:     time.Duration(c.tickLagMaxNs.Load()),
 	}

@@ -39,6 +39,7 @@ var (
 func (w *worker) initUpgrader() {
 	w.up = ws.Upgrader{OnBeforeUpgrade: w.beforeUpgrade}
 	w.hsrw.w = w
+	w.resp.r = &w.req
 }
 
 // beforeUpgrade takes a MaxConns slot, after the request proved valid.
@@ -52,9 +53,16 @@ func (w *worker) beforeUpgrade() (ws.HandshakeHeader, error) {
 		value, status := w.callUpgrade(hook)
 		if status != 0 {
 			w.refused = true
+			w.req.refusing = true
+			if w.req.nhdr > 0 {
+				return nil, ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionHeader(&w.resp))
+			}
 			return nil, ws.RejectConnectionError(ws.RejectionStatus(status))
 		}
 		w.value = value
+		if w.req.protocol != "" || w.req.nhdr > 0 {
+			return &w.resp, nil
+		}
 	}
 	return nil, nil
 }
@@ -66,6 +74,7 @@ func (w *worker) callUpgrade(hook func(*Request) (any, int)) (value any, status 
 			w.s.stats.appPanics.Add(1)
 			w.s.cfg.OnError(w.s.panicError("OnUpgrade", w.hsrw.c, r))
 			value, status = nil, http.StatusInternalServerError
+			w.req.nhdr = 0 // a 500 carries nothing the failed hook added
 		}
 	}()
 	value, status = hook(&w.req)
@@ -76,6 +85,7 @@ func (w *worker) callUpgrade(hook func(*Request) (any, int)) (value any, status 
 		w.s.cfg.OnError(fmt.Errorf("server: OnUpgrade returned status %d (fd %d, %v), which is not a refusal: return 300-599 to refuse, 0 to accept; answered 500",
 			status, c.fd, c.remoteAddr()))
 		value, status = nil, http.StatusInternalServerError
+		w.req.nhdr = 0
 	}
 	return value, status
 }
@@ -209,6 +219,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	w.hsrw.c, w.hsrw.failed, w.reserved = c, false, false
 	w.hsrw.r.Reset(req)
 	_, err := w.up.Upgrade(&w.hsrw)
+	protocol := w.req.protocol
 	w.hsrw.c, w.req = nil, Request{}
 	value := w.value
 	w.value = nil
@@ -236,9 +247,10 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	s.hsList.remove(c)
 	c.phase = phaseOpen
 	c.seen.Store(w.turnMs())
-	if value != nil {
+	if value != nil || protocol != "" {
 		c.mu.Lock()
-		c.extLocked().value = value
+		ext := c.extLocked()
+		ext.value, ext.protocol = value, protocol
 		c.mu.Unlock()
 	}
 	// The conn joins the wheel (the set Broadcast walks) before OnOpen, so

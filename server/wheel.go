@@ -431,6 +431,7 @@ func (wh *wheel) checkIdle(c *conn, now int64) bool {
 	case c.pingAt == 0 && now-seen >= idle:
 		c.mu.Lock()
 		r := c.writeLocked(pingFrame, nil, false, wh.s.cfg.MaxOutbound)
+		wh.s.drained(c)
 		// writeSkipped means our Close is already on its way (nothing may
 		// follow it): not a broken socket, and the worker is closing.
 		if (r == writeFailed || r == writeOverflow) && !c.closed {
@@ -453,7 +454,9 @@ func (wh *wheel) push(c *conn, f *Frame, p Policy) {
 		s.stats.pushesSkipped.Add(1)
 		return
 	}
-	switch c.writeLocked(f.b, nil, p == LatestOnly, s.cfg.MaxOutbound) {
+	r := c.writeLocked(f.b, nil, p == LatestOnly, s.cfg.MaxOutbound)
+	s.drained(c)
+	switch r {
 	case writeWritten, writeQueued:
 		s.stats.pushes.Add(1)
 	case writeSkipped:

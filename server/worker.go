@@ -71,11 +71,12 @@ type worker struct {
 
 	up          ws.Upgrader
 	hsrw        handshakeRW
-	req         Request // what Config.OnUpgrade sees, during Upgrade only
-	value       any     // what it attached, until the conn is open
-	reserved    bool    // this upgrade took a MaxConns slot
-	refused     bool    // Config.OnUpgrade refused this upgrade
-	shortDrains bool    // this turn, a short read means the socket is drained
+	req         Request    // what Config.OnUpgrade sees, during Upgrade only
+	resp        respHeader // writes req's selected subprotocol and added fields
+	value       any        // what it attached, until the conn is open
+	reserved    bool       // this upgrade took a MaxConns slot
+	refused     bool       // Config.OnUpgrade refused this upgrade
+	shortDrains bool       // this turn, a short read means the socket is drained
 
 	// st counts this worker's frame-path events. Per worker, so the frame
 	// path never bounces a shared cache line between cores; Stats sums them.
@@ -253,6 +254,15 @@ func (w *worker) run(c *conn) bool {
 	}
 	if c.phase == phaseClosing {
 		return w.finishClosing(c)
+	}
+	// The queue emptied after it had been over half of MaxOutbound: in
+	// this turn's flushes (EventWrite, the end of a batch), or elsewhere
+	// (the bit came with ev).
+	if c.ev.Load()&evDrain != 0 {
+		ev |= c.ev.And(^evDrain)
+	}
+	if ev&evDrain != 0 && c.phase == phaseOpen && w.s.drainer != nil {
+		return w.afterApp(c, w.s.callDrain(c))
 	}
 	return true
 }
