@@ -14,9 +14,12 @@ type Drainer interface {
 	// OnDrain is called on the worker running c (like every App method:
 	// in order with c's other calls, and it must not block) when c's
 	// outbound queue, having been over half of Config.MaxOutbound, has
-	// emptied: everything sent so far is in the kernel's hands. Once per
-	// such episode; never after OnClose, nor for a connection that is
-	// closing.
+	// emptied: the worker checks the queue empty just before the call, so
+	// everything sent before that is in the kernel's hands (a send from
+	// another goroutine may queue again while OnDrain runs). If a send
+	// refilled it between the flush and the check, the episode goes on
+	// and OnDrain comes when it empties. Once per such episode; never
+	// after OnClose, nor for a connection that is closing.
 	OnDrain(c Conn)
 }
 

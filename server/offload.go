@@ -48,11 +48,12 @@ type offq struct {
 	h    Conn
 	next *offq // run list link
 
-	mu     sync.Mutex
-	jobs   []offJob // ring of Config.OffloadBacklog entries
-	head   int
-	n      int
-	queued bool // in the run list, or a pool goroutine is running its job
+	mu      sync.Mutex
+	jobs    []offJob // ring of Config.OffloadBacklog entries
+	head    int
+	n       int
+	queued  bool // in the run list, or a pool goroutine is running its job
+	running bool // jobs[head] is running (it keeps its slot until done)
 }
 
 // offloadPool is the pool shared by every connection of a server.
@@ -202,11 +203,13 @@ func (p *offloadPool) loop(i int) {
 		p.cur[i] = q
 		p.mu.Unlock()
 
+		// The job keeps its slot while it runs, so that the backlog
+		// counts it (OffloadBacklog: jobs waiting or running); only this
+		// goroutine runs q's jobs now (queued), so nothing else moves
+		// head.
 		q.mu.Lock()
 		j := q.jobs[q.head]
-		q.jobs[q.head] = offJob{}
-		q.head = (q.head + 1) % len(q.jobs)
-		q.n--
+		q.running = true
 		q.mu.Unlock()
 
 		p.run(q.h, j)
@@ -215,6 +218,10 @@ func (p *offloadPool) loop(i int) {
 		p.cur[i] = nil
 		p.mu.Unlock()
 		q.mu.Lock()
+		q.running = false
+		q.jobs[q.head] = offJob{}
+		q.head = (q.head + 1) % len(q.jobs)
+		q.n--
 		more := q.n > 0
 		q.queued = more
 		q.mu.Unlock()
@@ -253,13 +260,18 @@ func (p *offloadPool) call(h Conn, fn func(Conn, []byte), data []byte) (panicked
 	return false
 }
 
-// drop discards q's waiting jobs (the pool has stopped) and counts them.
+// drop discards q's waiting jobs (the pool has stopped) and counts them;
+// a running one finishes and gives its slot back itself.
 func (p *offloadPool) drop(q *offq) {
 	q.mu.Lock()
-	for q.n > 0 {
-		j := q.jobs[q.head]
-		q.jobs[q.head] = offJob{}
-		q.head = (q.head + 1) % len(q.jobs)
+	keep := 0
+	if q.running {
+		keep = 1
+	}
+	for q.n > keep {
+		last := (q.head + q.n - 1) % len(q.jobs)
+		j := q.jobs[last]
+		q.jobs[last] = offJob{}
 		q.n--
 		p.s.dropBuf(j.buf)
 		p.pending.Add(-1)
@@ -290,7 +302,7 @@ func (p *offloadPool) stop() {
 	}
 	for _, q := range busy {
 		if q != nil {
-			p.drop(q) // the running job is out of the ring: it finishes
+			p.drop(q) // all but the running job, which finishes
 		}
 	}
 }

@@ -262,7 +262,18 @@ func (w *worker) run(c *conn) bool {
 		ev |= c.ev.And(^evDrain)
 	}
 	if ev&evDrain != 0 && c.phase == phaseOpen && w.s.drainer != nil {
-		return w.afterApp(c, w.s.callDrain(c))
+		// A send from another goroutine may have queued again since the
+		// flush that emptied it: then the episode goes on, and OnDrain
+		// comes when the queue empties after all.
+		c.mu.Lock()
+		empty := c.pending() == 0
+		if !empty && !c.closed {
+			c.drainArm = true
+		}
+		c.mu.Unlock()
+		if empty {
+			return w.afterApp(c, w.s.callDrain(c))
+		}
 	}
 	return true
 }
