@@ -185,6 +185,32 @@
 // every connection it goes to (Broadcast, Config.Pushes): nothing is
 // copied unless the kernel takes only part of it.
 //
+// # Topics
+//
+// The topic table (topic.go) belongs to the Server: 64 shards, each a
+// mutex and a map from name to topic, held only to find, make or drop a
+// topic (never with any other lock). A topic keeps one part per worker,
+// like the wheel's slots: the subscribers whose descriptor belongs to
+// worker i, in a slice under that part's own lock. A connection's list of
+// its topics (conn.ext.topics) is guarded by conn.mu. Subscribe and
+// Unsubscribe take the part's lock, then conn.mu, the order Publish takes
+// them in (part, then each subscriber's conn.mu for its one non-blocking
+// write), and change both sides together, so a connection is in a part at
+// most once and a frame reaches it at most once. Publish from any
+// goroutine writes the parts in turn, or, past broadcastSerial
+// subscribers, hands all but one part to goroutines of its own and waits
+// for them: it returns when every write is done, which keeps frames from
+// one goroutine in order. A connection leaves its topics when it stops
+// being open (enterClosing, goodbye) and again in detach, once
+// conn.closed is set and nothing can add it back; a topic whose last
+// subscriber leaves is dropped from its shard, and a shard's map is
+// rebuilt smaller when it has emptied, so empty topics cost nothing.
+// WatchTopics' function runs after the change, on the changing goroutine
+// (a worker for a close), with no lock held.
+//
+// Nothing here blocks on a client: a Subscribe or Unsubscribe waits at
+// most for a publish to the same part to finish its non-blocking writes.
+//
 // # What may block
 //
 // Nothing on the connection path: not the poll loop, not a worker (a slow

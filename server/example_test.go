@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -75,47 +76,63 @@ func Example_ticker() {
 	// Output: EURUSD 100.25
 }
 
-// room is a chat room: every message goes to everybody, prefixed with the
-// sender's name, which OnUpgrade took from the query and attached to the
-// connection; the server is the connection's (Conn.Server).
-type room struct{}
+// chat keeps no table of rooms: each client is subscribed to its room's
+// topic, and the server takes it out when it leaves, however it leaves.
+// OnUpgrade took the name and the room from the query and attached them.
+type chat struct{}
 
-func (r *room) OnOpen(c server.Conn) {}
+type member struct{ name, room string }
 
-func (r *room) OnMessage(c server.Conn, op server.Opcode, payload []byte) {
-	line := append([]byte(c.Value().(string)+": "), payload...)
-	c.Server().Broadcast(server.NewFrame(server.OpText, line), server.Reliable)
+func (chat) OnOpen(c server.Conn) {
+	c.Server().Subscribe(c, c.Value().(member).room)
+	c.Send(server.OpText, []byte("welcome to "+c.Value().(member).room), server.Reliable)
 }
 
-func (r *room) OnClose(c server.Conn, code server.CloseCode) {}
+func (chat) OnMessage(c server.Conn, op server.Opcode, payload []byte) {
+	m := c.Value().(member) // one frame for the whole room:
+	c.Server().Publish(m.room, server.NewFrame(server.OpText, append([]byte(m.name+": "), payload...)), server.Reliable)
+}
 
-// A chat room with names.
+func (chat) OnClose(server.Conn, server.CloseCode) {}
+
+// Chat rooms with names.
 func Example_chat() {
 	srv, _ := server.New(server.Config{
-		App: &room{},
+		App: chat{},
 		OnUpgrade: func(req *server.Request) (any, int) {
-			name := string(req.Query()) // "/ws?ann" -> "ann"
-			if name == "" {
+			q, _ := url.ParseQuery(string(req.Query())) // "/ws?name=ann&room=go"
+			if q.Get("name") == "" || q.Get("room") == "" {
 				return nil, 400
 			}
-			return name, 0
+			return member{q.Get("name"), q.Get("room")}, 0
 		},
 	})
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
 
-	ann, bob := dial(ln, "/ws?ann"), dial(ln, "/ws?bob")
-	defer ann.Close()
-	defer bob.Close()
-	ann.WriteMessage(websocket.TextMessage, []byte("hi bob"))
-	_, a, _ := ann.ReadMessage()
-	_, b, _ := bob.ReadMessage()
-	fmt.Println(string(a))
-	fmt.Println(string(b))
+	say := func(c *websocket.Conn, msg string) { c.WriteMessage(websocket.TextMessage, []byte(msg)) }
+	hear := func(c *websocket.Conn) { _, msg, _ := c.ReadMessage(); fmt.Println(string(msg)) }
+	ann, bob, cat := dial(ln, "/ws?name=ann&room=go"), dial(ln, "/ws?name=bob&room=go"), dial(ln, "/ws?name=cat&room=zig")
+	defer func() { ann.Close(); bob.Close(); cat.Close() }()
+	hear(ann) // each is in its room now
+	hear(bob)
+	hear(cat)
+	say(ann, "hi")
+	hear(ann)
+	hear(bob)
+	say(cat, "anyone?")
+	hear(cat)
+	say(bob, "bye")
+	hear(bob) // nothing from the other room
 	// Output:
-	// ann: hi bob
-	// ann: hi bob
+	// welcome to go
+	// welcome to go
+	// welcome to zig
+	// ann: hi
+	// ann: hi
+	// cat: anyone?
+	// bob: bye
 }
 
 // dial connects a gorilla/websocket client to path, with a read deadline.
