@@ -115,10 +115,14 @@
 // by connection grows with the connections actually held, and its owner is
 // the only one that grows it.
 //
-//   - table (table.go): a directory of one pointer per 16,384 descriptor
-//     numbers below the limit (16 B at 20,000); a 128 KiB chunk is made by
-//     the accept loop that first accepts a number in its range (CAS). Its
-//     entries, the conn structs, are made once per number.
+//   - table (table.go): a directory of 8 chunk pointers to start with,
+//     doubled when a larger number comes; an 8 KiB chunk of 1,024 entries
+//     is made by the accept loop that first accepts a number in its range.
+//     Both only under the table's lock, so the accept loops of several
+//     listeners may race; get stays lock-free. The entries, the conn
+//     structs, are made once per number. It used to be a directory sized
+//     by the open-file limit (up to 512 KiB at 2^30) with 128 KiB chunks:
+//     128 KiB for a Server's first client.
 //   - wheel (wheel.go): each worker's slots, n = PushInterval/10 ms of
 //     them (64 B each, 32 KiB at the default 5 s), empty; a slot's room
 //     for connections is carved from its worker's 8 KiB blocks by the

@@ -78,7 +78,6 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:   cfg,
 		app:   cfg.App,
-		table: newTable(cfg.MaxConns),
 		epoch: time.Now(),
 
 		acceptStop: make(chan struct{}),
@@ -86,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 		accept4:    accept4,
 		unsent:     unsent,
 	}
+	s.table.init(cfg.MaxConns)
 	s.hsList.timeout = cfg.HandshakeTimeout
 	s.clList.timeout = cfg.CloseTimeout
 	s.wheel = newWheel(s, cfg.PushInterval)
