@@ -39,7 +39,7 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("wsmill", flag.ContinueOnError)
-	addr := fs.String("addr", ":8080", "listen address")
+	addr := fs.String("addr", ":8080", "listen address; a comma list serves several addresses from one server")
 	push := fs.Duration("push-interval", 5*time.Second, "time push period")
 	workers := fs.Int("workers", server.DefaultWorkers(), "event loops (one epoll instance and goroutine each); default one per core")
 	maxMsg := fs.Int("max-message", 1<<20, "largest accepted message in bytes")
@@ -99,12 +99,12 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listen(*addr, *reusePort)
+	lns, err := listenAll(*addr, *reusePort)
 	if err != nil {
 		return err
 	}
 	cfg := srv.Config()
-	log.Info("wsmill started", "addr", ln.Addr().String(), "push_interval", cfg.PushInterval,
+	log.Info("wsmill started", "addr", addrsLog(lns), "push_interval", cfg.PushInterval,
 		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_buffered", cfg.MaxBuffered, "max_conns", cfg.MaxConns,
 		"max_outbound", cfg.MaxOutbound, "sndbuf", cfg.SendBuffer, "rcvbuf", cfg.RecvBuffer, "handshake_timeout", cfg.HandshakeTimeout,
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
@@ -119,7 +119,9 @@ func run(args []string) error {
 		// second process (a rolling restart) can start beside this one.
 		mln, err := listen(*metricsAddr, *reusePort)
 		if err != nil {
-			ln.Close()
+			for _, ln := range lns {
+				ln.Close()
+			}
 			return fmt.Errorf("-metrics-addr: %w", err)
 		}
 		ms := &http.Server{Handler: newMetricsMux(func() *server.Server { return srv }), ReadHeaderTimeout: *hsTimeout, WriteTimeout: *httpTimeout}
@@ -139,8 +141,10 @@ func run(args []string) error {
 		}()
 	}
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { served <- srv.Serve(ln) }()
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -278,6 +282,37 @@ func statsJSON(s *server.Server) statsSnapshot {
 // wsmill processes can serve one address (each under its own open-file
 // limit and with its own epoll loop), the kernel spreading new connections
 // across them.
+// listenAll listens on every address of a comma list (-addr), or on none
+// if one fails.
+func listenAll(addrs string, reusePort bool) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		ln, err := listen(a, reusePort)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	if len(lns) == 0 {
+		return nil, fmt.Errorf("-addr %q: no address", addrs)
+	}
+	return lns, nil
+}
+
+func addrsLog(lns []net.Listener) string {
+	s := make([]string, len(lns))
+	for i, ln := range lns {
+		s[i] = ln.Addr().String()
+	}
+	return strings.Join(s, ",")
+}
+
 func listen(addr string, reusePort bool) (net.Listener, error) {
 	var lc net.ListenConfig
 	if reusePort {

@@ -36,11 +36,16 @@ func freePort(t *testing.T) string {
 
 // TestSignalShutdown: SIGTERM makes the process stop accepting, send Close
 // 1001 to every client and exit 0.
-func TestSignalShutdown(t *testing.T) {
-	addr := freePort(t)
+func TestSignalShutdown(t *testing.T) { signalShutdown(t, freePort(t)) }
+
+// TestSignalShutdownTwoAddrs: -addr takes a comma list; one Server serves
+// every address, and SIGTERM closes the clients and the ports of all.
+func TestSignalShutdownTwoAddrs(t *testing.T) { signalShutdown(t, freePort(t), freePort(t)) }
+
+func signalShutdown(t *testing.T, addrs ...string) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "WSMILL_TEST_MAIN=1",
-		"WSMILL_TEST_ARGS=-addr "+addr+" -push-interval 1h -drain-timeout 2s -metrics-addr 127.0.0.1:0")
+		"WSMILL_TEST_ARGS=-addr "+strings.Join(addrs, ",")+" -push-interval 1h -drain-timeout 2s -metrics-addr 127.0.0.1:0")
 	var logs strings.Builder
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
@@ -52,7 +57,8 @@ func TestSignalShutdown(t *testing.T) {
 
 	var clients []*websocket.Conn
 	deadline := time.Now().Add(10 * time.Second)
-	for len(clients) < 3 {
+	for len(clients) < 3*len(addrs) {
+		addr := addrs[len(clients)%len(addrs)]
 		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
 		if err != nil {
 			if time.Now().After(deadline) {
@@ -90,9 +96,11 @@ func TestSignalShutdown(t *testing.T) {
 	if !strings.Contains(logs.String(), "wsmill stopped") {
 		t.Errorf("no shutdown log line:\n%s", logs.String())
 	}
-	// Stopped accepting: the port refuses connections.
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-		c.Close()
-		t.Errorf("dial after exit succeeded; want refused")
+	// Stopped accepting: every port refuses connections.
+	for _, addr := range addrs {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("dial %s after exit succeeded; want refused", addr)
+		}
 	}
 }

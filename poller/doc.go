@@ -39,5 +39,20 @@
 //
 // Add and Del may be called from any goroutine. Del must be called before the
 // descriptor is closed, so that a later descriptor with the same number can
-// be added again.
+// be added again. AddFunc gives one descriptor (a listening socket) a
+// Dispatch of its own, so its events never reach the connections'.
+//
+// # Memory
+//
+// easygo calls one callback per descriptor; the poller makes a closure per
+// descriptor number the first time the number is added and keeps it for
+// later connections on the same number. The closures live in 2 KiB chunks
+// of 256 numbers under a directory that doubles, both made by Add under
+// the poller's lock, and owned by the poller until Close: a new poller
+// holds none, and one holds only the chunks of numbers it was given
+// (with the server's workers each taking every Workers-th number, a chunk
+// is 1/Workers full). Nothing depends on the open-file limit. easygo
+// itself starts each instance with an event array of 1,024 (12 KiB) and a
+// callback array of 1,024 (8 KiB), doubled up to 32,768 when an
+// epoll_wait fills them.
 package poller

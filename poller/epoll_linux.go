@@ -20,6 +20,13 @@ import (
 // Add would allocate per connection, so one closure per descriptor number is
 // made the first time that number is seen and kept: the kernel reuses small
 // numbers, and after warm-up Add allocates nothing.
+//
+// The closures are kept in chunks of cbChunk numbers, a chunk made the first
+// time a number in its range is added, under a directory that doubles as
+// needed: what a poller holds grows with the numbers it has seen, never
+// with the process's open-file limit or with the numbers other pollers (or
+// a server's other workers, each with its own poller) were given. A new
+// poller holds nothing.
 type epoll struct {
 	ep       *netpoll.Epoll
 	dispatch Dispatch
@@ -30,8 +37,15 @@ type epoll struct {
 	wakePending atomic.Bool
 
 	mu  sync.Mutex
-	cbs []func(netpoll.EpollEvent) // indexed by fd; guarded by mu
+	cbs []*cbBlock // cbs[fd>>cbChunkShift][fd&(cbChunk-1)]; guarded by mu
 }
+
+const (
+	cbChunkShift = 8 // 256 closures (2 KiB) per chunk
+	cbChunk      = 1 << cbChunkShift
+)
+
+type cbBlock [cbChunk]func(netpoll.EpollEvent)
 
 const registerEvents = netpoll.EPOLLIN | netpoll.EPOLLOUT | netpoll.EPOLLRDHUP | netpoll.EPOLLET
 
@@ -103,17 +117,22 @@ func (p *epoll) Wake() error {
 func (p *epoll) callback(fd int) func(netpoll.EpollEvent) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if fd >= len(p.cbs) {
-		n := max(2*len(p.cbs), fd+1, 1024)
-		cbs := make([]func(netpoll.EpollEvent), n)
+	i := fd >> cbChunkShift
+	if i >= len(p.cbs) {
+		cbs := make([]*cbBlock, max(2*len(p.cbs), i+1, 4))
 		copy(cbs, p.cbs)
 		p.cbs = cbs
 	}
-	cb := p.cbs[fd]
+	ch := p.cbs[i]
+	if ch == nil {
+		ch = new(cbBlock)
+		p.cbs[i] = ch
+	}
+	cb := ch[fd&(cbChunk-1)]
 	if cb == nil {
 		dispatch := p.dispatch
 		cb = func(e netpoll.EpollEvent) { dispatch(fd, translate(e)) }
-		p.cbs[fd] = cb
+		ch[fd&(cbChunk-1)] = cb
 	}
 	return cb
 }
@@ -137,8 +156,17 @@ func translate(e netpoll.EpollEvent) Event {
 	return ev
 }
 
-func (p *epoll) Add(fd int) error {
-	err := p.ep.Add(fd, registerEvents, p.callback(fd))
+func (p *epoll) Add(fd int) error { return p.add(fd, p.callback(fd)) }
+
+func (p *epoll) AddFunc(fd int, d Dispatch) error {
+	if d == nil {
+		return errors.New("poller: nil dispatch")
+	}
+	return p.add(fd, func(e netpoll.EpollEvent) { d(fd, translate(e)) })
+}
+
+func (p *epoll) add(fd int, cb func(netpoll.EpollEvent)) error {
+	err := p.ep.Add(fd, registerEvents, cb)
 	if err != nil && !errors.Is(err, netpoll.ErrRegistered) && !errors.Is(err, netpoll.ErrClosed) {
 		// easygo records the callback before epoll_ctl and keeps it when
 		// the call fails (ENOSPC past fs.epoll.max_user_watches, ENOMEM,

@@ -34,6 +34,14 @@ type Poller interface {
 	// is writable). fd must be non-blocking and not already registered.
 	Add(fd int) error
 
+	// AddFunc registers fd like Add, but its events go to d instead of
+	// the poller's Dispatch (with the same rules: d runs on the poll
+	// goroutine and must not block). It is for a few long-lived
+	// descriptors such as listening sockets, whose events then cost the
+	// Dispatch of the connections nothing: each call allocates, and the
+	// number's callback for Add is left as it was. Del unregisters it.
+	AddFunc(fd int, d Dispatch) error
+
 	// Del unregisters fd. Call it before closing fd. An event already taken
 	// from the kernel may still be dispatched once after Del returns.
 	Del(fd int) error

@@ -10,14 +10,12 @@ import (
 // no net.Conn, no os.File, no runtime poll descriptor. The wait for the
 // listener to become readable still goes through the Go runtime (RawConn.Read),
 // so Shutdown can interrupt it by closing the listener.
+//
+// One acceptor per listener (per Serve goroutine); the spare descriptor
+// given up at the open-file limit is the Server's, one for all of them.
 type acceptor struct {
-	s     *Server
-	spare int                    // a descriptor kept open to be given up when the limit is hit
-	sa    syscall.RawSockaddrAny // accept4 writes the peer's address here
-}
-
-func newAcceptor(s *Server) *acceptor {
-	return &acceptor{s: s, spare: openSpare()}
+	s  *Server
+	sa syscall.RawSockaddrAny // accept4 writes the peer's address here
 }
 
 func openSpare() int {
@@ -28,11 +26,37 @@ func openSpare() int {
 	return fd
 }
 
-func (a *acceptor) close() {
-	if a.spare >= 0 {
-		syscall.Close(a.spare)
-		a.spare = -1
+// closeSpare gives the spare descriptor back for good (Shutdown, after
+// every accept loop has returned).
+func (s *Server) closeSpare() {
+	s.spareMu.Lock()
+	if s.spare >= 0 {
+		syscall.Close(s.spare)
+		s.spare = -1
 	}
+	s.spareMu.Unlock()
+}
+
+// shedOne accepts one connection from lfd and closes it at once, with the
+// descriptor the spare frees, then takes the spare back. It reports false
+// when there is no spare to give up.
+func (s *Server) shedOne(lfd int) bool {
+	s.spareMu.Lock()
+	defer s.spareMu.Unlock()
+	if s.spare < 0 {
+		// Shutdown has closed it, or it could not be reopened last
+		// time: try once more.
+		if s.spare = openSpare(); s.spare < 0 {
+			return false
+		}
+	}
+	syscall.Close(s.spare)
+	if fd, errno := s.accept4(lfd, nil); errno == 0 {
+		syscall.Close(fd)
+		s.stats.reject(RejectFDLimit)
+	}
+	s.spare = openSpare()
+	return true
 }
 
 // acceptAll accepts until the backlog is empty (EAGAIN: returns nil) or a
@@ -61,15 +85,9 @@ func (a *acceptor) acceptAll(lfd int) error {
 			// would make the listener readable forever (a busy loop), so
 			// give up the spare descriptor, accept the connection and
 			// close it at once, then take the spare back.
-			if a.spare < 0 {
+			if !a.s.shedOne(lfd) {
 				return os.NewSyscallError("accept4", errno)
 			}
-			syscall.Close(a.spare)
-			if fd, errno := a.s.accept4(lfd, nil); errno == 0 {
-				syscall.Close(fd)
-				a.s.stats.reject(RejectFDLimit)
-			}
-			a.spare = openSpare()
 		default:
 			return os.NewSyscallError("accept4", errno)
 		}

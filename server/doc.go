@@ -5,7 +5,8 @@
 //
 // # Data flow
 //
-//	listener ──accept4──▶ table[fd] ──poller.Add──▶ the epoll of worker fd % Config.Workers
+//	listeners ──accept4──▶ table[fd] ──poller.Add──▶ the epoll of worker fd % Config.Workers
+//	(one Serve each)
 //
 //	┌──── worker k: one goroutine, its own epoll instance (package poller) ─────┐
 //	│ epoll_wait → for each event of its own descriptors, run the conn inline: │
@@ -30,8 +31,8 @@
 //
 // # Goroutines
 //
-// A fixed set, whatever the number of connections: the accept loop (inside
-// Serve), Config.Workers event loops (each a poller's wait goroutine), the
+// A fixed set, whatever the number of connections: one accept loop per
+// listener (inside its Serve), Config.Workers event loops (each a poller's wait goroutine), the
 // wheel, the net/http server for plain HTTP requests (which, being
 // net/http, uses a goroutine per HTTP request, at most Config.MaxHTTPConns
 // at once; WebSocket connections never reach it), and, from the first
@@ -105,6 +106,53 @@
 // switch in 30 s); 2,000 idle connections at PushInterval 1h, IdleTimeout
 // off, 1.90–2.17 % before and at most 0.03 % now, one CPU tick in 30 s
 // (README, "Idle cost").
+//
+// # Several listeners
+//
+// One Server serves any number of listeners, one Serve call (and
+// goroutine) each, all feeding the same workers, wheel, table, limits and
+// counters: a connection is the engine's whatever port it came in by. A
+// listening socket sits in one worker's epoll set (the listeners are dealt
+// round the workers) with a callback of its own (poller.AddFunc) that only
+// wakes its Serve goroutine, so connection events pay nothing for the
+// listeners: there is no "is this a listener?" check on the event path.
+// The accept loops register their connections concurrently (table chunks
+// by CAS, the poller and the deadline list under their locks); they share
+// the one spare descriptor given up at the open-file limit (acceptor).
+// Shutdown stops every accept loop, closes every listener passed to Serve
+// and returns every Serve with ErrServerClosed.
+//
+// # What a Server costs before any client
+//
+// Nothing here is sized by the open-file limit or by Config.MaxConns
+// (which defaults to that limit): every structure indexed by descriptor or
+// by connection grows with the connections actually held, and its owner is
+// the only one that grows it.
+//
+//   - table (table.go): a directory of 8 chunk pointers to start with,
+//     doubled when a larger number comes; an 8 KiB chunk of 1,024 entries
+//     is made by the accept loop that first accepts a number in its range.
+//     Both only under the table's lock, so the accept loops of several
+//     listeners may race; get stays lock-free. The entries, the conn
+//     structs, are made once per number. It used to be a directory sized
+//     by the open-file limit (up to 512 KiB at 2^30) with 128 KiB chunks:
+//     128 KiB for a Server's first client.
+//   - wheel (wheel.go): each worker's slots, n = PushInterval/10 ms of
+//     them (64 B each, 32 KiB at the default 5 s), empty; a slot's room
+//     for connections is carved from its worker's 8 KiB blocks by the
+//     worker itself (wheel.add) when the slot takes its first connection,
+//     and grows by append past that. It used to be sized from MaxConns:
+//     171 KiB per Server at a limit of 20,000, up to 512 KiB.
+//   - poller (package poller): each worker's epoll instance keeps one
+//     callback per descriptor number it has seen, in 2 KiB chunks made by
+//     Add (under the poller's lock); a new poller holds none. It used to
+//     be one array per poller sized by the largest number seen in the
+//     process, so a worker paid for the numbers of the other workers and
+//     of other Servers.
+//   - fixed: each worker's read buffer (64 KiB, touched only by reads) and
+//     its epoll wait arrays (easygo: 1,024 events, 20 KiB), the net/http
+//     server and the bridge's queue. TestFixedCost measures the total
+//     (README, "Memory").
 //
 // # Who owns what
 //

@@ -48,16 +48,18 @@ type Server struct {
 	http   *http.Server
 	httpLn *bridgeListener
 
-	lfd        atomic.Int64  // listening descriptor, -1 when none
-	acceptWake chan struct{} // the listener is readable (capacity 1)
-	acceptStop chan struct{} // closed by Shutdown
-	acceptDone chan struct{} // closed when Serve has left the poller
+	acceptStop chan struct{} // closed by Shutdown: every Serve returns
 
-	mu       sync.Mutex
-	ln       net.Listener
-	shutdown atomic.Bool
-	started  bool
-	stopOnce sync.Once
+	mu        sync.Mutex
+	listeners []*listener // every listener passed to Serve (guarded by mu)
+	shutdown  atomic.Bool
+	started   bool
+	stopOnce  sync.Once
+
+	// spare is a descriptor kept open to be given up when the open-file
+	// limit is hit (see acceptor), one for all listeners: -1 when none.
+	spareMu sync.Mutex
+	spare   int
 
 	httpConns atomic.Int64  // descriptors handed to net/http and not yet closed
 	sampleOff atomic.Uint32 // SampleSockets' stride offset
@@ -80,16 +82,14 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:   cfg,
 		app:   cfg.App,
-		table: newTable(cfg.MaxConns),
 		epoch: time.Now(),
 
-		acceptWake: make(chan struct{}, 1),
 		acceptStop: make(chan struct{}),
-		acceptDone: make(chan struct{}),
+		spare:      -1,
 		accept4:    accept4,
 		unsent:     unsent,
 	}
-	s.lfd.Store(-1)
+	s.table.init(cfg.MaxConns)
 	s.topics.init()
 	s.off.s = s
 	s.drainer, _ = cfg.App.(Drainer)
@@ -144,18 +144,34 @@ func (s *Server) closeWorkers() {
 	}
 }
 
-// wakeAcceptor tells the accept loop the listener is readable.
-func (s *Server) wakeAcceptor() {
+// listener is one listening socket being served: its Serve goroutine
+// accepts on fd whenever the poller reports it readable (wake).
+type listener struct {
+	ln   net.Listener
+	fd   int
+	wake chan struct{} // fd is readable (capacity 1)
+	done chan struct{} // closed when its Serve has left the poller
+}
+
+// onEvent is the listener's poller callback (AddFunc): it runs on a
+// worker's poll goroutine and only wakes the Serve goroutine.
+func (l *listener) onEvent(int, poller.Event) {
 	select {
-	case s.acceptWake <- struct{}{}:
+	case l.wake <- struct{}{}:
 	default: // a wake-up is already pending
 	}
 }
 
-// Serve accepts connections on ln until Shutdown. ln must be a TCP listener
-// (its descriptor is used directly with accept4). The workers' event loops
-// run from New; Serve starts the wheel and the HTTP server on the first
-// call.
+// Serve accepts connections on ln until Shutdown, and returns
+// ErrServerClosed then. ln must be a TCP listener (its descriptor is used
+// directly with accept4). Serve may be called several times, on different
+// listeners, from different goroutines: every listener feeds the same
+// workers, wheel, connection table and limits (Config.MaxConns counts the
+// connections of all of them), Broadcast reaches the clients of all of
+// them, and Shutdown stops every Serve and closes every listener. What a
+// listener costs beyond its socket is its goroutine, blocked while no
+// client arrives. The workers' event loops run from New; the first Serve
+// starts the wheel and the HTTP server.
 func (s *Server) Serve(ln net.Listener) error {
 	sc, ok := ln.(syscall.Conn)
 	if !ok {
@@ -165,49 +181,48 @@ func (s *Server) Serve(ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	l := &listener{ln: ln, fd: -1, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.shutdown.Load() {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	if s.ln != nil {
-		s.mu.Unlock()
-		return errors.New("server: Serve called twice")
+	for _, o := range s.listeners {
+		if o.ln == ln {
+			s.mu.Unlock()
+			return errors.New("server: Serve called twice with one listener")
+		}
 	}
-	s.ln = ln
-	s.httpLn.addr = ln.Addr()
+	if err := rc.Control(func(fd uintptr) { l.fd = int(fd) }); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	// Shutdown closes ln from here on, even if this Serve fails below.
+	s.listeners = append(s.listeners, l)
+	// The listeners' sockets are spread over the workers' epoll sets (they
+	// are in the Go runtime's too, which does no harm): the worker only
+	// relays the edge to this goroutine.
+	lp := s.workers[(len(s.listeners)-1)%len(s.workers)].poll
+	if s.httpLn.addr == nil {
+		s.httpLn.addr = ln.Addr()
+	}
 	if !s.started {
 		s.started = true
 		s.start()
 	}
 	s.mu.Unlock()
+	defer close(l.done)
 
-	var lfd int
-	if err := rc.Control(func(fd uintptr) { lfd = int(fd) }); err != nil {
-		close(s.acceptDone)
+	if err := lp.AddFunc(l.fd, l.onEvent); err != nil {
 		return err
 	}
-	// The listening socket joins the first worker's epoll set too (it is
-	// also in the Go runtime's, which does no harm): its EventRead wakes
-	// this goroutine.
-	s.lfd.Store(int64(lfd))
-	lp := s.workers[0].poll
-	if err := lp.Add(lfd); err != nil {
-		close(s.acceptDone)
-		return err
-	}
-	a := newAcceptor(s)
-	defer func() {
-		lp.Del(lfd)
-		s.lfd.Store(-1)
-		a.close()
-		close(s.acceptDone)
-	}()
+	a := acceptor{s: s}
+	defer lp.Del(l.fd)
 	backoff := time.NewTimer(0)
 	<-backoff.C
 	for {
-		wait := s.acceptWake
-		if err := a.acceptAll(lfd); err != nil {
+		wait := l.wake
+		if err := a.acceptAll(l.fd); err != nil {
 			// ENOBUFS, ENOMEM, out of descriptors with no spare: back off,
 			// then accept again without waiting for an edge. The listener
 			// is edge-triggered; connections already in the backlog would
@@ -226,6 +241,7 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) start() {
+	s.spare = openSpare()
 	go s.wheel.run()
 	go func() {
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
@@ -401,13 +417,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ErrServerClosed
 	}
 	s.mu.Lock()
-	ln, started := s.ln, s.started
+	lns, started := s.listeners, s.started
 	s.mu.Unlock()
 	close(s.acceptStop)
-	if ln != nil {
-		<-s.acceptDone // the accept loop has unregistered the descriptor
-		ln.Close()
+	for _, l := range lns {
+		<-l.done // its accept loop has unregistered the descriptor
+		l.ln.Close()
 	}
+	s.closeSpare()
 	if !started {
 		s.closeWorkers()
 		return s.shutdownHTTP(ctx)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
@@ -28,56 +29,84 @@ import (
 //
 // Memory grows with the descriptors actually used, not with MaxConns or the
 // open-file limit (a container runtime may set 2^30): the table is a
-// directory of chunks of tableChunk entries, a chunk made the first time a
-// number in its range is accepted. The directory covers every number below
-// the open-file limit (the kernel never hands out a larger one), capped at
-// maxFD (the kernel's own ceiling, fs.nr_open ≤ 2^30), and costs 8 bytes
-// per chunk: 512 KiB at the very most, 16 bytes at a limit of 20,000.
+// directory of chunks of tableChunk entries (8 KiB), a chunk made the
+// first time a number in its range is accepted, and the directory (8 bytes
+// per chunk) starts with room for tableDirStart chunks and doubles when a
+// number beyond it comes. A new Server's table is 64 bytes of directory;
+// its first client costs one chunk. The table holds numbers below the
+// open-file limit at New (the kernel hands out no larger one), capped at
+// maxFD (the kernel's own ceiling, fs.nr_open ≤ 2^30).
+//
+// get is lock-free (two atomic loads and the entry's); chunks and the
+// directory are made only under mu, by the accept loops (several, with
+// several listeners): a directory is replaced by a larger copy under mu,
+// and no chunk is added to the old one after the copy, so a reader holding
+// the old directory finds every chunk it could find before.
 type table struct {
-	dir []atomic.Pointer[chunk]
+	dir atomic.Pointer[[]atomic.Pointer[chunk]]
+	max int        // one past the largest descriptor number the table may hold
+	mu  sync.Mutex // makes chunks and grows dir
 }
 
 const (
-	tableChunkShift = 14 // 16,384 entries, 128 KiB per chunk
+	tableChunkShift = 10 // 1,024 entries, 8 KiB per chunk
 	tableChunk      = 1 << tableChunkShift
+	tableDirStart   = 8 // chunks the first directory has room for
 	maxFD           = 1 << 30
 )
 
 type chunk [tableChunk]atomic.Pointer[conn]
 
-func newTable(maxConns int) table {
+// init sizes the table for maxConns connections, or the open-file limit if
+// higher (the kernel's numbering includes every other descriptor).
+func (t *table) init(maxConns int) {
 	n := maxConns + 2*ReservedFDs
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur > uint64(n) {
 		n = int(min(rl.Cur, maxFD))
 	}
-	n = min(n, maxFD)
-	return table{dir: make([]atomic.Pointer[chunk], (n+tableChunk-1)/tableChunk)}
+	t.max = min(n, maxFD)
+	dir := make([]atomic.Pointer[chunk], min(tableDirStart, (t.max+tableChunk-1)/tableChunk))
+	t.dir.Store(&dir)
 }
 
 // limit is one past the largest descriptor number the table can hold.
-func (t *table) limit() int { return len(t.dir) * tableChunk }
+func (t *table) limit() int { return t.max }
 
 func (t *table) get(fd int) *conn {
-	if uint(fd) >= uint(t.limit()) {
-		return nil
+	dir := *t.dir.Load()
+	if i := uint(fd) >> tableChunkShift; i < uint(len(dir)) {
+		if ch := dir[i].Load(); ch != nil {
+			return ch[fd&(tableChunk-1)].Load()
+		}
 	}
-	ch := t.dir[fd>>tableChunkShift].Load()
-	if ch == nil {
-		return nil
-	}
-	return ch[fd&(tableChunk-1)].Load()
+	return nil
 }
 
-// slot returns fd's entry, making its chunk if needed.
+// slot returns fd's entry, making its chunk (and a larger directory) if
+// needed. fd must be below limit.
 func (t *table) slot(fd int) *atomic.Pointer[conn] {
-	d := &t.dir[fd>>tableChunkShift]
-	ch := d.Load()
+	i := fd >> tableChunkShift
+	if dir := *t.dir.Load(); i < len(dir) {
+		if ch := dir[i].Load(); ch != nil {
+			return &ch[fd&(tableChunk-1)]
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	dir := *t.dir.Load()
+	if i >= len(dir) {
+		bigger := make([]atomic.Pointer[chunk], min(max(2*len(dir), i+1), (t.max+tableChunk-1)/tableChunk))
+		for j := range dir {
+			bigger[j].Store(dir[j].Load())
+		}
+		t.dir.Store(&bigger)
+		dir = bigger
+	}
+	ch := dir[i].Load()
 	if ch == nil {
 		ch = new(chunk)
-		if !d.CompareAndSwap(nil, ch) {
-			ch = d.Load()
-		}
+		dir[i].Store(ch)
 	}
 	return &ch[fd&(tableChunk-1)]
 }
@@ -118,8 +147,9 @@ func (t *table) acquire(fd int) *conn {
 
 // each calls fn for every conn struct in the table (live or not).
 func (t *table) each(fn func(*conn)) {
-	for i := range t.dir {
-		ch := t.dir[i].Load()
+	dir := *t.dir.Load()
+	for i := range dir {
+		ch := dir[i].Load()
 		if ch == nil {
 			continue
 		}

@@ -130,8 +130,15 @@ func (s *wheelSlot) put(c *conn) {
 // wheel wakes at most about 100 times a second.
 const wheelTick = 10 * time.Millisecond
 
-// wheelPrealloc bounds the slot entries made at startup, over all workers.
-const wheelPrealloc = 1 << 16
+// wheelCarve is the room a slot gets when it takes its first connection,
+// carved from its worker's current block of wheelBlock entries (8 KiB):
+// a worker's slots hold nothing until connections arrive, and adding a
+// connection allocates only once per wheelBlock/wheelCarve slots filled
+// for the first time, or when a slot outgrows its room (append).
+const (
+	wheelCarve = 2
+	wheelBlock = 1024
+)
 
 func newWheel(s *Server, interval time.Duration) *wheel {
 	n := int(min(max(interval/wheelTick, 1), 1<<16))
@@ -194,19 +201,26 @@ func deadlineWake(d time.Duration) time.Duration {
 	return (d + wheelTick - 1) / wheelTick * wheelTick
 }
 
-// initSlots makes the worker's slots. The stride of add keeps them within
-// one of each other, so this capacity is rarely exceeded and adding a connection
-// does not allocate; past it a slot grows by append. The preallocation is
-// bounded (64 Ki entries over all workers, 512 KiB), so a huge MaxConns
-// costs nothing until connections actually arrive.
+// initSlots makes the worker's slots, empty: a slot's entries come from
+// room, when it takes its first connection. The stride of add keeps the
+// slots within one of each other, so after the first revolution of opens a
+// slot rarely outgrows its room and adding a connection does not allocate;
+// past it a slot grows by append. What a Server holds for its wheel at
+// start is the slots themselves (n × 64 B per worker, from PushInterval),
+// not a share of MaxConns or of the open-file limit.
 func (w *worker) initSlots() {
-	s := w.s
-	n, k := s.wheel.n, s.cfg.Workers
-	per := min(s.cfg.MaxConns/(n*k)+2, max(2, wheelPrealloc/(n*k)))
-	w.slots = make([]wheelSlot, n)
-	for i := range w.slots {
-		w.slots[i].conns = make([]*conn, 0, per)
+	w.slots = make([]wheelSlot, w.s.wheel.n)
+}
+
+// room returns storage for a slot's first wheelCarve connections, carved
+// from the worker's current block. Owner goroutine only (add).
+func (w *worker) room() []*conn {
+	if len(w.block) < wheelCarve {
+		w.block = make([]*conn, wheelBlock)
 	}
+	r := w.block[:0:wheelCarve]
+	w.block = w.block[wheelCarve:]
+	return r
 }
 
 // add puts c in the next slot of its worker and, if that slot comes round
@@ -218,7 +232,14 @@ func (wh *wheel) add(c *conn) {
 		w.nextSlot -= len(w.slots)
 	}
 	s := &w.slots[i]
+	var r []*conn
+	if cap(s.conns) == 0 {
+		r = w.room() // before the lock: slot locks guard only conns
+	}
 	s.mu.Lock()
+	if r != nil {
+		s.conns = r
+	}
 	c.slot = int32(i)
 	empty := len(s.conns) == 0
 	s.put(c)

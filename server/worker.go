@@ -40,6 +40,7 @@ type worker struct {
 
 	// Wheel: this worker's connections, one slot each (see wheel.go).
 	slots      []wheelSlot
+	block      []*conn      // room not yet given to a slot (owner goroutine only; see wheel.room)
 	nextSlot   int          // add's slot cursor, moved by the wheel's stride (owner goroutine only)
 	tickTarget atomic.Int64 // the wheel has announced the ticks before it (numbered from the epoch)
 	tickDone   int64        // this worker has pushed the ticks before it (owner goroutine only)
@@ -112,11 +113,7 @@ func (w *worker) onEvent(fd int, ev poller.Event) {
 		return
 	}
 	s := w.s
-	if int64(fd) == s.lfd.Load() {
-		s.wakeAcceptor()
-		return
-	}
-	c := s.table.get(fd)
+	c := s.table.get(fd) // listening sockets have their own callback (Serve)
 	if c == nil {
 		return
 	}
