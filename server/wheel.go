@@ -453,6 +453,10 @@ func (wh *wheel) push(c *conn, f *Frame, p Policy) {
 		s.stats.pushesSkipped.Add(1)
 		return
 	}
+	if c.ext != nil && c.ext.noPush {
+		c.mu.Unlock()
+		return
+	}
 	switch c.writeLocked(f.b, nil, p == LatestOnly, s.cfg.MaxOutbound) {
 	case writeWritten, writeQueued:
 		s.stats.pushes.Add(1)
