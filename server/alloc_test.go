@@ -174,8 +174,8 @@ func TestAllocsBroadcast(t *testing.T) {
 	f := NewFrame(OpBinary, []byte("tick"))
 	buf := make([]byte, f.Len())
 	allocs := testing.AllocsPerRun(100, func() {
-		if got := r.s.Broadcast(f, LatestOnly); got != n {
-			t.Fatalf("Broadcast reached %d; want %d", got, n)
+		if got := r.s.Broadcast(f, LatestOnly); got != (FanoutResult{Written: n}) {
+			t.Fatalf("Broadcast: got %+v; want %d written", got, n)
 		}
 		for _, p := range peers {
 			drain(t, p, buf, len(buf))

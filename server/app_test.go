@@ -326,8 +326,8 @@ func TestBroadcastAndForeignSends(t *testing.T) {
 		clients = append(clients, rawHandshake(t, addr))
 	}
 	f := NewFrame(OpText, []byte("to everyone"))
-	if got := s.Broadcast(f, Reliable); got != n {
-		t.Fatalf("Broadcast: got %d; want %d", got, n)
+	if got, want := s.Broadcast(f, Reliable), (FanoutResult{Written: n}); got != want {
+		t.Fatalf("Broadcast: got %+v; want %+v", got, want)
 	}
 	for _, rc := range clients {
 		rc.expectFrame(rawOpText, []byte("to everyone"))
@@ -386,8 +386,8 @@ func TestBroadcastParallel(t *testing.T) {
 	}
 	s.open.Store(n)
 	f := NewFrame(OpBinary, []byte("all of you"))
-	if got := s.Broadcast(f, Reliable); got != n {
-		t.Fatalf("Broadcast: got %d; want %d", got, n)
+	if got, want := s.Broadcast(f, Reliable), (FanoutResult{Written: n}); got != want {
+		t.Fatalf("Broadcast: got %+v; want %+v", got, want)
 	}
 	buf := make([]byte, 2*f.Len())
 	for i, p := range peers {

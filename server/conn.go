@@ -153,8 +153,9 @@ const (
 // belongs to one connection: detach drops it once OnClose has returned,
 // and a reused struct starts without one. Guarded by conn.mu.
 type connExt struct {
-	value  any  // what Config.OnUpgrade attached
-	noPush bool // upgraded on one of Config.Paths: the wheel sends it no Pushes
+	value  any        // what Config.OnUpgrade attached
+	topics []topicRef // the topics c is subscribed to (topic.go)
+	noPush bool       // upgraded on one of Config.Paths: the wheel sends it no Pushes
 }
 
 // extLocked returns c's extension, making it if needed. Caller holds mu.

@@ -393,8 +393,8 @@ func BenchmarkBroadcastEmpty(b *testing.B) {
 			f := NewFrame(OpText, []byte("nobody"))
 			b.ReportAllocs()
 			for b.Loop() {
-				if n := s.Broadcast(f, Reliable); n != 0 {
-					b.Fatalf("Broadcast reached %d; want 0", n)
+				if r := s.Broadcast(f, Reliable); r != (FanoutResult{}) {
+					b.Fatalf("Broadcast: got %+v; want nobody", r)
 				}
 			}
 		})

@@ -40,6 +40,8 @@ type Server struct {
 	buffered atomic.Int64
 	open     atomic.Int64 // upgraded connections (counts against MaxConns)
 	stats    counters
+	topics   topicTable   // topic.go
+	watch    func(string) // WatchTopics' fn, set before Serve
 
 	http   *http.Server
 	httpLn *bridgeListener
@@ -86,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 		unsent:     unsent,
 	}
 	s.lfd.Store(-1)
+	s.topics.init()
 	s.hsList.timeout = cfg.HandshakeTimeout
 	s.clList.timeout = cfg.CloseTimeout
 	s.wheel = newWheel(s, cfg.PushInterval)
@@ -331,6 +334,9 @@ func (s *Server) detach(c *conn) int {
 	c.out, c.outHead = nil, 0
 	c.mu.Unlock()
 	putBuf(out)
+	// Out of every topic before anything else: with closed set nothing
+	// adds c to one again, and a publish that still finds it reports Closed.
+	s.leaveTopics(c)
 
 	wasOpen := c.phase == phaseOpen
 	switch c.phase {

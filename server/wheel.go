@@ -475,43 +475,52 @@ func (wh *wheel) push(c *conn, f *Frame, p Policy) {
 	c.mu.Unlock()
 }
 
-// Broadcast sends f to every open connection with policy p and returns how
-// many it was written or queued to. It is safe from any goroutine (an App
-// method included) and never blocks on a client. Up to broadcastSerial
-// open connections the calling goroutine writes them all, allocating
-// nothing; past that each worker's share goes to a goroutine of its own
-// (one per worker, the caller taking the last), so a broadcast to many
-// connections uses every core. It takes each wheel slot's lock in turn,
-// so it delays a worker's pushes by at most one slot's worth of writes. A
-// connection is in the set from the end of its upgrade (before OnOpen
-// runs, so a broadcast may reach it before what its OnOpen sends); one
-// that opens during the call may or may not get f.
-func (s *Server) Broadcast(f *Frame, p Policy) int {
+// Broadcast sends f to every open connection with policy p and says what
+// happened at each (FanoutResult: written, queued, skipped, closed). It is
+// safe from any goroutine (an App method included) and never blocks on a
+// client. Up to broadcastSerial open connections the calling goroutine
+// writes them all, allocating nothing; past that each worker's share goes
+// to a goroutine of its own (one per worker, the caller taking the last),
+// so a broadcast to many connections uses every core. It takes each wheel
+// slot's lock in turn, so it delays a worker's pushes by at most one
+// slot's worth of writes. A connection is in the set from the end of its
+// upgrade (before OnOpen runs, so a broadcast may reach it before what its
+// OnOpen sends); one that opens during the call may or may not get f.
+func (s *Server) Broadcast(f *Frame, p Policy) FanoutResult {
 	if len(s.workers) == 1 || s.open.Load() <= broadcastSerial {
-		n := 0
+		var r FanoutResult
 		for _, w := range s.workers {
-			n += s.broadcastTo(w, f, p)
+			s.broadcastTo(w, f, p, &r)
 		}
-		return n
+		return r
 	}
-	var total atomic.Int64
+	var mu sync.Mutex
+	var total FanoutResult
 	var wg sync.WaitGroup
 	last := len(s.workers) - 1
 	for _, w := range s.workers[:last] {
-		wg.Go(func() { total.Add(int64(s.broadcastTo(w, f, p))) })
+		wg.Go(func() {
+			var r FanoutResult
+			s.broadcastTo(w, f, p, &r)
+			mu.Lock()
+			total.add(r)
+			mu.Unlock()
+		})
 	}
-	total.Add(int64(s.broadcastTo(s.workers[last], f, p)))
+	var r FanoutResult
+	s.broadcastTo(s.workers[last], f, p, &r)
 	wg.Wait()
-	return int(total.Load())
+	total.add(r)
+	return total
 }
 
-// broadcastSerial is the size up to which one goroutine broadcasts: below
-// it, starting goroutines costs more than the writes they would share.
+// broadcastSerial is the size up to which one goroutine broadcasts (or
+// publishes): below it, starting goroutines costs more than the writes
+// they would share.
 const broadcastSerial = 2048
 
-// broadcastTo sends f to the open connections of worker w.
-func (s *Server) broadcastTo(w *worker, f *Frame, p Policy) int {
-	n := 0
+// broadcastTo sends f to the open connections of worker w, adding to r.
+func (s *Server) broadcastTo(w *worker, f *Frame, p Policy, r *FanoutResult) {
 	for i := range w.slots {
 		sl := &w.slots[i]
 		if sl.n.Load() == 0 {
@@ -522,14 +531,11 @@ func (s *Server) broadcastTo(w *worker, f *Frame, p Policy) int {
 		sl.mu.Lock()
 		for _, c := range sl.conns {
 			c.mu.Lock()
-			if s.sendLocked(c, f.b, nil, p, f.n, false).Sent() {
-				n++
-			}
+			r.count(s.sendLocked(c, f.b, nil, p, f.n, false))
 			c.mu.Unlock()
 		}
 		sl.mu.Unlock()
 	}
-	return n
 }
 
 // recordLag keeps how late the last tick ran, and the worst so far.
