@@ -74,10 +74,10 @@ type instance struct {
 }
 
 // startInstance runs a wsmill server with a bridge to natsURL.
-func startInstance(t testing.TB, url string, cfg Config) *instance {
+func startInstance(t testing.TB, url string, cfg Config, mods ...func(*server.Config)) *instance {
 	t.Helper()
 	app := &roomApp{}
-	srv, err := server.New(server.Config{
+	scfg := server.Config{
 		App:     app,
 		Workers: 2,
 		OnUpgrade: func(r *server.Request) (any, int) {
@@ -87,7 +87,11 @@ func startInstance(t testing.TB, url string, cfg Config) *instance {
 			}
 			return q, 0
 		},
-	})
+	}
+	for _, m := range mods {
+		m(&scfg)
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
