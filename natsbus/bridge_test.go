@@ -328,4 +328,3 @@ func TestServerDoesNotImportNATS(t *testing.T) {
 		t.Errorf("server/ depends on NATS:\n%s", out)
 	}
 }
-
