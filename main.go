@@ -21,8 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/wsmill/wsmill/natsbus"
 	"github.com/wsmill/wsmill/server"
 )
 
@@ -59,6 +61,11 @@ func run(args []string) error {
 	httpTimeout := fs.Duration("http-timeout", 10*time.Second, "time to write the response to a plain HTTP request, from the end of its header")
 	maxHTTP := fs.Int("max-http-conns", 256, "plain HTTP connections served at once; past it a request gets 503")
 
+	natsURL := fs.String("nats", "", "NATS URL(s), comma-separated (credentials may be in it; never logged): the /chat rooms span every instance on this NATS; empty: this instance only")
+	natsPrefix := fs.String("nats-prefix", "wsmill.", "NATS subject prefix of the bridged topics")
+	natsMax := fs.Int("nats-max-payload", 64<<10, "largest message that crosses NATS in bytes; a bigger one is delivered on this instance only")
+	chatMax := fs.Int("chat-max", defaultChatMax, "longest /chat message in bytes; a longer one closes the client with 1009")
+
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -69,8 +76,10 @@ func run(args []string) error {
 	procs := server.SetProcs(*workers)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	var srv *server.Server
-	mux := newMux(func() *server.Server { return srv })
-	srv, err := server.New(withDemo(server.Config{
+	var bus *natsbus.Bridge
+	ch := &chat{maxText: *chatMax}
+	mux := newMux(func() *server.Server { return srv }, newBusCollector(ch, func() *natsbus.Bridge { return bus }))
+	srv, err := server.New(withDemoChat(server.Config{
 		PushInterval:     *push,
 		Workers:          *workers,
 		MaxMessage:       *maxMsg,
@@ -88,10 +97,25 @@ func run(args []string) error {
 
 		HTTPTimeout:  *httpTimeout,
 		MaxHTTPConns: *maxHTTP,
-	}))
+	}, ch))
 	if err != nil {
 		return err
 	}
+	if *natsURL != "" {
+		// New returns at once even when NATS is down: the instance serves
+		// and connects once NATS is up (README, "Several instances").
+		bus, err = natsbus.New(srv, natsbus.Config{
+			URL: *natsURL, Prefix: *natsPrefix, MaxPayload: *natsMax,
+			OnError: func(err error) { log.Warn("nats", "err", err) },
+		})
+		if err != nil {
+			return err
+		}
+		defer bus.Close()
+		ch.bus = bus
+		log.Info("nats bridge", "url", natsbus.Redact(*natsURL), "prefix", *natsPrefix, "max_payload", *natsMax)
+	}
+
 	ln, err := listen(*addr, *reusePort)
 	if err != nil {
 		return err
@@ -185,7 +209,7 @@ func idleFlag(d time.Duration) time.Duration {
 // newMux serves the plain HTTP side of the port: the demo page, /healthz,
 // /metrics (Prometheus) and /stats (a JSON snapshot for the page's chart). srv returns the server once it exists (the mux is built first,
 // because the server's Config takes it).
-func newMux(srv func() *server.Server) *http.ServeMux {
+func newMux(srv func() *server.Server, extra ...prometheus.Collector) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -195,7 +219,7 @@ func newMux(srv func() *server.Server) *http.ServeMux {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", metricsHandler(srv))
+	mux.Handle("GET /metrics", metricsHandler(srv, extra...))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		s := srv()
 		if s == nil {
