@@ -173,8 +173,12 @@ func New(srv *server.Server, cfg Config) (*Bridge, error) {
 	}
 	nc, err := nats.Connect(cfg.URL, append(opts, cfg.Options...)...)
 	if err != nil {
-		// nats.go's errors name the server by host, not by URL; Redact in
-		// case a future one does not.
+		// A parse error quotes the whole URL, password included: keep only
+		// its reason. nats.go's other errors name the server by host.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("natsbus: %s: %w", Redact(cfg.URL), err)
 	}
 	b.nc = nc

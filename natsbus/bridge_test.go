@@ -314,6 +314,24 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+// TestBadURLErrorHidesCredentials: a URL nats.go cannot parse is refused,
+// and the error does not repeat the password.
+func TestBadURLErrorHidesCredentials(t *testing.T) {
+	srv, err := server.New(server.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"nats://alice:s3cret@host:%zz", "nats://s3cret@ho st:4222"} {
+		_, err := New(srv, Config{URL: u})
+		if err == nil {
+			t.Fatalf("New(%q) accepted it", u)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("New(%q): error %q carries the secret", u, err)
+		}
+	}
+}
+
 // TestServerDoesNotImportNATS: a program that uses server/ and not the
 // bridge links no NATS code.
 func TestServerDoesNotImportNATS(t *testing.T) {
