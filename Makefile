@@ -4,10 +4,13 @@ ADDR      ?= :8080
 BENCHTIME ?= 1s
 COUNT     ?= 6
 
-.PHONY: run build test lint bench bench-smoke fuzz soak cover clean
+.PHONY: run cluster build test lint bench bench-smoke fuzz soak cover clean
 
 run: ## start the server on $(ADDR); open http://localhost:8080
 	$(GO) run . -addr $(ADDR)
+
+cluster: ## NATS, two instances bridged over it, HAProxy in front: open https://localhost:8443/ in two tabs
+	GO=$(GO) sh scripts/cluster.sh
 
 build: ## build ./wsmill
 	$(GO) build -o wsmill .

@@ -15,19 +15,46 @@ const TimeLayout = "2006-01-02 15:04:05"
 // greeting is the first frame every client gets, prepared once.
 var greeting = server.NewFrame(server.OpText, []byte("Hi Client!"))
 
-type demo struct{}
+// A connection on /chat carries its *chatMember (Conn.Value) and goes to
+// the room chat (chat.go) instead.
+type demo struct{ chat *chat }
 
 // OnOpen greets; it runs before the first time push can reach the client.
-func (demo) OnOpen(c server.Conn) { c.SendFrame(greeting, server.Reliable) }
+func (d demo) OnOpen(c server.Conn) {
+	if m, ok := c.Value().(*chatMember); ok {
+		d.chat.onOpen(c, m)
+		return
+	}
+	c.SendFrame(greeting, server.Reliable)
+}
 
 // OnMessage echoes: the payload is borrowed, and Send copies what the
 // kernel does not take at once. Echoes are never dropped: a client that
 // does not read them is closed at -max-outbound.
-func (demo) OnMessage(c server.Conn, op server.Opcode, payload []byte) {
+func (d demo) OnMessage(c server.Conn, op server.Opcode, payload []byte) {
+	if m, ok := c.Value().(*chatMember); ok {
+		d.chat.onMessage(c, m, op, payload)
+		return
+	}
 	c.Send(op, payload, server.Reliable)
 }
 
+// OnClose: a chat member leaves its room by itself (the engine drops a
+// closed connection's topics).
 func (demo) OnClose(server.Conn, server.CloseCode) {}
+
+// upgrade is the demo's Config.OnUpgrade: /chat needs a valid room and
+// name (400 otherwise); /ws takes anything.
+func (d demo) upgrade(r *server.Request) (any, int) {
+	if string(r.Path()) != chatPath {
+		return nil, 0
+	}
+	m := parseChat(r.Query())
+	if m == nil {
+		return nil, 400
+	}
+	return m, 0
+}
 
 // clock builds the time frame at most once a second and shares it with
 // every connection pushed in that second. Only the wheel goroutine calls
@@ -49,10 +76,20 @@ func (k *clock) frameAt(now time.Time) *server.Frame {
 	return k.frame
 }
 
-// withDemo installs the demo application in cfg.
+// withDemo installs the demo application in cfg, with a room chat on
+// this instance only.
 func withDemo(cfg server.Config) server.Config {
+	return withDemoChat(cfg, &chat{maxText: defaultChatMax})
+}
+
+// withDemoChat installs the demo application with ch as its chat (whose
+// bus may be set after server.New, before Serve).
+func withDemoChat(cfg server.Config, ch *chat) server.Config {
 	k := &clock{}
-	cfg.App = demo{}
+	d := demo{chat: ch}
+	cfg.App = d
+	cfg.OnUpgrade = d.upgrade
+	cfg.Paths = append(cfg.Paths, chatPath)
 	cfg.Pushes = []server.Push{k.push()}
 	return cfg
 }

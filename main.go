@@ -22,8 +22,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/wsmill/wsmill/natsbus"
 	"github.com/wsmill/wsmill/server"
 )
 
@@ -63,6 +65,11 @@ func run(args []string) error {
 	offWorkers := fs.Int("offload-workers", server.DefaultOffloadWorkers, "goroutines running the application's blocking work (Conn.Go): at most this many block at once")
 	offBacklog := fs.Int("offload-backlog", server.DefaultOffloadBacklog, "jobs one connection may have handed to Conn.Go and not finished; past it Go reports skipped")
 
+	natsURL := fs.String("nats", "", "NATS URL(s), comma-separated (credentials may be in it; never logged): the /chat rooms span every instance on this NATS; empty: this instance only")
+	natsPrefix := fs.String("nats-prefix", "wsmill.", "NATS subject prefix of the bridged topics")
+	natsMax := fs.Int("nats-max-payload", 64<<10, "largest message that crosses NATS in bytes; a bigger one is delivered on this instance only")
+	chatMax := fs.Int("chat-max", defaultChatMax, "longest /chat message in bytes; a longer one closes the client with 1009")
+
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -73,8 +80,11 @@ func run(args []string) error {
 	procs := server.SetProcs(*workers)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	var srv *server.Server
+	var bus *natsbus.Bridge
+	ch := &chat{maxText: *chatMax}
 	mux := newMux(func() *server.Server { return srv })
-	srv, err := server.New(withDemo(server.Config{
+	busMetrics := newBusCollector(ch, func() *natsbus.Bridge { return bus })
+	srv, err := server.New(withDemoChat(server.Config{
 		PushInterval:     *push,
 		Workers:          *workers,
 		MaxMessage:       *maxMsg,
@@ -95,10 +105,25 @@ func run(args []string) error {
 
 		OffloadWorkers: *offWorkers,
 		OffloadBacklog: *offBacklog,
-	}))
+	}, ch))
 	if err != nil {
 		return err
 	}
+	if *natsURL != "" {
+		// New returns at once even when NATS is down: the instance serves
+		// and connects once NATS is up (README, "Several instances").
+		bus, err = natsbus.New(srv, natsbus.Config{
+			URL: *natsURL, Prefix: *natsPrefix, MaxPayload: *natsMax,
+			OnError: func(err error) { log.Warn("nats", "err", err) },
+		})
+		if err != nil {
+			return err
+		}
+		defer bus.Close()
+		ch.bus = bus
+		log.Info("nats bridge", "url", natsbus.Redact(*natsURL), "prefix", *natsPrefix, "max_payload", *natsMax)
+	}
+
 	lns, err := listenAll(*addr, *reusePort)
 	if err != nil {
 		return err
@@ -124,7 +149,7 @@ func run(args []string) error {
 			}
 			return fmt.Errorf("-metrics-addr: %w", err)
 		}
-		ms := &http.Server{Handler: newMetricsMux(func() *server.Server { return srv }), ReadHeaderTimeout: *hsTimeout, WriteTimeout: *httpTimeout}
+		ms := &http.Server{Handler: newMetricsMux(func() *server.Server { return srv }, busMetrics), ReadHeaderTimeout: *hsTimeout, WriteTimeout: *httpTimeout}
 		defer ms.Close()
 		log.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
 		go ms.Serve(mln)
@@ -242,9 +267,9 @@ const defaultMetricsAddr = "127.0.0.1:9180"
 
 // newMetricsMux serves GET /metrics (Prometheus text format) for the
 // operators' address.
-func newMetricsMux(srv func() *server.Server) *http.ServeMux {
+func newMetricsMux(srv func() *server.Server, extra ...prometheus.Collector) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metricsHandler(srv))
+	mux.Handle("GET /metrics", metricsHandler(srv, extra...))
 	return mux
 }
 

@@ -178,8 +178,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 
 // metricsHandler serves the registry: wsmill's counters plus the Go
 // runtime's and the process's.
-func metricsHandler(srv func() *server.Server) http.Handler {
+func metricsHandler(srv func() *server.Server, extra ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(extra...)
 	reg.MustRegister(newStatsCollector(srv),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -14,6 +14,13 @@ type Config struct {
 	// Path is the request path that is upgraded to WebSocket. Default "/ws".
 	Path string
 
+	// Paths are more request paths upgraded like Path, for a second
+	// application on the same port (the demo's /chat). Their connections
+	// get no Pushes: a periodic push is the Path's (the demo's time), and
+	// an application on another path says what it sends itself.
+	// OnUpgrade tells them apart by Request.Path.
+	Paths []string
+
 	// PushInterval is the period of the timing wheel: every Push goes to
 	// every connection once per interval, and idle connections are checked
 	// once per interval. Default 5s.

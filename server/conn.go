@@ -159,6 +159,7 @@ type connExt struct {
 	topics   []topicRef // the topics c is subscribed to (topic.go)
 	off      *offq      // Conn.Go's backlog (offload.go), made at the first Go
 	protocol string     // the subprotocol OnUpgrade selected (subprotocol.go)
+	noPush   bool       // upgraded on one of Config.Paths: the wheel sends it no Pushes
 }
 
 // extLocked returns c's extension, making it if needed. Caller holds mu.

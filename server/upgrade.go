@@ -201,7 +201,9 @@ func lineTooLong(lines uint8, n int) []byte {
 // handleRequest routes a complete request header.
 func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	s := w.s
-	if !bytes.Equal(requestPath(req), []byte(s.cfg.Path)) {
+	path := requestPath(req)
+	extra := !bytes.Equal(path, []byte(s.cfg.Path))
+	if extra && !s.upgradesPath(path) {
 		return w.handoff(c, req[:len(req)+len(rest)])
 	}
 	// The one empty line scanRequest allows before the request line.
@@ -247,10 +249,10 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	s.hsList.remove(c)
 	c.phase = phaseOpen
 	c.seen.Store(w.turnMs())
-	if value != nil || protocol != "" {
+	if value != nil || protocol != "" || extra {
 		c.mu.Lock()
 		ext := c.extLocked()
-		ext.value, ext.protocol = value, protocol
+		ext.value, ext.protocol, ext.noPush = value, protocol, extra
 		c.mu.Unlock()
 	}
 	// The conn joins the wheel (the set Broadcast walks) before OnOpen, so
@@ -269,6 +271,16 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 		return false
 	}
 	return w.parseFrames(c, rest)
+}
+
+// upgradesPath reports whether path is one of Config.Paths.
+func (s *Server) upgradesPath(path []byte) bool {
+	for _, p := range s.cfg.Paths {
+		if bytes.Equal(path, []byte(p)) {
+			return true
+		}
+	}
+	return false
 }
 
 // reject writes a canned HTTP response and closes after it.

@@ -475,6 +475,10 @@ func (wh *wheel) push(c *conn, f *Frame, p Policy) {
 		s.stats.pushesSkipped.Add(1)
 		return
 	}
+	if c.ext != nil && c.ext.noPush {
+		c.mu.Unlock()
+		return
+	}
 	r := c.writeLocked(f.b, nil, p == LatestOnly, s.cfg.MaxOutbound)
 	s.drained(c)
 	switch r {
