@@ -128,17 +128,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := srv.Config()
-	log.Info("wsmill started", "addr", addrsLog(lns), "push_interval", cfg.PushInterval,
-		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_buffered", cfg.MaxBuffered, "max_conns", cfg.MaxConns,
-		"max_outbound", cfg.MaxOutbound, "sndbuf", cfg.SendBuffer, "rcvbuf", cfg.RecvBuffer, "handshake_timeout", cfg.HandshakeTimeout,
-		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
-		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns,
-		"offload_workers", cfg.OffloadWorkers, "offload_backlog", cfg.OffloadBacklog, "gomaxprocs", procs)
-	if slices.Contains(cfg.Origins, "*") {
-		log.Warn("every Origin is allowed (-origin '*'): any site's page may connect in its user's name")
-	}
-
+	// Before "wsmill started": a process that says it started holds
+	// every descriptor it listens on.
 	if *metricsAddr != "" {
 		// With -reuseport the metrics address is shared too, so that a
 		// second process (a rolling restart) can start beside this one.
@@ -153,6 +144,17 @@ func run(args []string) error {
 		defer ms.Close()
 		log.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
 		go ms.Serve(mln)
+	}
+
+	cfg := srv.Config()
+	log.Info("wsmill started", "addr", addrsLog(lns), "push_interval", cfg.PushInterval,
+		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_buffered", cfg.MaxBuffered, "max_conns", cfg.MaxConns,
+		"max_outbound", cfg.MaxOutbound, "sndbuf", cfg.SendBuffer, "rcvbuf", cfg.RecvBuffer, "handshake_timeout", cfg.HandshakeTimeout,
+		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
+		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns,
+		"offload_workers", cfg.OffloadWorkers, "offload_backlog", cfg.OffloadBacklog, "gomaxprocs", procs)
+	if slices.Contains(cfg.Origins, "*") {
+		log.Warn("every Origin is allowed (-origin '*'): any site's page may connect in its user's name")
 	}
 
 	if *pprofAddr != "" {
