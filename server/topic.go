@@ -2,6 +2,7 @@ package server
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -93,7 +94,7 @@ func (tt *topicTable) hold(name string, workers int) *topic {
 	sh.mu.Lock()
 	t := sh.m[name]
 	if t == nil {
-		t = &topic{name: name, parts: make([]topicPart, workers)}
+		t = &topic{name: strings.Clone(name), parts: make([]topicPart, workers)}
 		sh.m[name] = t
 		sh.peak = max(sh.peak, len(sh.m))
 		tt.n.Add(1)
