@@ -30,6 +30,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 // workerSpec is everything a worker needs to open and drive its share.
@@ -176,7 +178,7 @@ func startChild(spec workerSpec) (*worker, error) {
 		for sc.Scan() {
 			var e event
 			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-				w.events <- event{Type: "fatal", Worker: spec.Index, Err: fmt.Sprintf("bad line from worker: %v: %q", err, truncate(sc.Text(), 80))}
+				w.events <- event{Type: "fatal", Worker: spec.Index, Err: fmt.Sprintf("bad line from worker: %v: %q", err, wsclient.Truncate(sc.Text(), 80))}
 				continue
 			}
 			e.Worker = spec.Index

@@ -8,9 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 type connectionsConfig struct {
@@ -141,14 +144,14 @@ func dialBudget(n int, dialTimeout time.Duration) time.Duration {
 
 func printConnections(w io.Writer, r *connectionsResult) {
 	t := newTable(w)
-	t.row("connections requested", itoa(r.N))
+	t.row("connections requested", strconv.Itoa(r.N))
 	t.row("client processes / source addresses", fmt.Sprintf("%d / %d", r.Procs, r.Sources))
 	t.row("connected / failed", fmt.Sprintf("%d / %d", r.Connected, r.Failed))
 	for k, v := range r.Errors {
 		t.row("  error", fmt.Sprintf("%d × %s", v, k))
 	}
 	t.row("dial time / rate", fmt.Sprintf("%.2f s / %.0f conns/s", r.DialSeconds, r.DialRate))
-	t.row("lost during hold", itoa(r.LostDuringHold))
+	t.row("lost during hold", strconv.Itoa(r.LostDuringHold))
 	if r.Before != nil && r.After != nil {
 		t.row("server RSS before / after", fmt.Sprintf("%s / %s", mib(r.Before.RSS), mib(r.After.RSS)))
 		t.row("server RSS per connection", fmt.Sprintf("%.0f bytes", r.RSSPerConn))
@@ -170,7 +173,7 @@ func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command
 	var closing atomic.Bool
 	var lmu sync.Mutex
 	lost := map[string]int{}
-	plan := dialPlan{opts: spec.defaultOpts, connected: func(i int, c *wsConn) {
+	plan := dialPlan{opts: spec.defaultOpts, connected: func(i int, c *wsclient.Conn) {
 		alive.Add(1)
 		go func() {
 			for {
@@ -178,7 +181,7 @@ func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command
 					if !closing.Load() {
 						alive.Add(-1)
 						lmu.Lock()
-						lost[errClass(err)]++
+						lost[wsclient.ErrClass(err)]++
 						lmu.Unlock()
 					}
 					return

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
@@ -249,7 +251,7 @@ func echoPayload(p []byte, seq uint64) {
 
 // echoConn is one connection's state during the echo run.
 type echoConn struct {
-	c      *wsConn
+	c      *wsclient.Conn
 	tokens chan struct{}  // one per message that may be outstanding
 	sentAt []atomic.Int64 // send time (ns since base) of seq, at seq%K
 	sent   atomic.Int64   // messages written
@@ -265,9 +267,9 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		emit(event{Type: "done"})
 		return nil
 	}
-	op := byte(opBinary)
+	op := byte(wsclient.OpBinary)
 	if spec.Text {
-		op = opText
+		op = wsclient.OpText
 	}
 	base := time.Now()
 	now := func() int64 { return int64(time.Since(base)) }
@@ -288,7 +290,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	)
 	noteErr := func(what string, err error) {
 		emu.Lock()
-		errs[what+errClass(err)]++
+		errs[what+wsclient.ErrClass(err)]++
 		emu.Unlock()
 	}
 	var ecs []*echoConn
@@ -305,7 +307,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	stopWrite := make(chan struct{})
 	var writers, readers sync.WaitGroup
 	for _, ec := range ecs {
-		ec.c.nc.SetWriteDeadline(base.Add(time.Duration(w1) + 10*time.Second))
+		ec.c.NC.SetWriteDeadline(base.Add(time.Duration(w1) + 10*time.Second))
 		writers.Add(1)
 		go func() { // writer
 			defer writers.Done()
@@ -341,7 +343,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 				var err error
 				for {
 					mop, p, err = ec.c.ReadMessage()
-					if err == nil && mop == opText && isPush(mop, p) {
+					if err == nil && mop == wsclient.OpText && wsclient.IsPush(mop, p) {
 						pushes.Add(1)
 						continue
 					}

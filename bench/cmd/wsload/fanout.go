@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
@@ -122,7 +124,7 @@ type fanoutResult struct {
 // decimal digits), allocation-free; ok is false for anything else (the
 // greeting, time pushes).
 func parseFanout(op byte, p []byte) (send int64, ok bool) {
-	if op != opText || len(p) < 2 || len(p) > 20 || p[0] != 'F' {
+	if op != wsclient.OpText || len(p) < 2 || len(p) > 20 || p[0] != 'F' {
 		return 0, false
 	}
 	for _, b := range p[1:] {
@@ -373,7 +375,7 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 		lostCount atomic.Int64
 	)
 	fcs := make([]*fanoutConn, spec.N)
-	reader := func(fc *fanoutConn, c *wsConn) {
+	reader := func(fc *fanoutConn, c *wsclient.Conn) {
 		for {
 			op, p, err := c.ReadMessage()
 			read := time.Now().UnixNano()
@@ -382,7 +384,7 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 				if ws := w0.Load(); !closed.Load() && ws != 0 && read >= ws && read < w1.Load()+grace {
 					lostCount.Add(1)
 					mu.Lock()
-					part.Errors["lost: "+errClass(err)]++
+					part.Errors["lost: "+wsclient.ErrClass(err)]++
 					mu.Unlock()
 				}
 				return
@@ -392,7 +394,7 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 			if !ok || ws == 0 || send < ws || send >= we {
 				continue
 			}
-			arr, stamped := c.arrival(), true
+			arr, stamped := c.Arrival(), true
 			if arr == 0 {
 				arr, stamped = read, false
 			}
@@ -426,7 +428,7 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 	}
 	plan := dialPlan{
 		opts: spec.defaultOpts,
-		connected: func(i int, c *wsConn) {
+		connected: func(i int, c *wsclient.Conn) {
 			fc := &fanoutConn{}
 			fcs[i] = fc
 			go reader(fc, c)

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -231,7 +234,7 @@ func printPush(w io.Writer, r *pushResult) {
 	t.row("normal connections", fmt.Sprintf("%d, %d pushes, %d gaps measured", r.Normal, r.Pushes, r.Gaps))
 	t.row("|gap − interval| p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms", r.P50ms, r.P99ms, r.MaxMs))
 	t.row("connections with every push", fmt.Sprintf("%.2f%% (%d pushes missing in all)", r.CompletePct, r.Missing))
-	t.row("normal connections lost", itoa(r.Lost))
+	t.row("normal connections lost", strconv.Itoa(r.Lost))
 	if r.Slow > 0 {
 		t.row("slow connections", fmt.Sprintf("%d, sent %d messages in all", r.Slow, r.SlowSent))
 		t.row("slow closed by server (in window / after)", fmt.Sprintf("%d / %d (still open: %d)", r.SlowClosed, r.SlowLate, r.Slow-r.SlowClosed-r.SlowLate))
@@ -280,7 +283,7 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	for i := range slow {
 		slow[i] = isSlow(spec.Offset+i, spec.SlowPct)
 	}
-	reader := func(pc *pushConn, c *wsConn) {
+	reader := func(pc *pushConn, c *wsclient.Conn) {
 		for {
 			op, p, err := c.ReadMessage()
 			if err != nil {
@@ -289,13 +292,13 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 					if ws := w0.Load(); ws != 0 && now() < w1.Load()+grace {
 						lost.Add(1)
 						emu.Lock()
-						errs["lost: "+errClass(err)]++
+						errs["lost: "+wsclient.ErrClass(err)]++
 						emu.Unlock()
 					}
 				}
 				return
 			}
-			if !isPush(op, p) {
+			if !wsclient.IsPush(op, p) {
 				continue
 			}
 			t := now()
@@ -323,14 +326,14 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		}
 	}
 	plan := dialPlan{
-		opts: func(i int) dialOptions {
+		opts: func(i int) wsclient.Options {
 			o := spec.defaultOpts(i)
 			if slow[i] {
 				o.RcvBuf = spec.SlowBuf
 			}
 			return o
 		},
-		connected: func(i int, c *wsConn) {
+		connected: func(i int, c *wsclient.Conn) {
 			if slow[i] {
 				return // never reads after the greeting
 			}
@@ -381,7 +384,7 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		sw.Add(1)
 		go func() {
 			defer sw.Done()
-			c.nc.SetWriteDeadline(end)
+			c.NC.SetWriteDeadline(end)
 			t := time.NewTicker(max(spec.SlowEvery, time.Millisecond))
 			defer t.Stop()
 			for {
@@ -390,8 +393,8 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 					return
 				case <-t.C:
 				}
-				if err := c.WriteFrame(opBinary, msg); err != nil {
-					if isClosedErr(err) {
+				if err := c.WriteFrame(wsclient.OpBinary, msg); err != nil {
+					if wsclient.IsClosedErr(err) {
 						slowDead[i].Store(true)
 						slowClosed.Add(1)
 					}
@@ -405,7 +408,7 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	close(stopSlow)
 	for i, c := range conns {
 		if c != nil && slow[i] {
-			c.nc.SetWriteDeadline(time.Now()) // unblock a write stuck on a full window
+			c.NC.SetWriteDeadline(time.Now()) // unblock a write stuck on a full window
 		}
 	}
 	sw.Wait()
@@ -421,8 +424,8 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		pw.Add(1)
 		go func() {
 			defer pw.Done()
-			c.nc.SetReadDeadline(time.Now().Add(time.Second))
-			if _, err := io.Copy(io.Discard, c.br); err == nil || isClosedErr(err) {
+			c.NC.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := io.Copy(io.Discard, c.BR); err == nil || wsclient.IsClosedErr(err) {
 				late.Add(1)
 			}
 		}()

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
@@ -863,7 +865,7 @@ func summarizeLogs(paths []string) (map[string]int64, map[string]int) {
 			case strings.Contains(line, "every Origin is allowed"):
 			case strings.Contains(line, "level=WARN"), strings.Contains(line, "level=ERROR"):
 				_, msg, _ := strings.Cut(line, "msg=")
-				warns[truncate(msg, 100)]++
+				warns[wsclient.Truncate(msg, 100)]++
 			}
 		}
 	}
@@ -884,7 +886,7 @@ func printScale(w io.Writer, r *scaleResult) {
 	for _, s := range r.Steps {
 		t.row(fmt.Sprintf("step %d", s.Target), stepLine(s))
 	}
-	t.row("largest N held (every push)", itoa(r.Largest))
+	t.row("largest N held (every push)", strconv.Itoa(r.Largest))
 	if r.Stopped != "" {
 		t.row("stopped", r.Stopped)
 	}

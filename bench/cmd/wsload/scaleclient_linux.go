@@ -32,6 +32,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	mrand "math/rand/v2"
 	"net"
 	"os"
@@ -419,9 +422,9 @@ func (w *scaleWorker) writeUpgrade(fd int) {
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
-	sum := sha1.Sum([]byte(key + wsGUID))
+	sum := sha1.Sum([]byte(key + wsclient.GUID))
 	w.hs[fd].accept = base64.StdEncoding.EncodeToString(sum[:])
-	req := upgradeRequest(w.spec.Addr, key)
+	req := wsclient.UpgradeRequest(w.spec.Addr, key)
 	if n, err := unix.Write(fd, []byte(req)); err != nil || n != len(req) {
 		w.fail(fd, "write upgrade request: "+errnoName(err))
 		return
@@ -552,7 +555,7 @@ func (w *scaleWorker) response(fd int, b []byte) ([]byte, bool) {
 	head, rest := string(hs.buf[:end]), hs.buf[end+4:]
 	lines := strings.Split(head, "\r\n")
 	if f := strings.SplitN(lines[0], " ", 3); len(f) < 2 || f[1] != "101" {
-		w.fail(fd, "upgrade refused: "+truncate(lines[0], 40))
+		w.fail(fd, "upgrade refused: "+wsclient.Truncate(lines[0], 40))
 		return nil, false
 	}
 	accept := ""
@@ -588,8 +591,8 @@ func frameSize(b []byte) (total, hl int) {
 			return -1, 0
 		}
 		v := binary.BigEndian.Uint64(b[2:])
-		if v > maxFrame {
-			v = maxFrame
+		if v > wsclient.MaxFrame {
+			v = wsclient.MaxFrame
 		}
 		n, hl = int(v), 10
 	}
@@ -610,11 +613,11 @@ func (w *scaleWorker) frame(fd int, c *scConn, f []byte, hl int, t int64) {
 	op := f[0] & 0x0F
 	p := f[hl:]
 	if f[1]&0x80 != 0 {
-		maskBytes(p, binary.BigEndian.Uint32(f[hl-4:]), 0)
+		wsclient.MaskBytes(p, binary.BigEndian.Uint32(f[hl-4:]), 0)
 	}
 	if c.state == stUpgrading {
-		if op != opText || string(p) != greeting {
-			w.fail(fd, fmt.Sprintf("greeting: got op %d %q", op, truncate(string(p), 20)))
+		if op != wsclient.OpText || string(p) != wsclient.Greeting {
+			w.fail(fd, fmt.Sprintf("greeting: got op %d %q", op, wsclient.Truncate(string(p), 20)))
 			return
 		}
 		w.dropPending(fd)
@@ -624,13 +627,13 @@ func (w *scaleWorker) frame(fd int, c *scConn, f []byte, hl int, t int64) {
 		return
 	}
 	switch op {
-	case opText:
+	case wsclient.OpText:
 		if !looksLikeTime(p) {
 			w.unexpect["text that is not a time push"]++
 			return
 		}
 		w.push(c, t, p)
-	case opClose:
+	case wsclient.OpClose:
 		code := 0
 		if len(p) >= 2 {
 			code = int(binary.BigEndian.Uint16(p))
@@ -643,11 +646,11 @@ func (w *scaleWorker) frame(fd int, c *scConn, f []byte, hl int, t int64) {
 		}
 		// [RFC6455 5.5.1]: the endpoint that receives a Close answers with
 		// a Close, and the server then closes the TCP connection.
-		w.writeFrame(fd, opClose, p[:min(len(p), 2)])
+		w.writeFrame(fd, wsclient.OpClose, p[:min(len(p), 2)])
 		c.state = stClosing
-	case opPing:
-		w.writeFrame(fd, opPong, p)
-	case opPong:
+	case wsclient.OpPing:
+		w.writeFrame(fd, wsclient.OpPong, p)
+	case wsclient.OpPong:
 	default:
 		w.unexpect[fmt.Sprintf("frame op %d", op)]++
 	}
@@ -699,13 +702,13 @@ func (w *scaleWorker) push(c *scConn, t int64, p []byte) {
 
 // looksLikeTime checks the shape of "2006-01-02 15:04:05" without parsing.
 func looksLikeTime(p []byte) bool {
-	if len(p) != len(timeLayout) {
+	if len(p) != len(wsclient.TimeLayout) {
 		return false
 	}
 	for i, ch := range p {
-		switch timeLayout[i] {
+		switch wsclient.TimeLayout[i] {
 		case '-', ' ', ':':
-			if ch != timeLayout[i] {
+			if ch != wsclient.TimeLayout[i] {
 				return false
 			}
 		default:
@@ -737,7 +740,7 @@ func (w *scaleWorker) writeFrame(fd int, op byte, payload []byte) {
 	key := mrand.Uint32()
 	binary.BigEndian.PutUint32(b[2:], key)
 	copy(b[6:], payload[:n])
-	maskBytes(b[6:], key, 0)
+	wsclient.MaskBytes(b[6:], key, 0)
 	unix.Write(fd, b)
 }
 

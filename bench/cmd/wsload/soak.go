@@ -45,6 +45,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
@@ -679,23 +681,23 @@ func probeHogs(ctx context.Context, cfg soakConfig, n int) (*hogProbe, error) {
 		return nil, err
 	}
 	src := parseSrc(cfg.Src)
-	conns := make([]*wsConn, 0, n)
+	conns := make([]*wsclient.Conn, 0, n)
 	defer func() { closeConns(conns) }()
 	for i := range n {
-		o := dialOptions{Addr: cfg.Addr, Timeout: cfg.DialTimeout}
+		o := wsclient.Options{Addr: cfg.Addr, Timeout: cfg.DialTimeout}
 		if len(src) > 0 {
 			o.Src = src[i%len(src)]
 		}
-		c, err := dialWS(ctx, o)
+		c, err := wsclient.Dial(ctx, o)
 		if err != nil {
 			continue
 		}
 		conns = append(conns, c)
-		if c.expectGreeting(cfg.DialTimeout) != nil {
+		if c.ExpectGreeting(cfg.DialTimeout) != nil {
 			continue
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(cfg.DialTimeout))
-		c.writeRaw(append(appendHeader(nil, 0x80|opBinary, uint64(cfg.Spec.MaxMessage), true), 0))
+		c.NC.SetWriteDeadline(time.Now().Add(cfg.DialTimeout))
+		c.WriteRaw(append(wsclient.AppendHeader(nil, 0x80|wsclient.OpBinary, uint64(cfg.Spec.MaxMessage), true), 0))
 	}
 	if err := sleepCtx(ctx, time.Second); err != nil {
 		return nil, err
@@ -785,7 +787,7 @@ func printSoak(w io.Writer, r *soakResult) {
 	t := newTable(w)
 	t.row("soak", fmt.Sprintf("%.0f s, %d client process(es), push interval %.0f ms, push gap limit %.0f ms", r.Seconds, r.Procs, r.IntervalMs, r.PushLimitMs))
 	g := r.Good
-	t.row("good clients (at a time)", itoa(g.Concurrency))
+	t.row("good clients (at a time)", strconv.Itoa(g.Concurrency))
 	t.row("good started / served / FAILED", fmt.Sprintf("%d / %d / %d (%d were open at the end)", g.Started, g.Served, g.Failed, g.OpenAtEnd))
 	t.row("good echoes verified / pushes", fmt.Sprintf("%d / %d (%.2f pushes per connection-second)", g.Echoes, g.Pushes, g.PushesPerS))
 	t.row("push gap p50 / p99 / max", fmt.Sprintf("%.0f / %.0f / %.0f ms", g.GapP50Ms, g.GapP99Ms, g.GapMaxMs))
@@ -803,8 +805,8 @@ func printSoak(w io.Writer, r *soakResult) {
 		if b.ByServer > 0 {
 			cl = fmt.Sprintf("%s / %s", fmtMs(b.CloseP50Ms), fmtMs(b.CloseMaxMs))
 		}
-		t.row(itoa(b.Number), b.Behaviour, itoa(b.Concurrency), itoa(b.Started), itoa(b.ByServer), itoa(b.OpenAtEnd),
-			itoa(b.GaveUp), itoa(b.ClientEnded), itoa(b.Errors), cl)
+		t.row(strconv.Itoa(b.Number), b.Behaviour, strconv.Itoa(b.Concurrency), strconv.Itoa(b.Started), strconv.Itoa(b.ByServer), strconv.Itoa(b.OpenAtEnd),
+			strconv.Itoa(b.GaveUp), strconv.Itoa(b.ClientEnded), strconv.Itoa(b.Errors), cl)
 	}
 	t.flush()
 	fmt.Fprintln(w)
@@ -833,17 +835,17 @@ func printSoak(w io.Writer, r *soakResult) {
 		t = newTable(w)
 		t.row("t (s)", "phase", "RSS", "VmData", "fds", "CLOSE_WAIT", "threads", "CPU (s)", "good open", "bad open", "TCP orphans", "TCP mem (pages)")
 		for _, s := range r.Timeline {
-			t.row(fmt.Sprintf("%.0f", s.T), s.Phase, mib(s.RSS), mib(s.Data), itoa(s.FDs), itoa(s.CloseWt), itoa(s.Threads),
-				fmt.Sprintf("%.1f", s.CPU), itoa(s.GoodOpen), itoa(s.BadOpen), i64toa(s.Orphans), i64toa(s.TCPPages))
+			t.row(fmt.Sprintf("%.0f", s.T), s.Phase, mib(s.RSS), mib(s.Data), strconv.Itoa(s.FDs), strconv.Itoa(s.CloseWt), strconv.Itoa(s.Threads),
+				fmt.Sprintf("%.1f", s.CPU), strconv.Itoa(s.GoodOpen), strconv.Itoa(s.BadOpen), i64toa(s.Orphans), i64toa(s.TCPPages))
 		}
 		t.flush()
 		fmt.Fprintln(w)
 		t = newTable(w)
 		t.row("server", "RSS", "fds", "VmData", "CLOSE_WAIT", "threads")
-		t.row("baseline", mib(r.Baseline.RSS), itoa(r.Baseline.FDs), mib(r.Baseline.Data), itoa(r.CloseWtBase), itoa(r.Baseline.Threads))
-		t.row("peak", mib(r.Peak.RSS), itoa(r.Peak.FDs), mib(r.Peak.Data), itoa(r.CloseWtPeak), itoa(r.Peak.Threads))
-		t.row(fmt.Sprintf("after (%.0f s settle)", r.SettleS), mib(r.After.RSS), itoa(r.After.FDs), mib(r.After.Data), itoa(r.CloseWtAfter), itoa(r.After.Threads))
-		t.row("pass if after ≤", mib(r.RSSLimit), itoa(r.Baseline.FDs)+" (exact)", "(reported)", "(reported)", "(reported)")
+		t.row("baseline", mib(r.Baseline.RSS), strconv.Itoa(r.Baseline.FDs), mib(r.Baseline.Data), strconv.Itoa(r.CloseWtBase), strconv.Itoa(r.Baseline.Threads))
+		t.row("peak", mib(r.Peak.RSS), strconv.Itoa(r.Peak.FDs), mib(r.Peak.Data), strconv.Itoa(r.CloseWtPeak), strconv.Itoa(r.Peak.Threads))
+		t.row(fmt.Sprintf("after (%.0f s settle)", r.SettleS), mib(r.After.RSS), strconv.Itoa(r.After.FDs), mib(r.After.Data), strconv.Itoa(r.CloseWtAfter), strconv.Itoa(r.After.Threads))
+		t.row("pass if after ≤", mib(r.RSSLimit), strconv.Itoa(r.Baseline.FDs)+" (exact)", "(reported)", "(reported)", "(reported)")
 		t.flush()
 		fmt.Fprintf(w, "server CPU over the run: %.1f s\n", r.ServerCPU)
 		if p := r.HogProbe; p != nil {

@@ -15,6 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -383,8 +386,8 @@ func (s *soaker) result() (*soakPart, error) {
 }
 
 // dialOpts are slot g's dial options.
-func (s *soaker) dialOpts(g, rcvbuf int) dialOptions {
-	o := dialOptions{Addr: s.spec.Addr, Timeout: s.spec.DialTimeout, RcvBuf: rcvbuf, ReadBuf: 4096}
+func (s *soaker) dialOpts(g, rcvbuf int) wsclient.Options {
+	o := wsclient.Options{Addr: s.spec.Addr, Timeout: s.spec.DialTimeout, RcvBuf: rcvbuf, ReadBuf: 4096}
 	if len(s.spec.Src) > 0 {
 		o.Src = s.spec.Src[g%len(s.spec.Src)]
 	}
@@ -400,18 +403,18 @@ var goodSizes = [...]int{1, 16, 125, 126, 1000, 4096, 8192, 65535, 65536, 300}
 // checking the push gaps, for a random lifetime around -good-life, then a
 // closing handshake. The first failure ends it and is counted once.
 func (s *soaker) good(g int) {
-	c, err := dialWS(s.win, s.dialOpts(g, 0))
+	c, err := wsclient.Dial(s.win, s.dialOpts(g, 0))
 	if err != nil {
 		if !s.over() {
-			s.goodDone(0, "upgrade: "+errClass(err), false, 0, 0, 0)
+			s.goodDone(0, "upgrade: "+wsclient.ErrClass(err), false, 0, 0, 0)
 		}
 		return
 	}
 	defer c.Close()
 	s.open[classGood].Add(1)
 	defer s.open[classGood].Add(-1)
-	if err := c.expectGreeting(s.spec.DialTimeout); err != nil {
-		s.goodDone(0, "greeting missing: "+errClass(err), false, 0, 0, 0)
+	if err := c.ExpectGreeting(s.spec.DialTimeout); err != nil {
+		s.goodDone(0, "greeting missing: "+wsclient.ErrClass(err), false, 0, 0, 0)
 		return
 	}
 	greeted := time.Now()
@@ -424,7 +427,7 @@ func (s *soaker) good(g int) {
 	}
 
 	type msg struct {
-		op byte
+		Op byte
 		p  []byte
 	}
 	var (
@@ -437,7 +440,7 @@ func (s *soaker) good(g int) {
 	echoes := make(chan msg, 1)
 	done := make(chan struct{})
 	quit := make(chan struct{})
-	c.nc.SetReadDeadline(s.end.Add(limit + 10*time.Second))
+	c.NC.SetReadDeadline(s.end.Add(limit + 10*time.Second))
 	go func() {
 		defer close(done)
 		first := true
@@ -447,7 +450,7 @@ func (s *soaker) good(g int) {
 				rerr = err
 				return
 			}
-			if isPush(op, p) {
+			if wsclient.IsPush(op, p) {
 				t := time.Now().UnixNano()
 				gap := t - lastPush.Swap(t)
 				if gap > maxGap.Load() {
@@ -498,18 +501,18 @@ func (s *soaker) good(g int) {
 		}
 		p := buf[:goodSizes[seq%uint64(len(goodSizes))]]
 		echoPayload(p, seq)
-		op := byte(opText)
+		op := byte(wsclient.OpText)
 		if seq%2 == 1 {
-			op = opBinary
+			op = wsclient.OpBinary
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(s.ss.EchoTimeout))
+		c.NC.SetWriteDeadline(time.Now().Add(s.ss.EchoTimeout))
 		if err := c.WriteFrame(op, p); err != nil {
-			fail = "write: " + errClass(err)
+			fail = "write: " + wsclient.ErrClass(err)
 			break
 		}
 		select {
 		case m := <-echoes:
-			if m.op != op || !bytes.Equal(m.p, p) {
+			if m.Op != op || !bytes.Equal(m.p, p) {
 				fail = "echo mismatch"
 			}
 			echoed++
@@ -524,13 +527,13 @@ func (s *soaker) good(g int) {
 	}
 	if fail == "" {
 		// Closing handshake: the server must answer our Close (or at least close).
-		c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		if err := c.WriteFrame(opClose, []byte{0x03, 0xE8}); err != nil {
-			fail = "close: " + errClass(err)
+		c.NC.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if err := c.WriteFrame(wsclient.OpClose, []byte{0x03, 0xE8}); err != nil {
+			fail = "close: " + wsclient.ErrClass(err)
 		} else {
 			select {
 			case <-done:
-				if !errors.Is(rerr, errPeerClosed) && endHow(rerr) != "EOF" {
+				if !errors.Is(rerr, wsclient.ErrPeerClosed) && endHow(rerr) != "EOF" {
 					fail = "close: " + endHow(rerr)
 				}
 			case <-time.After(2 * time.Second):

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 // runWorker dials spec.N connections, reports "ready", and hands over to the
@@ -35,15 +37,15 @@ func runWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit f
 // dialPlan says, per connection, how to dial it and what to do once it is
 // open (and greeted, when the spec asks for the greeting).
 type dialPlan struct {
-	opts      func(i int) dialOptions // i is the index within the worker
-	connected func(i int, c *wsConn)  // called from the dialing goroutine
+	opts      func(i int) wsclient.Options  // i is the index within the worker
+	connected func(i int, c *wsclient.Conn) // called from the dialing goroutine
 }
 
 // dialAll opens spec.N connections with at most spec.DialConcurrency in
 // flight, paced to spec.Rate per second when set, emitting progress every
 // 200 ms and "ready" at the end. conns[i] is nil for a failed connection.
-func dialAll(ctx context.Context, spec workerSpec, plan dialPlan, emit func(event)) []*wsConn {
-	conns := make([]*wsConn, spec.N)
+func dialAll(ctx context.Context, spec workerSpec, plan dialPlan, emit func(event)) []*wsclient.Conn {
+	conns := make([]*wsclient.Conn, spec.N)
 	conc := spec.DialConcurrency
 	if conc <= 0 {
 		conc = 64
@@ -97,16 +99,16 @@ func dialAll(ctx context.Context, spec workerSpec, plan dialPlan, emit func(even
 			defer wg.Done()
 			defer func() { <-sem }()
 			o := plan.opts(i)
-			c, err := dialWS(ctx, o)
+			c, err := wsclient.Dial(ctx, o)
 			if err == nil && spec.Greeting {
-				if err = c.expectGreeting(o.Timeout); err != nil {
+				if err = c.ExpectGreeting(o.Timeout); err != nil {
 					c.Close()
 				}
 			}
 			if err != nil {
 				fail.Add(1)
 				emu.Lock()
-				errs[errClass(err)]++
+				errs[wsclient.ErrClass(err)]++
 				emu.Unlock()
 				return
 			}
@@ -127,8 +129,8 @@ func dialAll(ctx context.Context, spec workerSpec, plan dialPlan, emit func(even
 }
 
 // defaultOpts is the dial plan's usual options for connection i.
-func (spec workerSpec) defaultOpts(i int) dialOptions {
-	o := dialOptions{Addr: spec.Addr, Timeout: spec.DialTimeout, ReadBuf: spec.ReadBuf, Stamps: spec.Stamps}
+func (spec workerSpec) defaultOpts(i int) wsclient.Options {
+	o := wsclient.Options{Addr: spec.Addr, Timeout: spec.DialTimeout, ReadBuf: spec.ReadBuf, Stamps: spec.Stamps}
 	if len(spec.Src) > 0 {
 		o.Src = spec.Src[(spec.Offset+i)%len(spec.Src)]
 	}
@@ -155,7 +157,7 @@ func waitCmd(ctx context.Context, cmds <-chan command, want string) (command, bo
 }
 
 // closeConns closes every non-nil connection.
-func closeConns(conns []*wsConn) {
+func closeConns(conns []*wsclient.Conn) {
 	for _, c := range conns {
 		if c != nil {
 			c.Close()

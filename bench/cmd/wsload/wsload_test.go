@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 // TestMain lets the test binary serve as the worker process: the pool
@@ -56,7 +57,7 @@ func TestMaskBytes(t *testing.T) {
 			for i := range want {
 				want[i] ^= k[(pos+i)&3]
 			}
-			maskBytes(p, key, pos)
+			wsclient.MaskBytes(p, key, pos)
 			if !bytes.Equal(p, want) {
 				t.Fatalf("n=%d pos=%d: got %x want %x", n, pos, p, want)
 			}
@@ -70,36 +71,36 @@ func TestReadFrameMaskedAndFragmented(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	c := &wsConn{nc: a, br: bufio.NewReader(a)}
-	srv := &wsConn{nc: b, br: bufio.NewReader(b)}
+	c := &wsclient.Conn{NC: a, BR: bufio.NewReader(a)}
+	srv := &wsclient.Conn{NC: b, BR: bufio.NewReader(b)}
 	payload := make([]byte, 300)
 	echoPayload(payload, 42)
 	go func() {
-		srv.WriteFrame(opBinary, payload) // masked, 16-bit length
-		srv.WriteFrame(opPing, []byte("p"))
+		srv.WriteFrame(wsclient.OpBinary, payload) // masked, 16-bit length
+		srv.WriteFrame(wsclient.OpPing, []byte("p"))
 		b.Write([]byte{0x01, 0x03, 'a', 'b', 'c'}) // text, not final, unmasked
 		b.Write([]byte{0x80, 0x02, 'd', 'e'})      // continuation, final
 	}()
-	go io.Copy(io.Discard, srv.br) // the pong
+	go io.Copy(io.Discard, srv.BR) // the pong
 	op, p, err := c.ReadMessage()
-	if err != nil || op != opBinary || !bytes.Equal(p, payload) {
+	if err != nil || op != wsclient.OpBinary || !bytes.Equal(p, payload) {
 		t.Fatalf("masked frame: op %d err %v equal %v", op, err, bytes.Equal(p, payload))
 	}
 	op, p, err = c.ReadMessage()
-	if err != nil || op != opText || string(p) != "abcde" {
+	if err != nil || op != wsclient.OpText || string(p) != "abcde" {
 		t.Fatalf("fragmented: op %d %q %v", op, p, err)
 	}
 }
 
 func TestEchoPayloadIsNotAPush(t *testing.T) {
-	p := make([]byte, len(timeLayout))
+	p := make([]byte, len(wsclient.TimeLayout))
 	for seq := uint64(0); seq < 1000; seq++ {
 		echoPayload(p, seq)
-		if isPush(opText, p) {
+		if wsclient.IsPush(wsclient.OpText, p) {
 			t.Fatalf("payload %q looks like a push", p)
 		}
 	}
-	if !isPush(opText, []byte(time.Now().Format(timeLayout))) {
+	if !wsclient.IsPush(wsclient.OpText, []byte(time.Now().Format(wsclient.TimeLayout))) {
 		t.Fatal("a time push is not recognised")
 	}
 }
@@ -148,7 +149,7 @@ func testServer(t *testing.T, push time.Duration) string {
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			return c.WriteMessage(op, p)
 		}
-		if write(websocket.TextMessage, []byte(greeting)) != nil {
+		if write(websocket.TextMessage, []byte(wsclient.Greeting)) != nil {
 			return
 		}
 		done := make(chan struct{})
@@ -161,7 +162,7 @@ func testServer(t *testing.T, push time.Duration) string {
 				case <-done:
 					return
 				case <-tk.C:
-					if write(websocket.TextMessage, []byte(time.Now().Format(timeLayout))) != nil {
+					if write(websocket.TextMessage, []byte(time.Now().Format(wsclient.TimeLayout))) != nil {
 						return
 					}
 				}
@@ -348,15 +349,15 @@ func TestSoakCounts(t *testing.T) {
 func TestStallEnded(t *testing.T) {
 	const limit = 3 * time.Second
 	tests := []struct {
-		st    tcpState
+		st    wsclient.TCPState
 		after time.Duration
 		how   string
 		late  bool
 	}{
-		{stateClose, 1100 * time.Millisecond, "RST while stalled", false},
-		{stateCloseWait, limit, "FIN while stalled", false},
-		{stateClose, limit + time.Millisecond, "RST while stalled, later than 3s", true},
-		{tcpState(4), time.Second, "TCP state 4 while stalled", false},
+		{wsclient.StateClose, 1100 * time.Millisecond, "RST while stalled", false},
+		{wsclient.StateCloseWait, limit, "FIN while stalled", false},
+		{wsclient.StateClose, limit + time.Millisecond, "RST while stalled, later than 3s", true},
+		{wsclient.TCPState(4), time.Second, "TCP state 4 while stalled", false},
 	}
 	for _, tt := range tests {
 		o := stallEnded(stallHow(tt.st)+" while stalled", tt.after, limit)
@@ -498,7 +499,7 @@ func TestCloseAndEndHow(t *testing.T) {
 	if got := closeHow(0); got != "Close (no code)" {
 		t.Errorf("got %q", got)
 	}
-	if got := closeCode([]byte{0x03, 0xEF, 'x'}); got != 1007 {
+	if got := wsclient.CloseCode([]byte{0x03, 0xEF, 'x'}); got != 1007 {
 		t.Errorf("closeCode: got %d; want 1007", got)
 	}
 	tests := []struct {
@@ -508,7 +509,7 @@ func TestCloseAndEndHow(t *testing.T) {
 		{io.EOF, "EOF"},
 		{fmt.Errorf("read: %w", syscall.ECONNRESET), "RST"},
 		{syscall.EPIPE, "EPIPE"},
-		{fmt.Errorf("%w (code 1001)", errPeerClosed), "Close (code 1001)"},
+		{fmt.Errorf("%w (code 1001)", wsclient.ErrPeerClosed), "Close (code 1001)"},
 		{os.ErrDeadlineExceeded, "timeout"},
 	}
 	for _, tt := range tests {
@@ -544,11 +545,11 @@ func TestAppendFrame(t *testing.T) {
 			t.Run(fmt.Sprintf("%d/masked=%v", n, masked), func(t *testing.T) {
 				p := make([]byte, n)
 				echoPayload(p, uint64(n))
-				b := appendFrame(nil, opBinary, p, masked)
-				c := &wsConn{br: bufio.NewReader(bytes.NewReader(b))}
-				f, err := c.readFrame()
-				if err != nil || !f.fin || f.op != opBinary || !bytes.Equal(f.payload, p) {
-					t.Fatalf("got fin %v op %d err %v equal %v", f.fin, f.op, err, bytes.Equal(f.payload, p))
+				b := wsclient.AppendFrame(nil, wsclient.OpBinary, p, masked)
+				c := &wsclient.Conn{BR: bufio.NewReader(bytes.NewReader(b))}
+				f, err := c.ReadFrame()
+				if err != nil || !f.Fin || f.Op != wsclient.OpBinary || !bytes.Equal(f.Payload, p) {
+					t.Fatalf("got fin %v op %d err %v equal %v", f.Fin, f.Op, err, bytes.Equal(f.Payload, p))
 				}
 				if masked != (b[1]&0x80 != 0) {
 					t.Fatalf("mask bit %v; want %v", b[1]&0x80 != 0, masked)
@@ -556,7 +557,7 @@ func TestAppendFrame(t *testing.T) {
 			})
 		}
 	}
-	h := appendHeader(nil, 0x80|opBinary, 1<<20, true)
+	h := wsclient.AppendHeader(nil, 0x80|wsclient.OpBinary, 1<<20, true)
 	if len(h) != 14 || h[1] != 0x80|127 || binary.BigEndian.Uint64(h[2:10]) != 1<<20 {
 		t.Fatalf("hog header %x", h)
 	}
@@ -587,23 +588,23 @@ func TestHogFinding(t *testing.T) {
 func TestParseFanout(t *testing.T) {
 	tests := []struct {
 		name string
-		op   byte
+		Op   byte
 		p    string
 		want int64
 		ok   bool
 	}{
-		{"send time", opText, "F1732912345123456789", 1732912345123456789, true},
-		{"small", opText, "F7", 7, true},
-		{"binary", opBinary, "F1732912345123456789", 0, false},
-		{"greeting", opText, greeting, 0, false},
-		{"time push", opText, "2026-11-29 22:56:37", 0, false},
-		{"no digits", opText, "F", 0, false},
-		{"not a digit", opText, "F12x4", 0, false},
-		{"overflow", opText, "F9999999999999999999", 0, false},
+		{"send time", wsclient.OpText, "F1732912345123456789", 1732912345123456789, true},
+		{"small", wsclient.OpText, "F7", 7, true},
+		{"binary", wsclient.OpBinary, "F1732912345123456789", 0, false},
+		{"greeting", wsclient.OpText, wsclient.Greeting, 0, false},
+		{"time push", wsclient.OpText, "2026-11-29 22:56:37", 0, false},
+		{"no digits", wsclient.OpText, "F", 0, false},
+		{"not a digit", wsclient.OpText, "F12x4", 0, false},
+		{"overflow", wsclient.OpText, "F9999999999999999999", 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseFanout(tt.op, []byte(tt.p))
+			got, ok := parseFanout(tt.Op, []byte(tt.p))
 			if got != tt.want || ok != tt.ok {
 				t.Fatalf("got %d, %v; want %d, %v", got, ok, tt.want, tt.ok)
 			}
@@ -733,7 +734,7 @@ func fanoutTestServer(t *testing.T, interval time.Duration) string {
 		}
 		defer c.Close()
 		w := &wconn{c: c}
-		if write(w, []byte(greeting)) != nil {
+		if write(w, []byte(wsclient.Greeting)) != nil {
 			return
 		}
 		mu.Lock()
@@ -836,14 +837,14 @@ func TestScaleFeed(t *testing.T) {
 		stream = append(stream, 0x80|op, byte(len(p)))
 		stream = append(stream, p...)
 	}
-	frame(opText, greeting)
-	frame(opText, "2026-11-29 23:05:55")
+	frame(wsclient.OpText, wsclient.Greeting)
+	frame(wsclient.OpText, "2026-11-29 23:05:55")
 	big := strings.Repeat("x", 200)
 	stream = append(stream, 0x82, 126, 0, 200)
 	stream = append(stream, big...)
-	frame(opText, "2026-11-29 23:05:56")
-	frame(opText, "not a time push!!!!")
-	frame(opClose, "\x03\xe9")
+	frame(wsclient.OpText, "2026-11-29 23:05:56")
+	frame(wsclient.OpText, "not a time push!!!!")
+	frame(wsclient.OpClose, "\x03\xe9")
 	for _, chunk := range []int{1, 2, 3, 7, 21, 1000} {
 		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
 			w := &scaleWorker{iv: int64(time.Second), conns: make([]scConn, 4), hs: make([]*hsState, 4),
@@ -888,7 +889,7 @@ func TestScaleHelpers(t *testing.T) {
 		time bool
 	}{
 		{"push", "2026-11-29 23:05:55", true},
-		{"greeting", greeting, false},
+		{"greeting", wsclient.Greeting, false},
 		{"letters", "2026-11-29 23:05:5x", false},
 		{"separator", "2026-11-29T23:05:55", false},
 	}
