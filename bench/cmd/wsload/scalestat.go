@@ -1,7 +1,7 @@
 package main
 
 // Machine-wide memory and socket figures for wsload scale, from
-// /proc/meminfo and /proc/net/sockstat, and cheap per-process samples
+// /proc/meminfo and /proc/net/sockstat (server.ReadTCPMemory), and cheap per-process samples
 // (RSS and CPU only: listing /proc/PID/fd of a process holding 19,000
 // descriptors costs milliseconds, so it is done once per step).
 
@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/wsmill/wsmill/server"
 )
 
 // sysMem is one sample of the machine's memory and TCP sockets.
@@ -52,32 +54,13 @@ func readSysMem() (sysMem, error) {
 			m.SUnreclaim = kb << 10
 		}
 	}
-	b, err = os.ReadFile("/proc/net/sockstat")
+	// "sockets: used 11" / "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 32",
+	// read by the same parser as the server's own kernel figures.
+	t, err := server.ReadTCPMemory()
 	if err != nil {
 		return m, err
 	}
-	// "sockets: used 11" / "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 32"
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		for i := 1; i+1 < len(f); i += 2 {
-			n, _ := strconv.ParseInt(f[i+1], 10, 64)
-			switch f[0] + f[i] {
-			case "sockets:used":
-				m.SocketsUsed = n
-			case "TCP:inuse":
-				m.TCPInuse = n
-			case "TCP:orphan":
-				m.TCPOrphan = n
-			case "TCP:tw":
-				m.TCPTimeWait = n
-			case "TCP:mem":
-				m.TCPMemPages = n
-			}
-		}
-	}
+	m.SocketsUsed, m.TCPInuse, m.TCPOrphan, m.TCPTimeWait, m.TCPMemPages = t.Sockets, t.InUse, t.Orphans, t.TimeWait, t.Pages
 	return m, nil
 }
 

@@ -22,7 +22,7 @@ import (
 // IP_BIND_ADDRESS_NO_PORT), without the upgrade.
 func (s *soaker) dialTCP(g int) (*net.TCPConn, error) {
 	o := s.dialOpts(g, 0)
-	d := net.Dialer{Timeout: o.Timeout, Control: socketControl(o.Src != "", 0, false)}
+	d := net.Dialer{Timeout: o.Timeout, Control: wsclient.SocketControl(o.Src != "", 0, false)}
 	if o.Src != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.Src)}
 	}

@@ -91,7 +91,7 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	d := net.Dialer{Control: socketControl(o.Src != "", o.RcvBuf, o.Stamps)}
+	d := net.Dialer{Control: SocketControl(o.Src != "", o.RcvBuf, o.Stamps)}
 	if o.Src != "" {
 		ip := net.ParseIP(o.Src)
 		if ip == nil {
@@ -123,12 +123,12 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	return c, nil
 }
 
-// socketControl sets options on the socket before bind and connect:
+// SocketControl sets options on the socket before bind and connect:
 // IP_BIND_ADDRESS_NO_PORT lets the kernel pick the source port at connect
 // time, so one source address is not limited to one ephemeral range for all
 // destinations; SO_RCVBUF (when asked) makes a small receive window;
 // SO_TIMESTAMPNS (when asked) has the kernel stamp every packet received.
-func socketControl(bound bool, rcvbuf int, stamps bool) func(network, address string, c syscall.RawConn) error {
+func SocketControl(bound bool, rcvbuf int, stamps bool) func(network, address string, c syscall.RawConn) error {
 	if !bound && rcvbuf <= 0 && !stamps {
 		return nil
 	}
