@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/proc"
 )
 
 type compareConfig struct {
@@ -267,7 +269,7 @@ func cmdCompare(ctx context.Context, args []string) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			sleepCtx(ctx, cfg.Pause)
+			proc.Sleep(ctx, cfg.Pause)
 		}
 	}
 	rep.summarize()

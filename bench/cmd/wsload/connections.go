@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
@@ -57,9 +58,9 @@ type connectionsResult struct {
 	DialSeconds    float64        `json:"dial_s"`
 	DialRate       float64        `json:"dial_rate"`
 	LostDuringHold int            `json:"lost_during_hold"`
-	Before         *procStat      `json:"server_before,omitempty"`
-	After          *procStat      `json:"server_after,omitempty"`
-	AfterClose     *procStat      `json:"server_after_close,omitempty"`
+	Before         *proc.Stat     `json:"server_before,omitempty"`
+	After          *proc.Stat     `json:"server_after,omitempty"`
+	AfterClose     *proc.Stat     `json:"server_after_close,omitempty"`
 	RSSPerConn     float64        `json:"rss_per_conn_bytes"`
 	FDsPerConn     float64        `json:"fds_per_conn"`
 	ThreadsBefore  int            `json:"threads_before"`
@@ -75,7 +76,7 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 	procs := splitProcs(cfg.N, cfg.Procs)
 	res := &connectionsResult{Workload: "connections", N: cfg.N, Procs: procs, Sources: max(1, len(src))}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +105,7 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 		return nil, ctx.Err()
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +131,7 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 		}
 		// How much the server gives back once the clients are gone.
 		time.Sleep(time.Second)
-		if ps, err := readProcStat(cfg.PID); err == nil {
+		if ps, err := proc.ReadStat(cfg.PID); err == nil {
 			res.AfterClose = &ps
 		}
 	}
@@ -153,12 +154,12 @@ func printConnections(w io.Writer, r *connectionsResult) {
 	t.row("dial time / rate", fmt.Sprintf("%.2f s / %.0f conns/s", r.DialSeconds, r.DialRate))
 	t.row("lost during hold", strconv.Itoa(r.LostDuringHold))
 	if r.Before != nil && r.After != nil {
-		t.row("server RSS before / after", fmt.Sprintf("%s / %s", mib(r.Before.RSS), mib(r.After.RSS)))
+		t.row("server RSS before / after", fmt.Sprintf("%s / %s", proc.MiB(r.Before.RSS), proc.MiB(r.After.RSS)))
 		t.row("server RSS per connection", fmt.Sprintf("%.0f bytes", r.RSSPerConn))
 		t.row("server fds before / after", fmt.Sprintf("%d / %d (%.3f per connection)", r.Before.FDs, r.After.FDs, r.FDsPerConn))
 		t.row("server threads before / after", fmt.Sprintf("%d / %d", r.ThreadsBefore, r.ThreadsAfter))
 		if r.AfterClose != nil {
-			t.row("server after close (1 s)", fmt.Sprintf("RSS %s, fds %d, threads %d", mib(r.AfterClose.RSS), r.AfterClose.FDs, r.AfterClose.Threads))
+			t.row("server after close (1 s)", fmt.Sprintf("RSS %s, fds %d, threads %d", proc.MiB(r.AfterClose.RSS), r.AfterClose.FDs, r.AfterClose.Threads))
 		}
 	} else {
 		t.row("server", "not measured (no -pid)")

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -104,7 +105,7 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	if cfg.Duration <= 0 {
 		return nil, fmt.Errorf("-duration must be positive")
 	}
-	cpu0 := clientCPU()
+	cpu0 := proc.SelfCPU()
 	procs := max(cfg.Procs, 1)
 	spec := workerSpec{Mode: "echo", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: cfg.Greeting,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 32 << 10,
@@ -124,24 +125,24 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	// at the window's edges; workers sample their own CPU.
 	start := time.Now()
 	var srv0, srv1, self0, self1 float64
-	if err := sleepCtx(ctx, cfg.Warmup); err != nil {
+	if err := proc.Sleep(ctx, cfg.Warmup); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		if srv0, err = procCPU(cfg.PID); err != nil {
+		if srv0, err = proc.CPU(cfg.PID); err != nil {
 			return nil, err
 		}
 	}
-	self0 = rusageCPU(syscall.RUSAGE_SELF)
-	if err := sleepCtx(ctx, time.Until(start.Add(cfg.Warmup+cfg.Duration))); err != nil {
+	self0 = proc.RusageCPU(syscall.RUSAGE_SELF)
+	if err := proc.Sleep(ctx, time.Until(start.Add(cfg.Warmup+cfg.Duration))); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		if srv1, err = procCPU(cfg.PID); err != nil {
+		if srv1, err = proc.CPU(cfg.PID); err != nil {
 			return nil, err
 		}
 	}
-	self1 = rusageCPU(syscall.RUSAGE_SELF)
+	self1 = proc.RusageCPU(syscall.RUSAGE_SELF)
 	parts, err := p.collect(ctx, "result", 30*time.Second)
 	if err != nil {
 		return nil, err
@@ -173,7 +174,7 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	if !p.inProc() {
 		res.ClientCPU += self1 - self0 // the parent's share; workers counted their own
 	}
-	res.ClientCPUTotal = clientCPU() - cpu0
+	res.ClientCPUTotal = proc.SelfCPU() - cpu0
 	secs := cfg.Duration.Seconds()
 	res.MsgsPerSec = float64(res.Msgs) / secs
 	res.MBPerSec = res.MBPerSec / 1e6 / secs
@@ -194,20 +195,6 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 }
 
 func (p *pool) inProc() bool { return len(p.workers) == 1 && p.workers[0].pid == 0 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 func printEcho(w io.Writer, r *echoResult) {
 	t := newTable(w)
@@ -382,10 +369,10 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	}
 
 	// CPU of this process inside the window.
-	sleepCtx(ctx, time.Duration(w0-now()))
-	cpu0 := rusageCPU(syscall.RUSAGE_SELF)
-	sleepCtx(ctx, time.Duration(w1-now()))
-	cpu1 := rusageCPU(syscall.RUSAGE_SELF)
+	proc.Sleep(ctx, time.Duration(w0-now()))
+	cpu0 := proc.RusageCPU(syscall.RUSAGE_SELF)
+	proc.Sleep(ctx, time.Duration(w1-now()))
+	cpu1 := proc.RusageCPU(syscall.RUSAGE_SELF)
 
 	// Stop writing, wait (bounded) for the outstanding echoes, then close.
 	close(stopWrite)

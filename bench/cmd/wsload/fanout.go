@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -213,7 +214,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	res := &fanoutResult{Workload: "fanout", N: cfg.N, Procs: procs, IntervalMs: ms(cfg.Interval),
 		Seconds: cfg.Duration.Seconds(), Expected: int(cfg.Duration / cfg.Interval), Errors: map[string]int{}}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +231,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	res.Connected, res.Failed = sum.OK, sum.Fail
 	addDialErrors(res.Errors, sum)
 	// One broadcast passes unmeasured: dialing's after-effects settle.
-	if err := sleepCtx(ctx, cfg.Interval); err != nil {
+	if err := proc.Sleep(ctx, cfg.Interval); err != nil {
 		return nil, err
 	}
 	// The window is in absolute time (the clock the payloads carry), a
@@ -243,21 +244,21 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		fmt.Fprintf(stderr, "measuring broadcasts for %v...\n", cfg.Duration)
 	}
 	var srv0, srv1 float64
-	if err := sleepCtx(ctx, time.Until(at)); err != nil {
+	if err := proc.Sleep(ctx, time.Until(at)); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
 		res.RSSConnected, srv0 = ps.RSS, ps.CPU
 	}
-	if err := sleepCtx(ctx, time.Until(at.Add(cfg.Duration))); err != nil {
+	if err := proc.Sleep(ctx, time.Until(at.Add(cfg.Duration))); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		if srv1, err = procCPU(cfg.PID); err != nil {
+		if srv1, err = proc.CPU(cfg.PID); err != nil {
 			return nil, err
 		}
 	}
@@ -266,7 +267,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
@@ -343,7 +344,7 @@ func printFanout(w io.Writer, r *fanoutResult) {
 	t.row("missing deliveries", fmt.Sprintf("%d (%d of %d broadcasts reached every connection)", r.Missing, r.Complete, r.Broadcasts))
 	t.row("kernel-stamped / duplicates / late / lost", fmt.Sprintf("%.1f%% / %d / %d / %d", r.StampedPct, r.Dups, r.Late, r.Lost))
 	if r.RSSBefore > 0 {
-		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", mib(r.RSSBefore), mib(r.RSSConnected), mib(r.RSSAfter)))
+		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", proc.MiB(r.RSSBefore), proc.MiB(r.RSSConnected), proc.MiB(r.RSSAfter)))
 		t.row("server CPU in window / per broadcast / threads", fmt.Sprintf("%.2f s / %.2f ms / %d", r.ServerCPU, r.CPUPerBcastMs, r.ServerThreads))
 	}
 	for k, v := range r.Errors {
@@ -444,14 +445,14 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 	}
 	w1.Store(cmd.At + int64(cmd.Duration))
 	w0.Store(cmd.At)
-	sleepCtx(ctx, time.Until(time.Unix(0, cmd.At)))
+	proc.Sleep(ctx, time.Until(time.Unix(0, cmd.At)))
 	open := 0
 	for _, fc := range fcs {
 		if fc != nil && !fc.ended.Load() {
 			open++
 		}
 	}
-	sleepCtx(ctx, time.Until(time.Unix(0, cmd.At+int64(cmd.Duration)+grace)))
+	proc.Sleep(ctx, time.Until(time.Unix(0, cmd.At+int64(cmd.Duration)+grace)))
 
 	// Freeze the record and take a copy: a reader may still note a lost
 	// connection in part.Errors while the copy is encoded.

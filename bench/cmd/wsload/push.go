@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -128,7 +129,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 	res := &pushResult{Workload: "push", N: cfg.N, Procs: procs, IntervalMs: ms(cfg.Interval), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
 	var srv0 float64
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
@@ -145,11 +146,11 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 	res.Connected, res.Failed = sum.OK, sum.Fail
 	addDialErrors(res.Errors, sum)
 	// Let every connection get its first push before the window opens.
-	if err := sleepCtx(ctx, cfg.Interval); err != nil {
+	if err := proc.Sleep(ctx, cfg.Interval); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
@@ -167,7 +168,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +241,7 @@ func printPush(w io.Writer, r *pushResult) {
 		t.row("slow closed by server (in window / after)", fmt.Sprintf("%d / %d (still open: %d)", r.SlowClosed, r.SlowLate, r.Slow-r.SlowClosed-r.SlowLate))
 	}
 	if r.RSSBefore > 0 {
-		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", mib(r.RSSBefore), mib(r.RSSConnected), mib(r.RSSAfter)))
+		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", proc.MiB(r.RSSBefore), proc.MiB(r.RSSConnected), proc.MiB(r.RSSAfter)))
 		t.row("server CPU in window / threads", fmt.Sprintf("%.2f s / %d", r.ServerCPU, r.ServerThreads))
 	}
 	for k, v := range r.Errors {
@@ -404,7 +405,7 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 			}
 		}()
 	}
-	sleepCtx(ctx, time.Until(end))
+	proc.Sleep(ctx, time.Until(end))
 	close(stopSlow)
 	for i, c := range conns {
 		if c != nil && slow[i] {

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -89,13 +90,13 @@ type scaleStep struct {
 	PerServerMin int            `json:"per_server_min"`
 	PerServerMax int            `json:"per_server_max"`
 
-	ServerRSS        int64   `json:"server_rss_bytes"` // sum over server processes
-	ServerRSSPerConn float64 `json:"server_rss_per_conn_bytes"`
-	ClientRSS        int64   `json:"client_rss_bytes"`
-	ClientRSSPerConn float64 `json:"client_rss_per_conn_bytes"`        // whole client RSS / open
-	ClientGrowthConn float64 `json:"client_rss_growth_per_conn_bytes"` // growth since before dialing / open
-	Mem              sysMem  `json:"mem"`
-	SlabPerConn      float64 `json:"slab_per_conn_bytes"`
+	ServerRSS        int64       `json:"server_rss_bytes"` // sum over server processes
+	ServerRSSPerConn float64     `json:"server_rss_per_conn_bytes"`
+	ClientRSS        int64       `json:"client_rss_bytes"`
+	ClientRSSPerConn float64     `json:"client_rss_per_conn_bytes"`        // whole client RSS / open
+	ClientGrowthConn float64     `json:"client_rss_growth_per_conn_bytes"` // growth since before dialing / open
+	Mem              proc.SysMem `json:"mem"`
+	SlabPerConn      float64     `json:"slab_per_conn_bytes"`
 	// Slab bytes per connection (both ends) by cache, from /proc/slabinfo
 	// active objects, and the TCP sockets the kernel added: 2 per
 	// connection unless other work on the machine opened or closed some.
@@ -150,7 +151,7 @@ type scaleShutdown struct {
 	ServersExitS float64        `json:"servers_exit_s"` // SIGTERM to the last server's exit
 	ServerErrors string         `json:"server_errors,omitempty"`
 	Closes       map[string]int `json:"closes"` // how the clients' connections ended
-	After        sysMem         `json:"mem_after"`
+	After        proc.SysMem    `json:"mem_after"`
 	// From the servers' "wsmill stopped" lines, summed: upgraded,
 	// rejected, pushes, pushes_skipped, left_open.
 	ServerTotals map[string]int64 `json:"server_totals"`
@@ -173,7 +174,7 @@ type scaleResult struct {
 	ClientProcs  int               `json:"client_gomaxprocs"`
 	IntervalMs   float64           `json:"interval_ms"`
 	HoldS        float64           `json:"hold_s"`
-	Base         sysMem            `json:"mem_before"`
+	Base         proc.SysMem       `json:"mem_before"`
 	TCPMemLimit  string            `json:"tcp_mem_limit_pages"` // net.ipv4.tcp_mem: min, pressure, max
 	ServerRSS0   int64             `json:"server_rss_before_bytes"`
 	ClientRSS0   int64             `json:"client_rss_before_bytes"`
@@ -280,10 +281,10 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	res.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	res.ServerArgs = append([]string{"-addr", res.Addr, "-reuseport", "-push-interval", cfg.Interval.String(),
 		"-max-conns", strconv.Itoa(cfg.MaxConns), "-workers", strconv.Itoa(cfg.Workers)}, strings.Fields(cfg.ServerFlags)...)
-	if res.Base, err = readSysMem(); err != nil {
+	if res.Base, err = proc.ReadSysMem(); err != nil {
 		return nil, err
 	}
-	r.slab0, _ = readSlabCaches() // nil when not root: the breakdown is left out
+	r.slab0, _ = proc.ReadSlabCaches() // nil when not root: the breakdown is left out
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_mem"); err == nil {
 		res.TCPMemLimit = strings.Join(strings.Fields(string(b)), " ")
 	}
@@ -295,10 +296,10 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 		return res, err
 	}
 	time.Sleep(200 * time.Millisecond) // let the clients' runtimes settle before the baseline
-	if res.ServerRSS0, err = sumRSS(r.spids); err != nil {
+	if res.ServerRSS0, err = proc.SumRSS(r.spids); err != nil {
 		return res, err
 	}
-	if res.ClientRSS0, err = sumRSS(r.cpids); err != nil {
+	if res.ClientRSS0, err = proc.SumRSS(r.cpids); err != nil {
 		return res, err
 	}
 
@@ -386,7 +387,7 @@ func (r *scaleRun) startServers(ctx context.Context) error {
 		}
 	}
 	for _, s := range r.servers {
-		n, err := countFDs(s.pid)
+		n, err := proc.CountFDs(s.pid)
 		if err != nil {
 			return err
 		}
@@ -497,7 +498,7 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 		}
 	}
 	prog := map[int][2]int{}
-	tcp0, err := readTCPCounters()
+	tcp0, err := proc.ReadTCPCounters()
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +530,7 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 			}
 			drawBar(prevOpen+ok, fail, target, time.Since(start), false)
 		}
-		m, err := readSysMem()
+		m, err := proc.ReadSysMem()
 		if err == nil {
 			st.TCPMemPeakPages = max(st.TCPMemPeakPages, m.TCPMemPages)
 		}
@@ -564,8 +565,8 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 	if !cfg.Quiet {
 		drawBar(st.Open, st.Failed, target, time.Since(start), true)
 	}
-	if tcp1, err := readTCPCounters(); err == nil {
-		st.TCPDial = counterDelta(tcp0, tcp1)
+	if tcp1, err := proc.ReadTCPCounters(); err == nil {
+		st.TCPDial = proc.CounterDelta(tcp0, tcp1)
 	}
 	st.DialS = float64(d1-d0) / 1e9
 	if st.DialS > 0 {
@@ -591,13 +592,13 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 func (r *scaleRun) sample(st *scaleStep) error {
 	time.Sleep(time.Second)
 	var err error
-	if st.ServerRSS, err = sumRSS(r.spids); err != nil {
+	if st.ServerRSS, err = proc.SumRSS(r.spids); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	if st.ClientRSS, err = sumRSS(r.cpids); err != nil {
+	if st.ClientRSS, err = proc.SumRSS(r.cpids); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	if st.Mem, err = readSysMem(); err != nil {
+	if st.Mem, err = proc.ReadSysMem(); err != nil {
 		return err
 	}
 	n := float64(st.Open)
@@ -606,7 +607,7 @@ func (r *scaleRun) sample(st *scaleStep) error {
 	st.ClientGrowthConn = float64(st.ClientRSS-r.res.ClientRSS0) / n
 	st.SlabPerConn = float64(st.Mem.Slab-r.res.Base.Slab) / n
 	st.TCPMemPerConn = float64((st.Mem.TCPMemPages-r.res.Base.TCPMemPages)*4096) / n
-	if sc, err := readSlabCaches(); err == nil && r.slab0 != nil {
+	if sc, err := proc.ReadSlabCaches(); err == nil && r.slab0 != nil {
 		st.SlabCaches = map[string]float64{}
 		for k, v := range sc {
 			st.SlabCaches[k] = float64(v[0]*v[1]-r.slab0[k][0]*r.slab0[k][1]) / n
@@ -615,7 +616,7 @@ func (r *scaleRun) sample(st *scaleStep) error {
 	}
 	st.PerServerMin = -1
 	for i, s := range r.servers {
-		fds, err := countFDs(s.pid)
+		fds, err := proc.CountFDs(s.pid)
 		if err != nil {
 			return fmt.Errorf("server %d: %w", i, err)
 		}
@@ -639,28 +640,28 @@ func (r *scaleRun) hold(ctx context.Context, st *scaleStep) error {
 	if !cfg.Quiet {
 		fmt.Fprintf(stderr, "holding %d connections for %v...\n", st.Open, cfg.Hold)
 	}
-	if err := sleepCtx(ctx, time.Until(ws)); err != nil {
+	if err := proc.Sleep(ctx, time.Until(ws)); err != nil {
 		return err
 	}
-	s0, err1 := sumCPU(r.spids)
-	c0, err2 := sumCPU(r.cpids)
-	m0, err3 := cpuBusy()
-	p0 := rusageCPU(syscall.RUSAGE_SELF)
-	tcp0, err4 := readTCPCounters()
-	if err := sleepCtx(ctx, time.Until(we)); err != nil {
+	s0, err1 := proc.SumCPU(r.spids)
+	c0, err2 := proc.SumCPU(r.cpids)
+	m0, err3 := proc.CPUBusy()
+	p0 := proc.RusageCPU(syscall.RUSAGE_SELF)
+	tcp0, err4 := proc.ReadTCPCounters()
+	if err := proc.Sleep(ctx, time.Until(we)); err != nil {
 		return err
 	}
-	s1, err5 := sumCPU(r.spids)
-	c1, err6 := sumCPU(r.cpids)
-	m1, err7 := cpuBusy()
-	p1 := rusageCPU(syscall.RUSAGE_SELF)
-	tcp1, err8 := readTCPCounters()
+	s1, err5 := proc.SumCPU(r.spids)
+	c1, err6 := proc.SumCPU(r.cpids)
+	m1, err7 := proc.CPUBusy()
+	p1 := proc.RusageCPU(syscall.RUSAGE_SELF)
+	tcp1, err8 := proc.ReadTCPCounters()
 	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
 		return err
 	}
 	st.ServerCPU, st.ClientCPU, st.MachineBusy = s1-s0, c1-c0, m1-m0
 	st.OthersCPU = max(st.MachineBusy-st.ServerCPU-st.ClientCPU-(p1-p0), 0)
-	st.TCPHold = counterDelta(tcp0, tcp1)
+	st.TCPHold = proc.CounterDelta(tcp0, tcp1)
 	held, err := r.collect(ctx, "held", cfg.Interval+60*time.Second, nil, nil)
 	if err != nil {
 		return err
@@ -806,7 +807,7 @@ func (r *scaleRun) shutdown() *scaleShutdown {
 	r.mergeLost(closed)
 	r.endClients(15 * time.Second)
 	time.Sleep(time.Second)
-	sd.After, _ = readSysMem()
+	sd.After, _ = proc.ReadSysMem()
 	return sd
 }
 

@@ -45,6 +45,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -174,9 +175,9 @@ type soakResult struct {
 	ClientCPU    float64         `json:"client_cpu_s"`
 	ServerCPU    float64         `json:"server_cpu_s"` // over the window and the settle period
 	Measured     bool            `json:"server_measured"`
-	Baseline     procStat        `json:"server_baseline"`
-	Peak         procStat        `json:"server_peak"` // each figure's maximum over the samples
-	After        procStat        `json:"server_after"`
+	Baseline     proc.Stat       `json:"server_baseline"`
+	Peak         proc.Stat       `json:"server_peak"` // each figure's maximum over the samples
+	After        proc.Stat       `json:"server_after"`
 	CloseWtBase  int             `json:"close_wait_baseline"`
 	CloseWtPeak  int             `json:"close_wait_peak"`
 	CloseWtAfter int             `json:"close_wait_after"`
@@ -193,14 +194,14 @@ type soakResult struct {
 
 // soakTCP is the machine's TCP memory over the run.
 type soakTCP struct {
-	Measured      bool    `json:"measured"` // /proc/net/sockstat was readable
-	Baseline      tcpMem  `json:"baseline"`
-	Peak          tcpMem  `json:"peak"` // each figure's maximum over the samples
-	End           tcpMem  `json:"end"`
-	ServerStopped bool    `json:"server_stopped"` // End was taken after the server exited (-stop)
-	SettleS       float64 `json:"settle_s"`       // from the clients' (or the server's) end to End
-	MemSlack      int64   `json:"mem_slack_pages"`
-	OrphanSlack   int64   `json:"orphan_slack"`
+	Measured      bool        `json:"measured"` // /proc/net/sockstat was readable
+	Baseline      proc.TCPMem `json:"baseline"`
+	Peak          proc.TCPMem `json:"peak"` // each figure's maximum over the samples
+	End           proc.TCPMem `json:"end"`
+	ServerStopped bool        `json:"server_stopped"` // End was taken after the server exited (-stop)
+	SettleS       float64     `json:"settle_s"`       // from the clients' (or the server's) end to End
+	MemSlack      int64       `json:"mem_slack_pages"`
+	OrphanSlack   int64       `json:"orphan_slack"`
 }
 
 func cmdSoak(ctx context.Context, args []string) error {
@@ -278,7 +279,7 @@ func rssLimit(base int64, slackMiB, pct float64) int64 {
 
 // serverBack reports whether the server's resources are back: descriptors
 // exactly at the baseline, RSS within the limit.
-func serverBack(base, now procStat, limit int64) bool {
+func serverBack(base, now proc.Stat, limit int64) bool {
 	return now.FDs == base.FDs && now.RSS <= limit
 }
 
@@ -333,23 +334,23 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	port, _ := strconv.Atoi(portStr)
 	res.TCP.MemSlack, res.TCP.OrphanSlack = cfg.TCPMemSlack, cfg.TCPOrphanSlack
 	if res.TCP.MemSlack <= 0 {
-		res.TCP.MemSlack = defaultTCPMemSlack()
+		res.TCP.MemSlack = proc.DefaultTCPMemSlack()
 	}
-	if m, err := readTCPMem(); err != nil {
+	if m, err := proc.ReadTCPMem(); err != nil {
 		res.Warnings = append(res.Warnings, "the machine's TCP memory is not measured: "+err.Error())
 	} else {
 		res.TCP.Measured, res.TCP.Baseline, res.TCP.Peak = true, m, m
 	}
-	sampleTCP := func() (tcpMem, error) {
-		m, err := readTCPMem()
-		res.TCP.Peak = peakTCPMem(res.TCP.Peak, m)
+	sampleTCP := func() (proc.TCPMem, error) {
+		m, err := proc.ReadTCPMem()
+		res.TCP.Peak = proc.PeakTCPMem(res.TCP.Peak, m)
 		return m, err
 	}
 	if cfg.PID > 0 {
-		if res.Baseline, err = readProcStat(cfg.PID); err != nil {
+		if res.Baseline, err = proc.ReadStat(cfg.PID); err != nil {
 			return nil, err
 		}
-		if res.CloseWtBase, err = countTCPState(cfg.PID, port, tcpCloseWait); err != nil {
+		if res.CloseWtBase, err = proc.CountTCPState(cfg.PID, port, proc.TCPCloseWait); err != nil {
 			return nil, err
 		}
 		res.Peak = res.Baseline
@@ -373,18 +374,18 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		return nil, err
 	}
 	start := time.Now()
-	cpu0 := clientCPU()
+	cpu0 := proc.SelfCPU()
 	if !cfg.Quiet {
 		fmt.Fprintf(stderr, "soak: %d good + %d bad slots for %v over %d process(es)\n", counts[classGood], total-counts[classGood], cfg.Duration, procs)
 	}
 
 	open := map[int][]int{} // latest open counts per worker
-	sample := func(phase string) (procStat, error) {
-		ps, err := readProcStat(cfg.PID)
+	sample := func(phase string) (proc.Stat, error) {
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return ps, err
 		}
-		cw, err := countTCPState(cfg.PID, port, tcpCloseWait)
+		cw, err := proc.CountTCPState(cfg.PID, port, proc.TCPCloseWait)
 		if err != nil {
 			return ps, err
 		}
@@ -417,7 +418,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		res.Peak.Threads = max(res.Peak.Threads, ps.Threads)
 		if !cfg.Quiet {
 			fmt.Fprintf(stderr, "soak: %6.0fs %-6s RSS %s, VmData %s, fds %d, CLOSE_WAIT %d, threads %d, open good %d bad %d; TCP orphans %d, mem %d pages\n",
-				row.T, phase, mib(ps.RSS), mib(ps.Data), ps.FDs, cw, ps.Threads, row.GoodOpen, row.BadOpen, row.Orphans, row.TCPPages)
+				row.T, phase, proc.MiB(ps.RSS), proc.MiB(ps.Data), ps.FDs, cw, ps.Threads, row.GoodOpen, row.BadOpen, row.Orphans, row.TCPPages)
 		}
 		return ps, nil
 	}
@@ -468,7 +469,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	if _, err := p.closeAll(30 * time.Second); err != nil {
 		return nil, err
 	}
-	res.ClientCPU = clientCPU() - cpu0
+	res.ClientCPU = proc.SelfCPU() - cpu0
 	if err := mergeSoak(res, parts, counts); err != nil {
 		return nil, err
 	}
@@ -478,7 +479,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		t0 := time.Now()
 		clear(open)
 		for {
-			if err := sleepCtx(ctx, time.Second); err != nil {
+			if err := proc.Sleep(ctx, time.Second); err != nil {
 				return nil, err
 			}
 			ps, err := sample("settle")
@@ -497,7 +498,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	// The kernel's share: what the sockets left behind, once the clients
 	// and (with -stop) the server are gone.
 	if cfg.Stop {
-		if err := stopProcess(ctx, cfg.PID, cfg.Settle); err != nil {
+		if err := proc.Stop(ctx, cfg.PID, cfg.Settle); err != nil {
 			return nil, err
 		}
 		res.TCP.ServerStopped = true
@@ -510,10 +511,10 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 				return nil, err
 			}
 			res.TCP.End = m
-			if tcpMemBack(res.TCP.Baseline, m, res.TCP.MemSlack, res.TCP.OrphanSlack) || time.Since(t0) >= cfg.Settle {
+			if proc.TCPMemBack(res.TCP.Baseline, m, res.TCP.MemSlack, res.TCP.OrphanSlack) || time.Since(t0) >= cfg.Settle {
 				break
 			}
-			if err := sleepCtx(ctx, time.Second); err != nil {
+			if err := proc.Sleep(ctx, time.Second); err != nil {
 				return nil, err
 			}
 		}
@@ -676,7 +677,7 @@ type hogProbe struct {
 // its first payload byte, waits a second, and measures the server's growth;
 // then closes them. On a quiet server this is the hogs' cost alone.
 func probeHogs(ctx context.Context, cfg soakConfig, n int) (*hogProbe, error) {
-	before, err := readProcStat(cfg.PID)
+	before, err := proc.ReadStat(cfg.PID)
 	if err != nil {
 		return nil, err
 	}
@@ -699,10 +700,10 @@ func probeHogs(ctx context.Context, cfg soakConfig, n int) (*hogProbe, error) {
 		c.NC.SetWriteDeadline(time.Now().Add(cfg.DialTimeout))
 		c.WriteRaw(append(wsclient.AppendHeader(nil, 0x80|wsclient.OpBinary, uint64(cfg.Spec.MaxMessage), true), 0))
 	}
-	if err := sleepCtx(ctx, time.Second); err != nil {
+	if err := proc.Sleep(ctx, time.Second); err != nil {
 		return nil, err
 	}
-	after, err := readProcStat(cfg.PID)
+	after, err := proc.ReadStat(cfg.PID)
 	if err != nil {
 		return nil, err
 	}
@@ -713,7 +714,7 @@ func probeHogs(ctx context.Context, cfg soakConfig, n int) (*hogProbe, error) {
 	closeConns(conns)
 	conns = nil
 	// Give the server a moment to drop them before the window opens.
-	return p, sleepCtx(ctx, time.Second)
+	return p, proc.Sleep(ctx, time.Second)
 }
 
 // hogFinding is the hog row's finding from the probe: a server that commits
@@ -724,7 +725,7 @@ func hogFinding(p *hogProbe, maxMessage int) string {
 	}
 	return fmt.Sprintf("probe: %d hogs at once grew the server's VmData by %s, %s per hog for %s declared: "+
 		"memory committed from the declared length before the payload arrives (VmRSS +%s: it shows only once written to)",
-		p.Opened, mib(p.DataGrowth), kib(p.PerHog), kib(int64(maxMessage)), mib(p.RSSGrowth))
+		p.Opened, proc.MiB(p.DataGrowth), kib(p.PerHog), kib(int64(maxMessage)), proc.MiB(p.RSSGrowth))
 }
 
 func kib(b int64) string { return fmt.Sprintf("%d KiB", b>>10) }
@@ -755,7 +756,7 @@ func soakVerdict(res *soakResult) {
 			r = append(r, fmt.Sprintf("server fds %d after the run, baseline %d", res.After.FDs, res.Baseline.FDs))
 		}
 		if res.After.RSS > res.RSSLimit {
-			r = append(r, fmt.Sprintf("server RSS %s after the run, limit %s (baseline %s)", mib(res.After.RSS), mib(res.RSSLimit), mib(res.Baseline.RSS)))
+			r = append(r, fmt.Sprintf("server RSS %s after the run, limit %s (baseline %s)", proc.MiB(res.After.RSS), proc.MiB(res.RSSLimit), proc.MiB(res.Baseline.RSS)))
 		}
 	}
 	for _, b := range res.Bad {
@@ -835,22 +836,22 @@ func printSoak(w io.Writer, r *soakResult) {
 		t = newTable(w)
 		t.row("t (s)", "phase", "RSS", "VmData", "fds", "CLOSE_WAIT", "threads", "CPU (s)", "good open", "bad open", "TCP orphans", "TCP mem (pages)")
 		for _, s := range r.Timeline {
-			t.row(fmt.Sprintf("%.0f", s.T), s.Phase, mib(s.RSS), mib(s.Data), strconv.Itoa(s.FDs), strconv.Itoa(s.CloseWt), strconv.Itoa(s.Threads),
+			t.row(fmt.Sprintf("%.0f", s.T), s.Phase, proc.MiB(s.RSS), proc.MiB(s.Data), strconv.Itoa(s.FDs), strconv.Itoa(s.CloseWt), strconv.Itoa(s.Threads),
 				fmt.Sprintf("%.1f", s.CPU), strconv.Itoa(s.GoodOpen), strconv.Itoa(s.BadOpen), i64toa(s.Orphans), i64toa(s.TCPPages))
 		}
 		t.flush()
 		fmt.Fprintln(w)
 		t = newTable(w)
 		t.row("server", "RSS", "fds", "VmData", "CLOSE_WAIT", "threads")
-		t.row("baseline", mib(r.Baseline.RSS), strconv.Itoa(r.Baseline.FDs), mib(r.Baseline.Data), strconv.Itoa(r.CloseWtBase), strconv.Itoa(r.Baseline.Threads))
-		t.row("peak", mib(r.Peak.RSS), strconv.Itoa(r.Peak.FDs), mib(r.Peak.Data), strconv.Itoa(r.CloseWtPeak), strconv.Itoa(r.Peak.Threads))
-		t.row(fmt.Sprintf("after (%.0f s settle)", r.SettleS), mib(r.After.RSS), strconv.Itoa(r.After.FDs), mib(r.After.Data), strconv.Itoa(r.CloseWtAfter), strconv.Itoa(r.After.Threads))
-		t.row("pass if after ≤", mib(r.RSSLimit), strconv.Itoa(r.Baseline.FDs)+" (exact)", "(reported)", "(reported)", "(reported)")
+		t.row("baseline", proc.MiB(r.Baseline.RSS), strconv.Itoa(r.Baseline.FDs), proc.MiB(r.Baseline.Data), strconv.Itoa(r.CloseWtBase), strconv.Itoa(r.Baseline.Threads))
+		t.row("peak", proc.MiB(r.Peak.RSS), strconv.Itoa(r.Peak.FDs), proc.MiB(r.Peak.Data), strconv.Itoa(r.CloseWtPeak), strconv.Itoa(r.Peak.Threads))
+		t.row(fmt.Sprintf("after (%.0f s settle)", r.SettleS), proc.MiB(r.After.RSS), strconv.Itoa(r.After.FDs), proc.MiB(r.After.Data), strconv.Itoa(r.CloseWtAfter), strconv.Itoa(r.After.Threads))
+		t.row("pass if after ≤", proc.MiB(r.RSSLimit), strconv.Itoa(r.Baseline.FDs)+" (exact)", "(reported)", "(reported)", "(reported)")
 		t.flush()
 		fmt.Fprintf(w, "server CPU over the run: %.1f s\n", r.ServerCPU)
 		if p := r.HogProbe; p != nil {
 			fmt.Fprintf(w, "hog probe before the window: %d of %d hogs opened at once, each declaring %s: server VmData +%s (%s per hog), RSS +%s\n",
-				p.Opened, p.N, kib(int64(r.MaxMessage)), mib(p.DataGrowth), kib(p.PerHog), mib(p.RSSGrowth))
+				p.Opened, p.N, kib(int64(r.MaxMessage)), proc.MiB(p.DataGrowth), kib(p.PerHog), proc.MiB(p.RSSGrowth))
 		}
 	} else {
 		fmt.Fprintln(w, "server not measured (no -pid): RSS and fds not judged")
@@ -881,7 +882,7 @@ func printSoak(w io.Writer, r *soakResult) {
 // printTCPMem prints the machine's TCP memory: baseline, peak, end, limits.
 func printTCPMem(w io.Writer, m soakTCP) {
 	page := int64(os.Getpagesize())
-	pages := func(n int64) string { return fmt.Sprintf("%d (%s)", n, mib(n*page)) }
+	pages := func(n int64) string { return fmt.Sprintf("%d (%s)", n, proc.MiB(n*page)) }
 	end := "end (server running"
 	if m.ServerStopped {
 		end = "end (server stopped"

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	mrand "math/rand/v2"
@@ -429,7 +430,7 @@ func (s *soaker) reset(g, n int) soakOutcome {
 		nc.(*net.TCPConn).SetLinger(0)
 		nc.Close()
 	}
-	pause := func() { sleepCtx(s.win, time.Duration(mrand.Int64N(int64(50*time.Millisecond)))) }
+	pause := func() { proc.Sleep(s.win, time.Duration(mrand.Int64N(int64(50*time.Millisecond)))) }
 	switch n % 3 {
 	case 0, 1:
 		nc, err := s.dialTCP(g)

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	mrand "math/rand/v2"
@@ -242,7 +243,7 @@ func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		go func() {
 			defer wg.Done()
 			// Spread the first connections so they do not all dial at once.
-			sleepCtx(win, time.Duration(mrand.Int64N(int64(stagger)+1)))
+			proc.Sleep(win, time.Duration(mrand.Int64N(int64(stagger)+1)))
 			s.loop(spec.Offset+i, cl)
 		}()
 	}
@@ -303,7 +304,7 @@ func (s *soaker) loop(g int, cl soakClass) {
 		} else {
 			s.record(cl, s.runBad(cl, g, n))
 		}
-		sleepCtx(s.win, soakPause[cl])
+		proc.Sleep(s.win, soakPause[cl])
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
@@ -399,17 +400,17 @@ func TestRSSLimitAndServerBack(t *testing.T) {
 	if got := rssLimit(200*mb, 20, 25); got != 250*mb { // 25 % of 200 MiB > 20 MiB
 		t.Errorf("large baseline: got %d; want %d", got, 250*mb)
 	}
-	base := procStat{RSS: 10 * mb, FDs: 13}
+	base := proc.Stat{RSS: 10 * mb, FDs: 13}
 	tests := []struct {
 		name string
-		now  procStat
+		now  proc.Stat
 		want bool
 	}{
 		{"same", base, true},
-		{"RSS at the limit", procStat{RSS: 30 * mb, FDs: 13}, true},
-		{"RSS over", procStat{RSS: 30*mb + 1, FDs: 13}, false},
-		{"one fd more", procStat{RSS: 10 * mb, FDs: 14}, false},
-		{"one fd less", procStat{RSS: 10 * mb, FDs: 12}, false},
+		{"RSS at the limit", proc.Stat{RSS: 30 * mb, FDs: 13}, true},
+		{"RSS over", proc.Stat{RSS: 30*mb + 1, FDs: 13}, false},
+		{"one fd more", proc.Stat{RSS: 10 * mb, FDs: 14}, false},
+		{"one fd less", proc.Stat{RSS: 10 * mb, FDs: 12}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,8 +423,8 @@ func TestRSSLimitAndServerBack(t *testing.T) {
 
 func TestSoakVerdict(t *testing.T) {
 	ok := soakResult{Measured: true, Good: soakGoodResult{Started: 10, Served: 10},
-		Baseline: procStat{RSS: 10, FDs: 13}, After: procStat{RSS: 20, FDs: 13}, RSSLimit: 20,
-		TCP: soakTCP{Measured: true, Baseline: tcpMem{Orphan: 1, Mem: 100}, End: tcpMem{Orphan: 1, Mem: 100}, MemSlack: 1280, OrphanSlack: 16}}
+		Baseline: proc.Stat{RSS: 10, FDs: 13}, After: proc.Stat{RSS: 20, FDs: 13}, RSSLimit: 20,
+		TCP: soakTCP{Measured: true, Baseline: proc.TCPMem{Orphan: 1, Mem: 100}, End: proc.TCPMem{Orphan: 1, Mem: 100}, MemSlack: 1280, OrphanSlack: 16}}
 	tests := []struct {
 		name    string
 		mod     func(*soakResult)
@@ -450,11 +451,11 @@ func TestSoakVerdict(t *testing.T) {
 		{"another behaviour given up on", func(r *soakResult) {
 			r.Bad = []soakBadResult{{Number: int(classIdle), Started: 9, GaveUp: 9}}
 		}, "PASS", 0},
-		{"TCP back within the slacks", func(r *soakResult) { r.TCP.End = tcpMem{Orphan: 1 + 16, Mem: 100 + 1280} }, "PASS", 0},
+		{"TCP back within the slacks", func(r *soakResult) { r.TCP.End = proc.TCPMem{Orphan: 1 + 16, Mem: 100 + 1280} }, "PASS", 0},
 		{"TCP orphans left", func(r *soakResult) { r.TCP.End.Orphan = 1 + 17 }, "FAIL", 1},
 		{"TCP memory left", func(r *soakResult) { r.TCP.End.Mem = 100 + 1281 }, "FAIL", 1},
-		{"TCP both", func(r *soakResult) { r.TCP.End = tcpMem{Orphan: 99, Mem: 9999} }, "FAIL", 2},
-		{"TCP not measured", func(r *soakResult) { r.TCP.Measured, r.TCP.End = false, tcpMem{Orphan: 99, Mem: 9999} }, "PASS", 0},
+		{"TCP both", func(r *soakResult) { r.TCP.End = proc.TCPMem{Orphan: 99, Mem: 9999} }, "FAIL", 2},
+		{"TCP not measured", func(r *soakResult) { r.TCP.Measured, r.TCP.End = false, proc.TCPMem{Orphan: 99, Mem: 9999} }, "PASS", 0},
 		{"hog probe, strict", func(r *soakResult) {
 			r.Strict, r.MaxMessage, r.Bad = true, 1<<20, []soakBadResult{{Number: 1}}
 			r.HogProbe = &hogProbe{N: 20, Opened: 20, DataGrowth: 20 << 20, PerHog: 1 << 20}
@@ -529,10 +530,10 @@ func TestCountTCPLines(t *testing.T) {
    4: 0100007F:1F91 0100007F:D2A6 08 00000000:00000000 00:00000000 00000000  1000        0 5 1
    5: 0100007F:1F90 0100007F:D2A7 01 00000000:00000000 00:00000000 00000000  1000        0 6 1
 `
-	if got := countTCPLines([]byte(table), 8080, tcpCloseWait); got != 2 {
+	if got := proc.CountTCPLines([]byte(table), 8080, proc.TCPCloseWait); got != 2 {
 		t.Fatalf("CLOSE_WAIT on 8080: got %d; want 2", got)
 	}
-	if got := countTCPLines([]byte(table), 8080, "01"); got != 1 {
+	if got := proc.CountTCPLines([]byte(table), 8080, "01"); got != 1 {
 		t.Fatalf("ESTABLISHED on 8080: got %d; want 1", got)
 	}
 }

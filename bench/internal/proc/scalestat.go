@@ -1,4 +1,4 @@
-package main
+package proc
 
 // Machine-wide memory and socket figures for wsload scale, from
 // /proc/meminfo and /proc/net/sockstat (server.ReadTCPMemory), and cheap per-process samples
@@ -15,7 +15,7 @@ import (
 )
 
 // sysMem is one sample of the machine's memory and TCP sockets.
-type sysMem struct {
+type SysMem struct {
 	MemAvailable int64 `json:"mem_available_bytes"`
 	MemFree      int64 `json:"mem_free_bytes"`
 	Slab         int64 `json:"slab_bytes"`       // kernel objects: socket, tcp_sock, file, dentry, epitem...
@@ -28,8 +28,8 @@ type sysMem struct {
 }
 
 // readSysMem samples /proc/meminfo and /proc/net/sockstat.
-func readSysMem() (sysMem, error) {
-	var m sysMem
+func ReadSysMem() (SysMem, error) {
+	var m SysMem
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return m, err
@@ -65,7 +65,7 @@ func readSysMem() (sysMem, error) {
 }
 
 // readRSS returns a process's VmRSS in bytes.
-func readRSS(pid int) (int64, error) {
+func RSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -82,10 +82,10 @@ func readRSS(pid int) (int64, error) {
 
 // sumRSS and sumCPU add up a set of processes; a process that is gone
 // counts as an error.
-func sumRSS(pids []int) (int64, error) {
+func SumRSS(pids []int) (int64, error) {
 	var t int64
 	for _, p := range pids {
-		r, err := readRSS(p)
+		r, err := RSS(p)
 		if err != nil {
 			return t, err
 		}
@@ -94,10 +94,10 @@ func sumRSS(pids []int) (int64, error) {
 	return t, nil
 }
 
-func sumCPU(pids []int) (float64, error) {
+func SumCPU(pids []int) (float64, error) {
 	var t float64
 	for _, p := range pids {
-		c, err := procCPU(p)
+		c, err := CPU(p)
 		if err != nil {
 			return t, err
 		}
@@ -107,7 +107,7 @@ func sumCPU(pids []int) (float64, error) {
 }
 
 // countFDs is the number of open descriptors of a process.
-func countFDs(pid int) (int, error) {
+func CountFDs(pid int) (int, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		return 0, err
@@ -120,7 +120,7 @@ func countFDs(pid int) (int, error) {
 // cpuBusy returns the seconds all CPUs have spent busy (everything but
 // idle and iowait) since boot, from /proc/stat: with the servers' and
 // clients' own CPU it shows how much other work shared the machine.
-func cpuBusy() (float64, error) {
+func CPUBusy() (float64, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, err
@@ -140,7 +140,7 @@ func cpuBusy() (float64, error) {
 			busy += n
 		}
 	}
-	return float64(busy) / float64(clockTicks()), nil
+	return float64(busy) / float64(ClockTicks()), nil
 }
 
 // tcpCounters are the kernel's TCP counters that tell why connects or
@@ -157,7 +157,7 @@ var tcpCounters = map[string]bool{
 
 // readTCPCounters reads tcpCounters from /proc/net/netstat and /proc/net/snmp
 // (pairs of lines: "TcpExt: Name..." then "TcpExt: value...").
-func readTCPCounters() (map[string]int64, error) {
+func ReadTCPCounters() (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, p := range []string{"/proc/net/netstat", "/proc/net/snmp"} {
 		b, err := os.ReadFile(p)
@@ -181,7 +181,7 @@ func readTCPCounters() (map[string]int64, error) {
 }
 
 // counterDelta is after − before, keeping only the counters that moved.
-func counterDelta(before, after map[string]int64) map[string]int64 {
+func CounterDelta(before, after map[string]int64) map[string]int64 {
 	d := map[string]int64{}
 	for k, v := range after {
 		if v != before[k] {
@@ -193,17 +193,17 @@ func counterDelta(before, after map[string]int64) map[string]int64 {
 
 // socketCaches are the slab caches that grow with each TCP socket and its
 // descriptor and epoll registration.
-var socketCaches = []string{"TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq"}
+var SocketCaches = []string{"TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq"}
 
 // readSlabCaches returns, for each of socketCaches present in
 // /proc/slabinfo (root only), the active objects and their size.
-func readSlabCaches() (map[string][2]int64, error) {
+func ReadSlabCaches() (map[string][2]int64, error) {
 	b, err := os.ReadFile("/proc/slabinfo")
 	if err != nil {
 		return nil, err
 	}
 	want := map[string]bool{}
-	for _, c := range socketCaches {
+	for _, c := range SocketCaches {
 		want[c] = true
 	}
 	out := map[string][2]int64{}
