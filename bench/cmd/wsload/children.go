@@ -64,8 +64,9 @@ type workerSpec struct {
 	// fanout (and Interval)
 	Grace time.Duration `json:"grace,omitempty"`
 
-	// soak
-	Soak *soakSpec `json:"soak,omitempty"`
+	// Params is the workload's own part of the spec (soak's), as JSON:
+	// the workload encodes and decodes it (DecodeParams).
+	Params json.RawMessage `json:"params,omitempty"`
 }
 
 // command goes from the parent to a worker.
@@ -78,20 +79,17 @@ type command struct {
 
 // event goes from a worker to the parent.
 type event struct {
-	Type      string            `json:"type"` // progress, ready, tick, result, done, fatal (and exit, made by the parent)
-	Worker    int               `json:"worker"`
-	OK        int               `json:"ok,omitempty"`
-	Fail      int               `json:"fail,omitempty"`
-	Errors    map[string]int    `json:"errors,omitempty"`
-	DialStart int64             `json:"dial_start,omitempty"` // unix ns
-	DialEnd   int64             `json:"dial_end,omitempty"`   // unix ns
-	Alive     int               `json:"alive,omitempty"`
-	Echo      *echoWorkerPart   `json:"echo,omitempty"`
-	Push      *pushWorkerPart   `json:"push,omitempty"`
-	Fanout    *fanoutWorkerPart `json:"fanout,omitempty"`
-	Soak      *soakPart         `json:"soak,omitempty"`
-	Open      []int             `json:"open,omitempty"` // soak ticks: connections open per class
-	Err       string            `json:"err,omitempty"`
+	Type      string          `json:"type"` // progress, ready, tick, result, done, fatal (and exit, made by the parent)
+	Worker    int             `json:"worker"`
+	OK        int             `json:"ok,omitempty"`
+	Fail      int             `json:"fail,omitempty"`
+	Errors    map[string]int  `json:"errors,omitempty"`
+	DialStart int64           `json:"dial_start,omitempty"` // unix ns
+	DialEnd   int64           `json:"dial_end,omitempty"`   // unix ns
+	Alive     int             `json:"alive,omitempty"`
+	Part      json.RawMessage `json:"part,omitempty"` // a "result": the workload's own figures (resultEvent, decodePart)
+	Open      []int           `json:"open,omitempty"` // soak ticks: connections open per class
+	Err       string          `json:"err,omitempty"`
 }
 
 // worker is the parent's handle on one worker, in-process or child.
@@ -562,4 +560,27 @@ func parseSrc(s string) []string {
 		}
 	}
 	return out
+}
+
+// resultEvent is the "result" event carrying a workload's part of the
+// figures; it goes through JSON whether the worker is a child or not, so
+// both kinds of worker are the same to the parent.
+func resultEvent(part any) event {
+	b, err := json.Marshal(part)
+	if err != nil {
+		return event{Type: "fatal", Err: fmt.Sprintf("encode result: %v", err)}
+	}
+	return event{Type: "result", Part: b}
+}
+
+// decodePart decodes a "result" event's part.
+func decodePart[T any](e event) (*T, error) {
+	if len(e.Part) == 0 {
+		return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+	}
+	v := new(T)
+	if err := json.Unmarshal(e.Part, v); err != nil {
+		return nil, fmt.Errorf("worker %d: bad result: %w", e.Worker, err)
+	}
+	return v, nil
 }

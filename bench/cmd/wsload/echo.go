@@ -149,9 +149,9 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	}
 	h := newLatencyHist()
 	for _, e := range parts {
-		r := e.Echo
-		if r == nil {
-			return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+		r, err := decodePart[echoWorkerPart](e)
+		if err != nil {
+			return nil, err
 		}
 		res.Msgs += r.Msgs
 		res.MBPerSec += float64(r.Bytes)
@@ -406,7 +406,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	emu.Lock()
 	part := &echoWorkerPart{Msgs: msgs.Load(), Bytes: nbytes.Load(), Sent: sent, Pushes: pushes.Load(),
 		Mismatch: int(mismatch.Load()), Lost: int(lost.Load()), Errors: errs, Hist: string(enc), CPU: cpu1 - cpu0}
-	emit(event{Type: "result", Echo: part})
+	emit(resultEvent(part))
 	emu.Unlock()
 	waitCmd(ctx, cmds, "close")
 	emit(event{Type: "done"})

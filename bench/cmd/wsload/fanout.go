@@ -278,9 +278,9 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	var maxNs, readMaxNs, stamped int64
 	var lists [][]fanoutBcast
 	for _, e := range parts {
-		r := e.Fanout
-		if r == nil {
-			return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+		r, err := decodePart[fanoutWorkerPart](e)
+		if err != nil {
+			return nil, err
 		}
 		res.Open += r.Open
 		res.Lost += r.Lost
@@ -478,7 +478,7 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 	if err != nil {
 		return fmt.Errorf("encode histogram: %w", err)
 	}
-	emit(event{Type: "result", Fanout: &out})
+	emit(resultEvent(&out))
 
 	waitCmd(ctx, cmds, "close")
 	closed.Store(true)

@@ -180,9 +180,9 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 	var complete int
 	var maxDev int64
 	for _, e := range parts {
-		r := e.Push
-		if r == nil {
-			return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+		r, err := decodePart[pushWorkerPart](e)
+		if err != nil {
+			return nil, err
 		}
 		res.Normal += r.Normal
 		res.Expected = r.Expected
@@ -459,7 +459,7 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	part.SlowSent = slowSent.Load()
 	emu.Lock()
 	part.Errors = errs
-	emit(event{Type: "result", Push: part})
+	emit(resultEvent(part))
 	emu.Unlock()
 
 	waitCmd(ctx, cmds, "close")

@@ -35,6 +35,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -361,7 +362,11 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 			return nil, err
 		}
 	}
-	spec := workerSpec{Mode: "soak", Addr: cfg.Addr, Src: src, DialTimeout: cfg.DialTimeout, Soak: &ss}
+	params, err := json.Marshal(&ss)
+	if err != nil {
+		return nil, err
+	}
+	spec := workerSpec{Mode: "soak", Addr: cfg.Addr, Src: src, DialTimeout: cfg.DialTimeout, Params: params}
 	p, err := startPool(ctx, spec, poolOptions{Total: total, Procs: procs, InProc: true})
 	if err != nil {
 		return nil, err
@@ -451,11 +456,12 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 			case "tick":
 				open[e.Worker] = e.Open
 			case "result":
-				if e.Soak == nil {
-					return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+				part, err := decodePart[soakPart](e)
+				if err != nil {
+					return nil, err
 				}
 				got[e.Worker] = true
-				parts = append(parts, e.Soak)
+				parts = append(parts, part)
 			case "fatal":
 				return nil, fmt.Errorf("worker %d: %s", e.Worker, e.Err)
 			case "exit":

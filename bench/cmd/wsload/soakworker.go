@@ -13,6 +13,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -188,10 +189,11 @@ type soaker struct {
 }
 
 func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
-	if spec.Soak == nil {
-		return errors.New("soak worker without a soak spec")
+	ss := new(soakSpec)
+	if err := json.Unmarshal(spec.Params, ss); err != nil {
+		return fmt.Errorf("soak worker: bad soak spec: %w", err)
 	}
-	plan := soakPlan(spec.Soak.Counts)
+	plan := soakPlan(ss.Counts)
 	if spec.Offset+spec.N > len(plan) {
 		return fmt.Errorf("soak worker slots %d..%d beyond the plan's %d", spec.Offset, spec.Offset+spec.N, len(plan))
 	}
@@ -206,7 +208,7 @@ func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	end := time.Now().Add(cmd.Duration)
 	win, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
-	s := &soaker{spec: spec, ss: spec.Soak, win: win, end: end, gapH: newCloseHist()}
+	s := &soaker{spec: spec, ss: ss, win: win, end: end, gapH: newCloseHist()}
 	for cl := range nClasses {
 		s.hists[cl] = newCloseHist()
 	}
@@ -256,7 +258,7 @@ func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		return err
 	}
 	part.StallMaxNs = stall
-	emit(event{Type: "result", Soak: part})
+	emit(resultEvent(part))
 	waitCmd(ctx, cmds, "close")
 	emit(event{Type: "done"})
 	return nil
