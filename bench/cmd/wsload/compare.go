@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 )
 
@@ -201,7 +202,7 @@ func cmdCompare(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	specs, err := resolveServers(parseSrc(cfg.Servers), cfg.Workload)
+	specs, err := resolveServers(fleet.ParseSrc(cfg.Servers), cfg.Workload)
 	if err != nil {
 		return err
 	}

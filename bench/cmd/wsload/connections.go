@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
@@ -72,8 +73,8 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 	if cfg.N < 1 {
 		return nil, fmt.Errorf("-n must be at least 1")
 	}
-	src := parseSrc(cfg.Src)
-	procs := splitProcs(cfg.N, cfg.Procs)
+	src := fleet.ParseSrc(cfg.Src)
+	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
 	res := &connectionsResult{Workload: "connections", N: cfg.N, Procs: procs, Sources: max(1, len(src))}
 	if cfg.PID > 0 {
 		ps, err := proc.ReadStat(cfg.PID)
@@ -82,20 +83,20 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 		}
 		res.Before = &ps
 	}
-	spec := workerSpec{Mode: "connections", Addr: cfg.Addr, Src: src, Greeting: cfg.Greeting,
+	spec := fleet.Spec{Mode: "connections", Addr: cfg.Addr, Src: src, Greeting: cfg.Greeting,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024}
-	p, err := startPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate})
+	p, err := fleet.StartPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate})
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
-	sum, err := p.waitReady(ctx, dialBudget(cfg.N, cfg.DialTimeout), !cfg.Quiet)
+	defer p.Shutdown(3 * time.Second)
+	sum, err := p.WaitReady(ctx, fleet.DialBudget(cfg.N, cfg.DialTimeout), !cfg.Quiet)
 	if err != nil {
 		return nil, err
 	}
 	res.Connected, res.Failed, res.Errors = sum.OK, sum.Fail, sum.Errors
 	res.DialSeconds = sum.End.Sub(sum.Start).Seconds()
-	res.DialRate = sum.rate()
+	res.DialRate = sum.Rate()
 	if res.Connected == 0 {
 		return res, fmt.Errorf("no connection could be opened: %v", res.Errors)
 	}
@@ -111,7 +112,7 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 		}
 		res.After = &ps
 	}
-	done, err := p.closeAll(30 * time.Second)
+	done, err := p.CloseAll(30 * time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -136,11 +137,6 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 		}
 	}
 	return res, nil
-}
-
-// dialBudget bounds the whole dialing phase: generous, but finite.
-func dialBudget(n int, dialTimeout time.Duration) time.Duration {
-	return 2*dialTimeout + time.Duration(n)*5*time.Millisecond + 30*time.Second
 }
 
 func printConnections(w io.Writer, r *connectionsResult) {
@@ -169,12 +165,12 @@ func printConnections(w io.Writer, r *connectionsResult) {
 
 // connectionsWorker holds its connections, reading (and discarding) what
 // the server sends so that a connection the server drops is noticed.
-func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+func connectionsWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	var alive atomic.Int64
 	var closing atomic.Bool
 	var lmu sync.Mutex
 	lost := map[string]int{}
-	plan := dialPlan{opts: spec.defaultOpts, connected: func(i int, c *wsclient.Conn) {
+	plan := fleet.DialPlan{Opts: spec.DefaultOpts, Connected: func(i int, c *wsclient.Conn) {
 		alive.Add(1)
 		go func() {
 			for {
@@ -190,8 +186,8 @@ func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command
 			}
 		}()
 	}}
-	conns := dialAll(ctx, spec, plan, emit)
-	waitCmd(ctx, cmds, "close")
+	conns := fleet.DialAll(ctx, spec, plan, emit)
+	fleet.WaitCmd(ctx, cmds, "close")
 	closing.Store(true)
 	n := int(alive.Load())
 	lmu.Lock()
@@ -200,7 +196,7 @@ func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command
 		lostCopy[k] = v
 	}
 	lmu.Unlock()
-	closeConns(conns)
-	emit(event{Type: "done", Alive: n, Errors: lostCopy})
+	fleet.CloseConns(conns)
+	emit(fleet.Event{Type: "done", Alive: n, Errors: lostCopy})
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -107,18 +108,18 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	}
 	cpu0 := proc.SelfCPU()
 	procs := max(cfg.Procs, 1)
-	spec := workerSpec{Mode: "echo", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: cfg.Greeting,
+	spec := fleet.Spec{Mode: "echo", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: cfg.Greeting,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 32 << 10,
 		Size: cfg.Size, K: cfg.K, Text: cfg.Text}
-	p, sum, err := openPool(ctx, spec, poolOptions{Total: cfg.C, Procs: procs, InProc: true}, !cfg.Quiet && cfg.C >= 500)
+	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.C, Procs: procs, InProc: true}, !cfg.Quiet && cfg.C >= 500)
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
+	defer p.Shutdown(3 * time.Second)
 	res := &echoResult{Workload: "echo", Conns: cfg.C, Connected: sum.OK, Size: cfg.Size, K: cfg.K,
-		Text: cfg.Text, Procs: len(p.workers), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
-	addDialErrors(res.Errors, sum)
-	if err := p.broadcast(command{Cmd: "start", Warmup: cfg.Warmup, Duration: cfg.Duration}); err != nil {
+		Text: cfg.Text, Procs: len(p.Workers), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
+	fleet.AddDialErrors(res.Errors, sum)
+	if err := p.Broadcast(fleet.Command{Cmd: "start", Warmup: cfg.Warmup, Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
 	// The parent samples the server (and, with worker processes, itself)
@@ -143,13 +144,13 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 		}
 	}
 	self1 = proc.RusageCPU(syscall.RUSAGE_SELF)
-	parts, err := p.collect(ctx, "result", 30*time.Second)
+	parts, err := p.Collect(ctx, "result", 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	h := newLatencyHist()
 	for _, e := range parts {
-		r, err := decodePart[echoWorkerPart](e)
+		r, err := fleet.DecodePart[echoWorkerPart](e)
 		if err != nil {
 			return nil, err
 		}
@@ -168,10 +169,10 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 		}
 		h.Merge(wh)
 	}
-	if _, err := p.closeAll(15 * time.Second); err != nil {
+	if _, err := p.CloseAll(15 * time.Second); err != nil {
 		return nil, err
 	}
-	if !p.inProc() {
+	if !p.InProc() {
 		res.ClientCPU += self1 - self0 // the parent's share; workers counted their own
 	}
 	res.ClientCPUTotal = proc.SelfCPU() - cpu0
@@ -193,8 +194,6 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	}
 	return res, nil
 }
-
-func (p *pool) inProc() bool { return len(p.workers) == 1 && p.workers[0].pid == 0 }
 
 func printEcho(w io.Writer, r *echoResult) {
 	t := newTable(w)
@@ -246,12 +245,12 @@ type echoConn struct {
 	ended  atomic.Bool    // the reader has returned
 }
 
-func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
-	conns := dialAll(ctx, spec, dialPlan{opts: spec.defaultOpts}, emit)
-	defer closeConns(conns)
-	cmd, ok := waitCmd(ctx, cmds, "start")
+func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
+	conns := fleet.DialAll(ctx, spec, fleet.DialPlan{Opts: spec.DefaultOpts}, emit)
+	defer fleet.CloseConns(conns)
+	cmd, ok := fleet.WaitCmd(ctx, cmds, "start")
 	if !ok {
-		emit(event{Type: "done"})
+		emit(fleet.Event{Type: "done"})
 		return nil
 	}
 	op := byte(wsclient.OpBinary)
@@ -392,7 +391,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopping.Store(true)
-	closeConns(conns)
+	fleet.CloseConns(conns)
 	readers.Wait()
 
 	var sent int64
@@ -406,10 +405,10 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	emu.Lock()
 	part := &echoWorkerPart{Msgs: msgs.Load(), Bytes: nbytes.Load(), Sent: sent, Pushes: pushes.Load(),
 		Mismatch: int(mismatch.Load()), Lost: int(lost.Load()), Errors: errs, Hist: string(enc), CPU: cpu1 - cpu0}
-	emit(resultEvent(part))
+	emit(fleet.ResultEvent(part))
 	emu.Unlock()
-	waitCmd(ctx, cmds, "close")
-	emit(event{Type: "done"})
+	fleet.WaitCmd(ctx, cmds, "close")
+	emit(fleet.Event{Type: "done"})
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -210,7 +211,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	if cfg.N < 1 || cfg.Interval <= 0 || cfg.Duration < cfg.Interval || cfg.Grace < 0 {
 		return nil, fmt.Errorf("need -n ≥ 1, -interval > 0, -duration ≥ -interval and -grace ≥ 0")
 	}
-	procs := splitProcs(cfg.N, cfg.Procs)
+	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
 	res := &fanoutResult{Workload: "fanout", N: cfg.N, Procs: procs, IntervalMs: ms(cfg.Interval),
 		Seconds: cfg.Duration.Seconds(), Expected: int(cfg.Duration / cfg.Interval), Errors: map[string]int{}}
 	if cfg.PID > 0 {
@@ -220,16 +221,16 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		}
 		res.RSSBefore = ps.RSS
 	}
-	spec := workerSpec{Mode: "fanout", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: true,
+	spec := fleet.Spec{Mode: "fanout", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: true,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
 		Interval: cfg.Interval, Grace: cfg.Grace, Stamps: true}
-	p, sum, err := openPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
+	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
+	defer p.Shutdown(3 * time.Second)
 	res.Connected, res.Failed = sum.OK, sum.Fail
-	addDialErrors(res.Errors, sum)
+	fleet.AddDialErrors(res.Errors, sum)
 	// One broadcast passes unmeasured: dialing's after-effects settle.
 	if err := proc.Sleep(ctx, cfg.Interval); err != nil {
 		return nil, err
@@ -237,7 +238,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	// The window is in absolute time (the clock the payloads carry), a
 	// little ahead so that every worker has it before it opens.
 	at := time.Now().Add(200 * time.Millisecond)
-	if err := p.broadcast(command{Cmd: "start", At: at.UnixNano(), Duration: cfg.Duration}); err != nil {
+	if err := p.Broadcast(fleet.Command{Cmd: "start", At: at.UnixNano(), Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
 	if !cfg.Quiet {
@@ -262,7 +263,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 			return nil, err
 		}
 	}
-	parts, err := p.collect(ctx, "result", cfg.Grace+60*time.Second)
+	parts, err := p.Collect(ctx, "result", cfg.Grace+60*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +279,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	var maxNs, readMaxNs, stamped int64
 	var lists [][]fanoutBcast
 	for _, e := range parts {
-		r, err := decodePart[fanoutWorkerPart](e)
+		r, err := fleet.DecodePart[fanoutWorkerPart](e)
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +305,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		}
 		lists = append(lists, r.Bcasts)
 	}
-	if _, err := p.closeAll(30 * time.Second); err != nil {
+	if _, err := p.CloseAll(30 * time.Second); err != nil {
 		return nil, err
 	}
 	bcasts := mergeBcasts(lists...)
@@ -362,7 +363,7 @@ type fanoutConn struct {
 	ended atomic.Bool
 }
 
-func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+func fanoutWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	var w0, w1 atomic.Int64 // window, unix ns; 0 = not open yet
 	grace := int64(spec.Grace)
 	var (
@@ -427,20 +428,20 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 			mu.Unlock()
 		}
 	}
-	plan := dialPlan{
-		opts: spec.defaultOpts,
-		connected: func(i int, c *wsclient.Conn) {
+	plan := fleet.DialPlan{
+		Opts: spec.DefaultOpts,
+		Connected: func(i int, c *wsclient.Conn) {
 			fc := &fanoutConn{}
 			fcs[i] = fc
 			go reader(fc, c)
 		},
 	}
-	conns := dialAll(ctx, spec, plan, emit)
-	defer closeConns(conns)
+	conns := fleet.DialAll(ctx, spec, plan, emit)
+	defer fleet.CloseConns(conns)
 	defer closed.Store(true)
-	cmd, ok := waitCmd(ctx, cmds, "start")
+	cmd, ok := fleet.WaitCmd(ctx, cmds, "start")
 	if !ok {
-		emit(event{Type: "done"})
+		emit(fleet.Event{Type: "done"})
 		return nil
 	}
 	w1.Store(cmd.At + int64(cmd.Duration))
@@ -478,10 +479,9 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 	if err != nil {
 		return fmt.Errorf("encode histogram: %w", err)
 	}
-	emit(resultEvent(&out))
-
-	waitCmd(ctx, cmds, "close")
+	emit(fleet.ResultEvent(&out))
+	fleet.WaitCmd(ctx, cmds, "close")
 	closed.Store(true)
-	emit(event{Type: "done"})
+	emit(fleet.Event{Type: "done"})
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -125,7 +126,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 	if cfg.SlowPct < 0 || cfg.SlowPct >= 100 {
 		return nil, fmt.Errorf("-slow-pct must be in [0, 100)")
 	}
-	procs := splitProcs(cfg.N, cfg.Procs)
+	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
 	res := &pushResult{Workload: "push", N: cfg.N, Procs: procs, IntervalMs: ms(cfg.Interval), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
 	var srv0 float64
 	if cfg.PID > 0 {
@@ -135,16 +136,16 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		}
 		res.RSSBefore = ps.RSS
 	}
-	spec := workerSpec{Mode: "push", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: true,
+	spec := fleet.Spec{Mode: "push", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: true,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
 		Interval: cfg.Interval, SlowPct: cfg.SlowPct, SlowBuf: cfg.SlowBuf, SlowEvery: cfg.SlowEvery, SlowSize: cfg.SlowSize}
-	p, sum, err := openPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
+	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
+	defer p.Shutdown(3 * time.Second)
 	res.Connected, res.Failed = sum.OK, sum.Fail
-	addDialErrors(res.Errors, sum)
+	fleet.AddDialErrors(res.Errors, sum)
 	// Let every connection get its first push before the window opens.
 	if err := proc.Sleep(ctx, cfg.Interval); err != nil {
 		return nil, err
@@ -157,13 +158,13 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		res.RSSConnected = ps.RSS
 		srv0 = ps.CPU
 	}
-	if err := p.broadcast(command{Cmd: "start", Duration: cfg.Duration}); err != nil {
+	if err := p.Broadcast(fleet.Command{Cmd: "start", Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
 	if !cfg.Quiet {
 		fmt.Fprintf(stderr, "measuring pushes for %v...\n", cfg.Duration)
 	}
-	parts, err := p.collect(ctx, "result", cfg.Duration+cfg.Interval+60*time.Second)
+	parts, err := p.Collect(ctx, "result", cfg.Duration+cfg.Interval+60*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +181,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 	var complete int
 	var maxDev int64
 	for _, e := range parts {
-		r, err := decodePart[pushWorkerPart](e)
+		r, err := fleet.DecodePart[pushWorkerPart](e)
 		if err != nil {
 			return nil, err
 		}
@@ -205,7 +206,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		}
 		h.Merge(wh)
 	}
-	if _, err := p.closeAll(30 * time.Second); err != nil {
+	if _, err := p.CloseAll(30 * time.Second); err != nil {
 		return nil, err
 	}
 	res.P50ms = float64(h.ValueAtQuantile(50)) / 1000
@@ -262,7 +263,7 @@ type pushConn struct {
 	open  bool // open when the window started (set before the window opens)
 }
 
-func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+func pushWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	base := time.Now()
 	now := func() int64 { return int64(time.Since(base)) }
 	iv := int64(spec.Interval)
@@ -326,15 +327,15 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 			pc.last = t
 		}
 	}
-	plan := dialPlan{
-		opts: func(i int) wsclient.Options {
-			o := spec.defaultOpts(i)
+	plan := fleet.DialPlan{
+		Opts: func(i int) wsclient.Options {
+			o := spec.DefaultOpts(i)
 			if slow[i] {
 				o.RcvBuf = spec.SlowBuf
 			}
 			return o
 		},
-		connected: func(i int, c *wsclient.Conn) {
+		Connected: func(i int, c *wsclient.Conn) {
 			if slow[i] {
 				return // never reads after the greeting
 			}
@@ -343,12 +344,12 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 			go reader(pc, c)
 		},
 	}
-	conns := dialAll(ctx, spec, plan, emit)
-	defer closeConns(conns)
+	conns := fleet.DialAll(ctx, spec, plan, emit)
+	defer fleet.CloseConns(conns)
 	defer closed.Store(true)
-	cmd, ok := waitCmd(ctx, cmds, "start")
+	cmd, ok := fleet.WaitCmd(ctx, cmds, "start")
 	if !ok {
-		emit(event{Type: "done"})
+		emit(fleet.Event{Type: "done"})
 		return nil
 	}
 	part := &pushWorkerPart{Expected: int(int64(cmd.Duration) / iv)}
@@ -459,10 +460,9 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	part.SlowSent = slowSent.Load()
 	emu.Lock()
 	part.Errors = errs
-	emit(resultEvent(part))
+	emit(fleet.ResultEvent(part))
 	emu.Unlock()
-
-	waitCmd(ctx, cmds, "close")
+	fleet.WaitCmd(ctx, cmds, "close")
 	alive := 0
 	for _, pc := range pcs {
 		if pc != nil && !pc.ended.Load() {
@@ -470,6 +470,6 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		}
 	}
 	closed.Store(true)
-	emit(event{Type: "done", Alive: alive})
+	emit(fleet.Event{Type: "done", Alive: alive})
 	return nil
 }

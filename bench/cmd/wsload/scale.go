@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -210,8 +211,8 @@ type scaleRun struct {
 	res     *scaleResult
 	servers []*scaleServer
 	clients []*scaleClient
-	events  chan scaleEvent
-	alive   int
+	Events  chan scaleEvent
+	Alive   int
 	spids   []int
 	cpids   []int
 	logs    []string
@@ -232,7 +233,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	t0 := time.Now()
-	r := &scaleRun{cfg: cfg, events: make(chan scaleEvent, 4096)}
+	r := &scaleRun{cfg: cfg, Events: make(chan scaleEvent, 4096)}
 	res := &scaleResult{Workload: "scale", Command: "wsload " + strings.Join(os.Args[1:], " "), Host: hostInfo(),
 		N: cfg.N, IntervalMs: ms(cfg.Interval), HoldS: cfg.Hold.Seconds(), GoMaxProcs: cfg.GoMaxProcs, ClientProcs: cfg.ClientProcs,
 		Lost: map[string]int{}, Unexpected: map[string]int{}}
@@ -335,7 +336,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	if dialS > 0 {
 		res.ConnectRate = float64(greeted) / dialS
 	}
-	res.Shutdown = r.shutdown()
+	res.Shutdown = r.Shutdown()
 	res.ElapsedS = time.Since(t0).Seconds()
 	if werr := writeScale(res, cfg.Out); werr != nil {
 		return res, werr
@@ -378,7 +379,7 @@ func (r *scaleRun) startServers(ctx context.Context) error {
 			return err
 		}
 		r.servers = append(r.servers, s)
-		r.spids = append(r.spids, s.pid)
+		r.spids = append(r.spids, s.Pid)
 		r.logs = append(r.logs, s.logPath)
 	}
 	for _, s := range r.servers {
@@ -387,7 +388,7 @@ func (r *scaleRun) startServers(ctx context.Context) error {
 		}
 	}
 	for _, s := range r.servers {
-		n, err := proc.CountFDs(s.pid)
+		n, err := proc.CountFDs(s.Pid)
 		if err != nil {
 			return err
 		}
@@ -404,14 +405,14 @@ func (r *scaleRun) startClients() error {
 		spec := scaleSpec{Index: i, Addr: r.res.Addr, Src: src, Offset: off, Interval: r.cfg.Interval,
 			DialConc: r.cfg.DialConc, DialTimeout: r.cfg.DialTimeout}
 		off += n
-		c, err := startScaleClient(spec, r.cfg.ClientProcs, r.events)
+		c, err := startScaleClient(spec, r.cfg.ClientProcs, r.Events)
 		if err != nil {
 			return err
 		}
 		c.n = n
 		r.clients = append(r.clients, c)
-		r.cpids = append(r.cpids, c.pid)
-		r.alive++
+		r.cpids = append(r.cpids, c.Pid)
+		r.Alive++
 	}
 	return nil
 }
@@ -425,7 +426,7 @@ func share(total, n, i int) int {
 	return s
 }
 
-func (r *scaleRun) broadcast(c scaleCmd) error {
+func (r *scaleRun) Broadcast(c scaleCmd) error {
 	var errs []error
 	for _, cl := range r.clients {
 		if err := cl.send(c); err != nil {
@@ -437,7 +438,7 @@ func (r *scaleRun) broadcast(c scaleCmd) error {
 
 // collect waits for one event of type typ from every client process,
 // calling each (when set) for the other events, e.g. progress.
-func (r *scaleRun) collect(ctx context.Context, typ string, timeout time.Duration, each func(scaleEvent), tick func()) (map[int]scaleEvent, error) {
+func (r *scaleRun) Collect(ctx context.Context, typ string, timeout time.Duration, each func(scaleEvent), tick func()) (map[int]scaleEvent, error) {
 	return r.collectInto(ctx, map[int]scaleEvent{}, typ, timeout, each, tick)
 }
 
@@ -460,14 +461,14 @@ func (r *scaleRun) collectInto(ctx context.Context, got map[int]scaleEvent, typ 
 			if tick != nil {
 				tick()
 			}
-		case e := <-r.events:
+		case e := <-r.Events:
 			switch e.Type {
 			case typ:
 				got[e.Worker] = e
 			case "fatal":
 				return got, fmt.Errorf("client %d: %s", e.Worker, e.Err)
 			case "exit":
-				r.alive--
+				r.Alive--
 				if _, ok := got[e.Worker]; !ok {
 					return got, fmt.Errorf("client %d ended before sending %q", e.Worker, typ)
 				}
@@ -510,7 +511,7 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 	stopDial := func(why error) {
 		if stopErr == nil {
 			stopErr = why
-			r.broadcast(scaleCmd{Cmd: "stop"})
+			r.Broadcast(scaleCmd{Cmd: "stop"})
 		}
 	}
 	progress := func(e scaleEvent) {
@@ -522,13 +523,13 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 	if budget <= 0 {
 		budget = 2*cfg.DialTimeout + time.Duration(target-prevOpen)*2*time.Millisecond + 30*time.Second
 	}
-	dialed, err := r.collect(ctx, "dialed", budget, progress, func() {
+	dialed, err := r.Collect(ctx, "dialed", budget, progress, func() {
 		if !cfg.Quiet {
 			ok, fail := 0, 0
 			for _, v := range prog {
 				ok, fail = ok+v[0], fail+v[1]
 			}
-			drawBar(prevOpen+ok, fail, target, time.Since(start), false)
+			fleet.DrawBar(prevOpen+ok, fail, target, time.Since(start), false)
 		}
 		m, err := proc.ReadSysMem()
 		if err == nil {
@@ -563,7 +564,7 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 		d1 = max(d1, e.DialEnd)
 	}
 	if !cfg.Quiet {
-		drawBar(st.Open, st.Failed, target, time.Since(start), true)
+		fleet.DrawBar(st.Open, st.Failed, target, time.Since(start), true)
 	}
 	if tcp1, err := proc.ReadTCPCounters(); err == nil {
 		st.TCPDial = proc.CounterDelta(tcp0, tcp1)
@@ -616,7 +617,7 @@ func (r *scaleRun) sample(st *scaleStep) error {
 	}
 	st.PerServerMin = -1
 	for i, s := range r.servers {
-		fds, err := proc.CountFDs(s.pid)
+		fds, err := proc.CountFDs(s.Pid)
 		if err != nil {
 			return fmt.Errorf("server %d: %w", i, err)
 		}
@@ -634,7 +635,7 @@ func (r *scaleRun) hold(ctx context.Context, st *scaleStep) error {
 	cfg := r.cfg
 	ws := time.Now().Add(300 * time.Millisecond)
 	we := ws.Add(cfg.Hold)
-	if err := r.broadcast(scaleCmd{Cmd: "hold", Start: ws.UnixNano(), End: we.UnixNano()}); err != nil {
+	if err := r.Broadcast(scaleCmd{Cmd: "hold", Start: ws.UnixNano(), End: we.UnixNano()}); err != nil {
 		return err
 	}
 	if !cfg.Quiet {
@@ -662,7 +663,7 @@ func (r *scaleRun) hold(ctx context.Context, st *scaleStep) error {
 	st.ServerCPU, st.ClientCPU, st.MachineBusy = s1-s0, c1-c0, m1-m0
 	st.OthersCPU = max(st.MachineBusy-st.ServerCPU-st.ClientCPU-(p1-p0), 0)
 	st.TCPHold = proc.CounterDelta(tcp0, tcp1)
-	held, err := r.collect(ctx, "held", cfg.Interval+60*time.Second, nil, nil)
+	held, err := r.Collect(ctx, "held", cfg.Interval+60*time.Second, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -765,13 +766,13 @@ func topErrors(m map[string]int, n int) string {
 
 // shutdown stops the servers with SIGTERM while the clients answer their
 // Close frames, then closes the clients.
-func (r *scaleRun) shutdown() *scaleShutdown {
+func (r *scaleRun) Shutdown() *scaleShutdown {
 	sd := &scaleShutdown{Closes: map[string]int{}}
 	if !r.cfg.Quiet {
 		fmt.Fprintf(stderr, "stopping %d servers (SIGTERM) and %d client processes...\n", len(r.servers), len(r.clients))
 	}
-	r.broadcast(scaleCmd{Cmd: "shutdown"})
-	if _, err := r.collect(context.Background(), "shutdown", 30*time.Second, nil, nil); err != nil {
+	r.Broadcast(scaleCmd{Cmd: "shutdown"})
+	if _, err := r.Collect(context.Background(), "shutdown", 30*time.Second, nil, nil); err != nil {
 		sd.ServerErrors = "clients: " + err.Error()
 	}
 	// Each server drains for its -drain-timeout, but closing ~19,000
@@ -788,8 +789,8 @@ func (r *scaleRun) shutdown() *scaleShutdown {
 	}
 	r.servers = nil
 	time.Sleep(500 * time.Millisecond) // the clients read the last EOFs
-	r.broadcast(scaleCmd{Cmd: "close"})
-	closed, err := r.collect(context.Background(), "closed", 30*time.Second, nil, nil)
+	r.Broadcast(scaleCmd{Cmd: "close"})
+	closed, err := r.Collect(context.Background(), "closed", 30*time.Second, nil, nil)
 	if err != nil {
 		sd.ServerErrors = strings.TrimSpace(sd.ServerErrors + "\nclients: " + err.Error())
 	}

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	mrand "math/rand/v2"
@@ -111,7 +112,7 @@ type scaleWorker struct {
 
 	lost      map[string]int // connections the server dropped, by class
 	closes    map[string]int // ends seen after "shutdown", by class
-	shutdown  bool
+	Shutdown  bool
 	unexpect  map[string]int // frames that are neither greeting nor push
 	emitEvent func(scaleEvent)
 }
@@ -120,7 +121,7 @@ type scaleWorker struct {
 // wsload scale. It reads a scaleSpec line, then scaleCmd lines, from stdin
 // and writes scaleEvent lines to stdout; stdin's end ends it.
 func scaleWorkerMain() error {
-	ignoreInterrupts()
+	fleet.IgnoreInterrupts()
 	cmds, spec, err := readScaleStdin()
 	if err != nil {
 		return err
@@ -184,7 +185,7 @@ func (w *scaleWorker) run(cmds <-chan scaleCmd) error {
 			select {
 			case c, ok := <-cmds:
 				if !ok || c.Cmd == "close" {
-					w.closeAll()
+					w.CloseAll()
 					w.emitEvent(scaleEvent{Type: "closed", Open: w.open, Lost: w.lost, Closes: w.closes, Unexpected: w.unexpect})
 					return nil
 				}
@@ -264,7 +265,7 @@ func (w *scaleWorker) command(c scaleCmd) {
 	case "shutdown":
 		// Acknowledged, so that the parent stops the servers only once
 		// their Close frames will be counted as the shutdown's.
-		w.shutdown = true
+		w.Shutdown = true
 		w.emitEvent(scaleEvent{Type: "shutdown", Open: w.open})
 	}
 }
@@ -443,7 +444,7 @@ func (w *scaleWorker) ended(fd int, class string) {
 	case c.state == stUpgrading:
 		w.fail(fd, "upgrade: "+class)
 		return
-	case w.shutdown:
+	case w.Shutdown:
 		if c.state != stClosing {
 			w.closes["ended without Close: "+class]++
 		}
@@ -473,7 +474,7 @@ func (w *scaleWorker) drop(fd int, c *scConn) {
 	unix.Close(fd)
 }
 
-func (w *scaleWorker) closeAll() {
+func (w *scaleWorker) CloseAll() {
 	for fd := range w.conns {
 		if w.conns[fd].state != stFree {
 			unix.Close(fd)
@@ -639,7 +640,7 @@ func (w *scaleWorker) frame(fd int, c *scConn, f []byte, hl int, t int64) {
 			code = int(binary.BigEndian.Uint16(p))
 		}
 		class := "Close " + strconv.Itoa(code)
-		if w.shutdown {
+		if w.Shutdown {
 			w.closes[class]++
 		} else {
 			w.lost[class]++

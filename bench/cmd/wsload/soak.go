@@ -46,6 +46,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -299,7 +300,7 @@ func soakCounts(good, bad int, mix string) ([nClasses]int, error) {
 }
 
 func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
-	src := parseSrc(cfg.Src)
+	src := fleet.ParseSrc(cfg.Src)
 	if err := checkLoopback(cfg.Addr, src); err != nil {
 		return nil, err
 	}
@@ -366,16 +367,16 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec := workerSpec{Mode: "soak", Addr: cfg.Addr, Src: src, DialTimeout: cfg.DialTimeout, Params: params}
-	p, err := startPool(ctx, spec, poolOptions{Total: total, Procs: procs, InProc: true})
+	spec := fleet.Spec{Mode: "soak", Addr: cfg.Addr, Src: src, DialTimeout: cfg.DialTimeout, Params: params}
+	p, err := fleet.StartPool(ctx, spec, fleet.PoolOptions{Total: total, Procs: procs, InProc: true})
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
-	if _, err := p.waitReady(ctx, 30*time.Second, false); err != nil {
+	defer p.Shutdown(3 * time.Second)
+	if _, err := p.WaitReady(ctx, 30*time.Second, false); err != nil {
 		return nil, err
 	}
-	if err := p.broadcast(command{Cmd: "start", Duration: cfg.Duration}); err != nil {
+	if err := p.Broadcast(fleet.Command{Cmd: "start", Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -435,12 +436,12 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	defer tick.Stop()
 	deadline := time.NewTimer(cfg.Duration + ss.Hold + ss.FinWait + ss.EchoTimeout + time.Minute)
 	defer deadline.Stop()
-	for len(got) < len(p.workers) {
+	for len(got) < len(p.Workers) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
-			return nil, fmt.Errorf("%d of %d workers sent no result in time", len(p.workers)-len(got), len(p.workers))
+			return nil, fmt.Errorf("%d of %d workers sent no result in time", len(p.Workers)-len(got), len(p.Workers))
 		case <-tick.C:
 			if cfg.PID > 0 {
 				if _, err := sample("run"); err != nil {
@@ -451,12 +452,12 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 					return nil, err
 				}
 			}
-		case e := <-p.events:
+		case e := <-p.Events:
 			switch e.Type {
 			case "tick":
 				open[e.Worker] = e.Open
 			case "result":
-				part, err := decodePart[soakPart](e)
+				part, err := fleet.DecodePart[soakPart](e)
 				if err != nil {
 					return nil, err
 				}
@@ -465,14 +466,14 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 			case "fatal":
 				return nil, fmt.Errorf("worker %d: %s", e.Worker, e.Err)
 			case "exit":
-				p.alive--
+				p.Alive--
 				if !got[e.Worker] {
 					return nil, fmt.Errorf("worker %d ended before sending its result", e.Worker)
 				}
 			}
 		}
 	}
-	if _, err := p.closeAll(30 * time.Second); err != nil {
+	if _, err := p.CloseAll(30 * time.Second); err != nil {
 		return nil, err
 	}
 	res.ClientCPU = proc.SelfCPU() - cpu0
@@ -687,9 +688,9 @@ func probeHogs(ctx context.Context, cfg soakConfig, n int) (*hogProbe, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := parseSrc(cfg.Src)
+	src := fleet.ParseSrc(cfg.Src)
 	conns := make([]*wsclient.Conn, 0, n)
-	defer func() { closeConns(conns) }()
+	defer func() { fleet.CloseConns(conns) }()
 	for i := range n {
 		o := wsclient.Options{Addr: cfg.Addr, Timeout: cfg.DialTimeout}
 		if len(src) > 0 {
@@ -717,7 +718,7 @@ func probeHogs(ctx context.Context, cfg soakConfig, n int) (*hogProbe, error) {
 	if len(conns) > 0 {
 		p.PerHog = p.DataGrowth / int64(len(conns))
 	}
-	closeConns(conns)
+	fleet.CloseConns(conns)
 	conns = nil
 	// Give the server a moment to drop them before the window opens.
 	return p, proc.Sleep(ctx, time.Second)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
@@ -93,7 +94,7 @@ func TestStallSeesTheServerLetGo(t *testing.T) {
 			addr := stallPeer(t, tt.delay, tt.end)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			s := &soaker{spec: workerSpec{Addr: addr, DialTimeout: 2 * time.Second}, win: ctx, end: time.Now().Add(10 * time.Second),
+			s := &soaker{spec: fleet.Spec{Addr: addr, DialTimeout: 2 * time.Second}, win: ctx, end: time.Now().Add(10 * time.Second),
 				ss: &soakSpec{Hold: 2500 * time.Millisecond, CloseTimeout: 300 * time.Millisecond, StallSlack: 700 * time.Millisecond, StallBurst: 600_000}}
 			start := time.Now()
 			o := s.stall(0)

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -172,7 +173,7 @@ func newCloseHist() *hdr.Histogram { return hdr.New(1, 3_600_000, 3) } // ms
 
 // soaker is one worker's running soak.
 type soaker struct {
-	spec workerSpec
+	spec fleet.Spec
 	ss   *soakSpec
 	win  context.Context // ends with the window (or the run)
 	end  time.Time       // the window's end
@@ -188,7 +189,7 @@ type soaker struct {
 	bEcho  atomic.Int64
 }
 
-func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+func soakWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	ss := new(soakSpec)
 	if err := json.Unmarshal(spec.Params, ss); err != nil {
 		return fmt.Errorf("soak worker: bad soak spec: %w", err)
@@ -199,10 +200,10 @@ func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	}
 	plan = plan[spec.Offset : spec.Offset+spec.N]
 	now := time.Now().UnixNano()
-	emit(event{Type: "ready", OK: spec.N, DialStart: now, DialEnd: now})
-	cmd, ok := waitCmd(ctx, cmds, "start")
+	emit(fleet.Event{Type: "ready", OK: spec.N, DialStart: now, DialEnd: now})
+	cmd, ok := fleet.WaitCmd(ctx, cmds, "start")
 	if !ok {
-		emit(event{Type: "done"})
+		emit(fleet.Event{Type: "done"})
 		return nil
 	}
 	end := time.Now().Add(cmd.Duration)
@@ -234,7 +235,7 @@ func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 				last = now
 			}
 			if n%10 == 0 {
-				emit(event{Type: "tick", Open: s.openNow()})
+				emit(fleet.Event{Type: "tick", Open: s.openNow()})
 			}
 		}
 	}()
@@ -258,9 +259,9 @@ func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		return err
 	}
 	part.StallMaxNs = stall
-	emit(resultEvent(part))
-	waitCmd(ctx, cmds, "close")
-	emit(event{Type: "done"})
+	emit(fleet.ResultEvent(part))
+	fleet.WaitCmd(ctx, cmds, "close")
+	emit(fleet.Event{Type: "done"})
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
@@ -27,6 +28,9 @@ import (
 // TestMain lets the test binary serve as the worker process: the pool
 // re-executes os.Executable() with "__worker".
 func TestMain(m *testing.M) {
+	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connectionsWorker, "echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
+		fleet.RegisterWorker(mode, fn)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "__scale" {
 		if err := scaleWorkerMain(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -35,7 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "__worker" {
-		if err := workerMain(); err != nil {
+		if err := fleet.Main(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
