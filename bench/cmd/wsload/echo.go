@@ -16,6 +16,7 @@ import (
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -96,8 +97,6 @@ type echoResult struct {
 	MsgsPerSrvCPU  float64        `json:"msgs_per_server_cpu_s"`
 }
 
-func newLatencyHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
-
 // runEcho drives cfg.C connections echoing for warm-up + duration.
 func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	if cfg.C < 1 || cfg.K < 1 || cfg.Size < 1 {
@@ -148,7 +147,7 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := newLatencyHist()
+	h := stats.LatencyHist()
 	for _, e := range parts {
 		r, err := fleet.DecodePart[echoWorkerPart](e)
 		if err != nil {
@@ -264,7 +263,7 @@ func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 
 	var (
 		hmu      sync.Mutex
-		hist     = newLatencyHist()
+		hist     = stats.LatencyHist()
 		msgs     atomic.Int64
 		nbytes   atomic.Int64
 		pushes   atomic.Int64

@@ -23,6 +23,7 @@ import (
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -181,18 +182,6 @@ func missingDeliveries(bcasts []fanoutBcast, open int) (missing int64, complete 
 	return missing, complete
 }
 
-// quantile is the nearest-rank q-quantile (0 < q ≤ 1) of v, which it
-// sorts; 0 for an empty v. For the few dozen broadcasts of a run an exact
-// rank is better than a histogram.
-func quantile(v []float64, q float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	sort.Float64s(v)
-	i := int(math.Ceil(q*float64(len(v)))) - 1
-	return v[min(max(i, 0), len(v)-1)]
-}
-
 // lastQuantiles returns p50, p99 and max over broadcasts of the time to the
 // last connection, from MaxNs (or ReadMaxNs with read), in ms.
 func lastQuantiles(bcasts []fanoutBcast, read bool) (p50, p99, mx float64) {
@@ -204,7 +193,7 @@ func lastQuantiles(bcasts []fanoutBcast, read bool) (p50, p99, mx float64) {
 			v[i] = float64(b.MaxNs) / 1e6
 		}
 	}
-	return quantile(v, 0.50), quantile(v, 0.99), quantile(v, 1)
+	return stats.Quantile(v, 0.50), stats.Quantile(v, 0.99), stats.Quantile(v, 1)
 }
 
 func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
@@ -212,7 +201,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		return nil, fmt.Errorf("need -n ≥ 1, -interval > 0, -duration ≥ -interval and -grace ≥ 0")
 	}
 	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
-	res := &fanoutResult{Workload: "fanout", N: cfg.N, Procs: procs, IntervalMs: ms(cfg.Interval),
+	res := &fanoutResult{Workload: "fanout", N: cfg.N, Procs: procs, IntervalMs: stats.Ms(cfg.Interval),
 		Seconds: cfg.Duration.Seconds(), Expected: int(cfg.Duration / cfg.Interval), Errors: map[string]int{}}
 	if cfg.PID > 0 {
 		ps, err := proc.ReadStat(cfg.PID)
@@ -275,7 +264,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		res.RSSAfter, res.ServerThreads = ps.RSS, ps.Threads
 		res.ServerCPU = srv1 - srv0
 	}
-	h, rh := newLatencyHist(), newLatencyHist()
+	h, rh := stats.LatencyHist(), stats.LatencyHist()
 	var maxNs, readMaxNs, stamped int64
 	var lists [][]fanoutBcast
 	for _, e := range parts {
@@ -369,8 +358,8 @@ func fanoutWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Comman
 	var (
 		mu        sync.Mutex // guards everything below
 		frozen    bool       // the result has been taken: record nothing more
-		hist      = newLatencyHist()
-		rhist     = newLatencyHist()
+		hist      = stats.LatencyHist()
+		rhist     = stats.LatencyHist()
 		bc        = map[int64]*fanoutBcast{}
 		part      = &fanoutWorkerPart{Errors: map[string]int{}}
 		closed    atomic.Bool

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -108,8 +109,6 @@ type pushResult struct {
 	ServerThreads int            `json:"server_threads"`
 }
 
-func newGapHist() *hdr.Histogram { return hdr.New(1, 3_600_000_000, 3) }
-
 // isSlow spreads pct% of the global indexes evenly: g is slow when
 // floor((g+1)·pct/100) > floor(g·pct/100).
 func isSlow(g int, pct float64) bool {
@@ -127,7 +126,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		return nil, fmt.Errorf("-slow-pct must be in [0, 100)")
 	}
 	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
-	res := &pushResult{Workload: "push", N: cfg.N, Procs: procs, IntervalMs: ms(cfg.Interval), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
+	res := &pushResult{Workload: "push", N: cfg.N, Procs: procs, IntervalMs: stats.Ms(cfg.Interval), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
 	var srv0 float64
 	if cfg.PID > 0 {
 		ps, err := proc.ReadStat(cfg.PID)
@@ -177,7 +176,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		res.ServerCPU = ps.CPU - srv0
 		res.ServerThreads = ps.Threads
 	}
-	h := newGapHist()
+	h := stats.GapHist()
 	var complete int
 	var maxDev int64
 	for _, e := range parts {
@@ -227,8 +226,6 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 	return res, nil
 }
 
-func ms(d time.Duration) float64 { return float64(d) / 1e6 }
-
 func printPush(w io.Writer, r *pushResult) {
 	t := newTable(w)
 	t.row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
@@ -272,7 +269,7 @@ func pushWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 
 	var (
 		hmu    sync.Mutex
-		hist   = newGapHist()
+		hist   = stats.GapHist()
 		gaps   int64
 		maxDev int64
 		emu    sync.Mutex

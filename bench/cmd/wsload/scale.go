@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -235,7 +236,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	t0 := time.Now()
 	r := &scaleRun{cfg: cfg, Events: make(chan scaleEvent, 4096)}
 	res := &scaleResult{Workload: "scale", Command: "wsload " + strings.Join(os.Args[1:], " "), Host: hostInfo(),
-		N: cfg.N, IntervalMs: ms(cfg.Interval), HoldS: cfg.Hold.Seconds(), GoMaxProcs: cfg.GoMaxProcs, ClientProcs: cfg.ClientProcs,
+		N: cfg.N, IntervalMs: stats.Ms(cfg.Interval), HoldS: cfg.Hold.Seconds(), GoMaxProcs: cfg.GoMaxProcs, ClientProcs: cfg.ClientProcs,
 		Lost: map[string]int{}, Unexpected: map[string]int{}}
 	r.res = res
 	if res.Servers = cfg.Servers; res.Servers <= 0 {
@@ -667,7 +668,7 @@ func (r *scaleRun) hold(ctx context.Context, st *scaleStep) error {
 	if err != nil {
 		return err
 	}
-	gap, phase := newGapHist(), newGapHist()
+	gap, phase := stats.GapHist(), stats.GapHist()
 	var inWin, gapMax, phaseMax int64
 	for _, e := range held {
 		h := e.Hold

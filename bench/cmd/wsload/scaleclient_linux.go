@@ -34,6 +34,7 @@ import (
 	"fmt"
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	mrand "math/rand/v2"
@@ -252,7 +253,7 @@ func (w *scaleWorker) command(c scaleCmd) {
 		w.we = c.End - w.base.UnixNano()
 		w.grace = w.iv / 2
 		w.hold = scaleHoldPart{Expected: int((w.we - w.ws) / w.iv)}
-		w.gapH, w.phaseH = newGapHist(), newGapHist()
+		w.gapH, w.phaseH = stats.GapHist(), stats.GapHist()
 		for fd := range w.conns {
 			c := &w.conns[fd]
 			c.inWin = c.state == stOpen

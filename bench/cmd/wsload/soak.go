@@ -48,6 +48,7 @@ import (
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -330,8 +331,8 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		procs = (total + 14999) / 15000 // a slot holds one connection at a time
 	}
 
-	res := &soakResult{Workload: "soak", Seconds: cfg.Duration.Seconds(), IntervalMs: ms(ss.Interval),
-		PushLimitMs: ms(ss.pushLimit()), Procs: procs, Measured: cfg.PID > 0, MaxMessage: ss.MaxMessage, Strict: cfg.Strict}
+	res := &soakResult{Workload: "soak", Seconds: cfg.Duration.Seconds(), IntervalMs: stats.Ms(ss.Interval),
+		PushLimitMs: stats.Ms(ss.pushLimit()), Procs: procs, Measured: cfg.PID > 0, MaxMessage: ss.MaxMessage, Strict: cfg.Strict}
 	_, portStr, _ := net.SplitHostPort(cfg.Addr)
 	port, _ := strconv.Atoi(portStr)
 	res.TCP.MemSlack, res.TCP.OrphanSlack = cfg.TCPMemSlack, cfg.TCPOrphanSlack
@@ -540,13 +541,13 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 func mergeSoak(res *soakResult, parts []*soakPart, counts [nClasses]int) error {
 	var cls [nClasses]soakClassStats
 	var hists [nClasses]*hdr.Histogram
-	gaps := newCloseHist()
+	gaps := stats.CloseHist()
 	g := &res.Good
 	g.Concurrency = counts[classGood]
 	var maxGap int64
 	var goodSeconds float64
 	for cl := range nClasses {
-		hists[cl] = newCloseHist()
+		hists[cl] = stats.CloseHist()
 	}
 	for _, p := range parts {
 		pg := p.Good

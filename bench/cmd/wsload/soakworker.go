@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	mrand "math/rand/v2"
@@ -169,8 +170,6 @@ type soakPart struct {
 	StallMaxNs   int64                    `json:"stall_max_ns"` // worst lateness of a 100 ms ticker in this process
 }
 
-func newCloseHist() *hdr.Histogram { return hdr.New(1, 3_600_000, 3) } // ms
-
 // soaker is one worker's running soak.
 type soaker struct {
 	spec fleet.Spec
@@ -209,9 +208,9 @@ func soakWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 	end := time.Now().Add(cmd.Duration)
 	win, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
-	s := &soaker{spec: spec, ss: ss, win: win, end: end, gapH: newCloseHist()}
+	s := &soaker{spec: spec, ss: ss, win: win, end: end, gapH: stats.CloseHist()}
 	for cl := range nClasses {
-		s.hists[cl] = newCloseHist()
+		s.hists[cl] = stats.CloseHist()
 	}
 
 	ticks := make(chan struct{})

@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
@@ -132,7 +133,7 @@ func TestScanWorkloadAndMedian(t *testing.T) {
 	if w := scanWorkload([]string{"--workload=echo"}); w != "echo" {
 		t.Fatalf("got %q", w)
 	}
-	if m := median([]float64{3, 1, 2, 10}); m != 2.5 {
+	if m := stats.Median([]float64{3, 1, 2, 10}); m != 2.5 {
 		t.Fatalf("median %v", m)
 	}
 }
@@ -653,11 +654,11 @@ func TestFanoutStats(t *testing.T) {
 		v[i] = float64(100 - i) // 100..1, unsorted
 	}
 	for _, q := range []struct{ q, want float64 }{{0.5, 50}, {0.99, 99}, {1, 100}, {0.001, 1}} {
-		if got := quantile(v, q.q); got != q.want {
-			t.Fatalf("quantile(%v): got %v; want %v", q.q, got, q.want)
+		if got := stats.Quantile(v, q.q); got != q.want {
+			t.Fatalf("stats.Quantile(%v): got %v; want %v", q.q, got, q.want)
 		}
 	}
-	if quantile(nil, 0.5) != 0 {
+	if stats.Quantile(nil, 0.5) != 0 {
 		t.Fatal("quantile of nothing is not 0")
 	}
 }
@@ -854,7 +855,7 @@ func TestScaleFeed(t *testing.T) {
 		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
 			w := &scaleWorker{iv: int64(time.Second), conns: make([]scConn, 4), hs: make([]*hsState, 4),
 				stepErrs: map[string]int{}, lost: map[string]int{}, closes: map[string]int{}, unexpect: map[string]int{},
-				gapH: newGapHist(), phaseH: newGapHist(), ws: 1, we: int64(time.Hour), base: time.Now()}
+				gapH: stats.GapHist(), phaseH: stats.GapHist(), ws: 1, we: int64(time.Hour), base: time.Now()}
 			const fd = 3
 			w.hs[fd] = &hsState{response: true}
 			w.pending = []int32{fd}
