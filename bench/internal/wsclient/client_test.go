@@ -68,7 +68,9 @@ func TestAppendFrame(t *testing.T) {
 		for _, masked := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%d/masked=%v", n, masked), func(t *testing.T) {
 				p := make([]byte, n)
-				echoPayload(p, uint64(n))
+				for i := range p {
+					p[i] = byte(i*7 + n)
+				}
 				b := AppendFrame(nil, OpBinary, p, masked)
 				c := &Conn{BR: bufio.NewReader(bytes.NewReader(b))}
 				f, err := c.ReadFrame()
