@@ -84,6 +84,7 @@ func (s *Server) SampleSockets(limit int) SocketSample {
 // kernel state lingers (FIN-WAIT, LAST-ACK), with whatever they still
 // have to send.
 type TCPMemory struct {
+	Sockets                         int64 // "sockets: used": every socket of the namespace, not only TCP
 	InUse, Orphans, TimeWait, Alloc int64
 	Pages                           int64 // memory held by TCP sockets, in pages
 	Min, Pressure, Max              int64 // net.ipv4.tcp_mem, in pages
@@ -97,6 +98,14 @@ type TCPMemory struct {
 func parseSockstat(b []byte) (TCPMemory, error) {
 	var m TCPMemory
 	for _, line := range bytes.Split(b, []byte("\n")) {
+		if n, ok := bytes.CutPrefix(line, []byte("sockets: used ")); ok {
+			v, err := strconv.ParseInt(string(bytes.TrimSpace(n)), 10, 64)
+			if err != nil {
+				return m, fmt.Errorf("server: /proc/net/sockstat: sockets used %q: %w", n, err)
+			}
+			m.Sockets = v
+			continue
+		}
 		rest, ok := bytes.CutPrefix(line, []byte("TCP:"))
 		if !ok {
 			continue

@@ -20,10 +20,11 @@ FRAG: inuse 0 memory 0
 		want    TCPMemory
 		wantErr string
 	}{
-		{"full", full, TCPMemory{InUse: 4003, Orphans: 2, TimeWait: 17, Alloc: 4004, Pages: 391}, ""},
+		{"full", full, TCPMemory{Sockets: 4016, InUse: 4003, Orphans: 2, TimeWait: 17, Alloc: 4004, Pages: 391}, ""},
 		{"TCP line only, no newline", "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 0", TCPMemory{InUse: 1, Alloc: 1}, ""},
 		{"unknown keys ignored", "TCP: inuse 3 orphan 1 tw 0 alloc 4 mem 9 future 7\n", TCPMemory{InUse: 3, Orphans: 1, Alloc: 4, Pages: 9}, ""},
 		{"UDP mem is not TCP mem", "UDP: inuse 0 mem 50\nTCP: inuse 1 orphan 0 tw 0 alloc 1 mem 5\n", TCPMemory{InUse: 1, Alloc: 1, Pages: 5}, ""},
+		{"sockets line without a number", "sockets: used x\nTCP: inuse 1 orphan 0 tw 0 alloc 1 mem 0\n", TCPMemory{}, "sockets"},
 		{"no TCP line", "sockets: used 3\nUDP: inuse 0 mem 0\n", TCPMemory{}, "no TCP line"},
 		{"no mem", "TCP: inuse 1 orphan 0 tw 0 alloc 1\n", TCPMemory{}, "without orphan and mem"},
 		{"not a number", "TCP: inuse 1 orphan x tw 0 alloc 1 mem 0\n", TCPMemory{}, "orphan"},

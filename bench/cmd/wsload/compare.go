@@ -18,11 +18,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
 )
 
 type compareConfig struct {
@@ -199,7 +202,7 @@ func cmdCompare(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	specs, err := resolveServers(parseSrc(cfg.Servers), cfg.Workload)
+	specs, err := resolveServers(fleet.ParseSrc(cfg.Servers), cfg.Workload)
 	if err != nil {
 		return err
 	}
@@ -267,7 +270,7 @@ func cmdCompare(ctx context.Context, args []string) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			sleepCtx(ctx, cfg.Pause)
+			proc.Sleep(ctx, cfg.Pause)
 		}
 	}
 	rep.summarize()
@@ -624,7 +627,7 @@ func (r *compareReport) summarize() {
 				}
 			}
 			if len(vals) > 0 {
-				med[m.Key] = median(vals)
+				med[m.Key] = stats.Median(vals)
 			}
 		}
 		if len(med) > 0 {
@@ -664,23 +667,19 @@ func (r *compareReport) pair() {
 		}
 		paired, wins := map[string]float64{}, map[string]int{}
 		for _, m := range r.Metrics {
-			var rats []float64
+			var rounds []stats.Round
 			for _, run := range r.Runs {
 				if run.Server != s || run.Result == nil || run.Error != "" || base[run.Round] == nil {
 					continue
 				}
 				v, ok1 := lookup(run.Result, m.Key)
 				b, ok2 := lookup(base[run.Round], m.Key)
-				if !ok1 || !ok2 || b == 0 {
-					continue
-				}
-				rats = append(rats, v/b)
-				if (m.Better == "higher" && v > b) || (m.Better == "lower" && v < b) {
-					wins[m.Key]++
+				if ok1 && ok2 {
+					rounds = append(rounds, stats.Round{Server: v, Base: b})
 				}
 			}
-			if len(rats) > 0 {
-				paired[m.Key] = median(rats)
+			if ratio, w, ok := stats.Paired(rounds, m.Better == "higher"); ok {
+				paired[m.Key], wins[m.Key] = ratio, w
 			}
 		}
 		r.Paired[s], r.Wins[s] = paired, wins
@@ -730,16 +729,6 @@ func (r *compareReport) baseline() string {
 		return "wsmill"
 	}
 	return r.Baseline
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // cell formats a median and its ratio to the baseline.

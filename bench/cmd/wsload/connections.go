@@ -8,9 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 type connectionsConfig struct {
@@ -54,9 +59,9 @@ type connectionsResult struct {
 	DialSeconds    float64        `json:"dial_s"`
 	DialRate       float64        `json:"dial_rate"`
 	LostDuringHold int            `json:"lost_during_hold"`
-	Before         *procStat      `json:"server_before,omitempty"`
-	After          *procStat      `json:"server_after,omitempty"`
-	AfterClose     *procStat      `json:"server_after_close,omitempty"`
+	Before         *proc.Stat     `json:"server_before,omitempty"`
+	After          *proc.Stat     `json:"server_after,omitempty"`
+	AfterClose     *proc.Stat     `json:"server_after_close,omitempty"`
 	RSSPerConn     float64        `json:"rss_per_conn_bytes"`
 	FDsPerConn     float64        `json:"fds_per_conn"`
 	ThreadsBefore  int            `json:"threads_before"`
@@ -68,30 +73,30 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 	if cfg.N < 1 {
 		return nil, fmt.Errorf("-n must be at least 1")
 	}
-	src := parseSrc(cfg.Src)
-	procs := splitProcs(cfg.N, cfg.Procs)
+	src := fleet.ParseSrc(cfg.Src)
+	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
 	res := &connectionsResult{Workload: "connections", N: cfg.N, Procs: procs, Sources: max(1, len(src))}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
 		res.Before = &ps
 	}
-	spec := workerSpec{Mode: "connections", Addr: cfg.Addr, Src: src, Greeting: cfg.Greeting,
+	spec := fleet.Spec{Mode: "connections", Addr: cfg.Addr, Src: src, Greeting: cfg.Greeting,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024}
-	p, err := startPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate})
+	p, err := fleet.StartPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate})
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
-	sum, err := p.waitReady(ctx, dialBudget(cfg.N, cfg.DialTimeout), !cfg.Quiet)
+	defer p.Shutdown(3 * time.Second)
+	sum, err := p.WaitReady(ctx, fleet.DialBudget(cfg.N, cfg.DialTimeout), !cfg.Quiet)
 	if err != nil {
 		return nil, err
 	}
 	res.Connected, res.Failed, res.Errors = sum.OK, sum.Fail, sum.Errors
 	res.DialSeconds = sum.End.Sub(sum.Start).Seconds()
-	res.DialRate = sum.rate()
+	res.DialRate = sum.Rate()
 	if res.Connected == 0 {
 		return res, fmt.Errorf("no connection could be opened: %v", res.Errors)
 	}
@@ -101,13 +106,13 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 		return nil, ctx.Err()
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
 		res.After = &ps
 	}
-	done, err := p.closeAll(30 * time.Second)
+	done, err := p.CloseAll(30 * time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -127,35 +132,30 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 		}
 		// How much the server gives back once the clients are gone.
 		time.Sleep(time.Second)
-		if ps, err := readProcStat(cfg.PID); err == nil {
+		if ps, err := proc.ReadStat(cfg.PID); err == nil {
 			res.AfterClose = &ps
 		}
 	}
 	return res, nil
 }
 
-// dialBudget bounds the whole dialing phase: generous, but finite.
-func dialBudget(n int, dialTimeout time.Duration) time.Duration {
-	return 2*dialTimeout + time.Duration(n)*5*time.Millisecond + 30*time.Second
-}
-
 func printConnections(w io.Writer, r *connectionsResult) {
 	t := newTable(w)
-	t.row("connections requested", itoa(r.N))
+	t.row("connections requested", strconv.Itoa(r.N))
 	t.row("client processes / source addresses", fmt.Sprintf("%d / %d", r.Procs, r.Sources))
 	t.row("connected / failed", fmt.Sprintf("%d / %d", r.Connected, r.Failed))
 	for k, v := range r.Errors {
 		t.row("  error", fmt.Sprintf("%d × %s", v, k))
 	}
 	t.row("dial time / rate", fmt.Sprintf("%.2f s / %.0f conns/s", r.DialSeconds, r.DialRate))
-	t.row("lost during hold", itoa(r.LostDuringHold))
+	t.row("lost during hold", strconv.Itoa(r.LostDuringHold))
 	if r.Before != nil && r.After != nil {
-		t.row("server RSS before / after", fmt.Sprintf("%s / %s", mib(r.Before.RSS), mib(r.After.RSS)))
+		t.row("server RSS before / after", fmt.Sprintf("%s / %s", proc.MiB(r.Before.RSS), proc.MiB(r.After.RSS)))
 		t.row("server RSS per connection", fmt.Sprintf("%.0f bytes", r.RSSPerConn))
 		t.row("server fds before / after", fmt.Sprintf("%d / %d (%.3f per connection)", r.Before.FDs, r.After.FDs, r.FDsPerConn))
 		t.row("server threads before / after", fmt.Sprintf("%d / %d", r.ThreadsBefore, r.ThreadsAfter))
 		if r.AfterClose != nil {
-			t.row("server after close (1 s)", fmt.Sprintf("RSS %s, fds %d, threads %d", mib(r.AfterClose.RSS), r.AfterClose.FDs, r.AfterClose.Threads))
+			t.row("server after close (1 s)", fmt.Sprintf("RSS %s, fds %d, threads %d", proc.MiB(r.AfterClose.RSS), r.AfterClose.FDs, r.AfterClose.Threads))
 		}
 	} else {
 		t.row("server", "not measured (no -pid)")
@@ -165,12 +165,12 @@ func printConnections(w io.Writer, r *connectionsResult) {
 
 // connectionsWorker holds its connections, reading (and discarding) what
 // the server sends so that a connection the server drops is noticed.
-func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+func connectionsWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	var alive atomic.Int64
 	var closing atomic.Bool
 	var lmu sync.Mutex
 	lost := map[string]int{}
-	plan := dialPlan{opts: spec.defaultOpts, connected: func(i int, c *wsConn) {
+	plan := fleet.DialPlan{Opts: spec.DefaultOpts, Connected: func(i int, c *wsclient.Conn) {
 		alive.Add(1)
 		go func() {
 			for {
@@ -178,7 +178,7 @@ func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command
 					if !closing.Load() {
 						alive.Add(-1)
 						lmu.Lock()
-						lost[errClass(err)]++
+						lost[wsclient.ErrClass(err)]++
 						lmu.Unlock()
 					}
 					return
@@ -186,8 +186,8 @@ func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command
 			}
 		}()
 	}}
-	conns := dialAll(ctx, spec, plan, emit)
-	waitCmd(ctx, cmds, "close")
+	conns := fleet.DialAll(ctx, spec, plan, emit)
+	fleet.WaitCmd(ctx, cmds, "close")
 	closing.Store(true)
 	n := int(alive.Load())
 	lmu.Lock()
@@ -196,7 +196,7 @@ func connectionsWorker(ctx context.Context, spec workerSpec, cmds <-chan command
 		lostCopy[k] = v
 	}
 	lmu.Unlock()
-	closeConns(conns)
-	emit(event{Type: "done", Alive: n, Errors: lostCopy})
+	fleet.CloseConns(conns)
+	emit(fleet.Event{Type: "done", Alive: n, Errors: lostCopy})
 	return nil
 }

@@ -14,6 +14,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
@@ -92,8 +97,6 @@ type echoResult struct {
 	MsgsPerSrvCPU  float64        `json:"msgs_per_server_cpu_s"`
 }
 
-func newLatencyHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
-
 // runEcho drives cfg.C connections echoing for warm-up + duration.
 func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	if cfg.C < 1 || cfg.K < 1 || cfg.Size < 1 {
@@ -102,53 +105,53 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	if cfg.Duration <= 0 {
 		return nil, fmt.Errorf("-duration must be positive")
 	}
-	cpu0 := clientCPU()
+	cpu0 := proc.SelfCPU()
 	procs := max(cfg.Procs, 1)
-	spec := workerSpec{Mode: "echo", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: cfg.Greeting,
+	spec := fleet.Spec{Mode: "echo", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: cfg.Greeting,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 32 << 10,
 		Size: cfg.Size, K: cfg.K, Text: cfg.Text}
-	p, sum, err := openPool(ctx, spec, poolOptions{Total: cfg.C, Procs: procs, InProc: true}, !cfg.Quiet && cfg.C >= 500)
+	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.C, Procs: procs, InProc: true}, !cfg.Quiet && cfg.C >= 500)
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
+	defer p.Shutdown(3 * time.Second)
 	res := &echoResult{Workload: "echo", Conns: cfg.C, Connected: sum.OK, Size: cfg.Size, K: cfg.K,
-		Text: cfg.Text, Procs: len(p.workers), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
-	addDialErrors(res.Errors, sum)
-	if err := p.broadcast(command{Cmd: "start", Warmup: cfg.Warmup, Duration: cfg.Duration}); err != nil {
+		Text: cfg.Text, Procs: len(p.Workers), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
+	fleet.AddDialErrors(res.Errors, sum)
+	if err := p.Broadcast(fleet.Command{Cmd: "start", Warmup: cfg.Warmup, Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
 	// The parent samples the server (and, with worker processes, itself)
 	// at the window's edges; workers sample their own CPU.
 	start := time.Now()
 	var srv0, srv1, self0, self1 float64
-	if err := sleepCtx(ctx, cfg.Warmup); err != nil {
+	if err := proc.Sleep(ctx, cfg.Warmup); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		if srv0, err = procCPU(cfg.PID); err != nil {
+		if srv0, err = proc.CPU(cfg.PID); err != nil {
 			return nil, err
 		}
 	}
-	self0 = rusageCPU(syscall.RUSAGE_SELF)
-	if err := sleepCtx(ctx, time.Until(start.Add(cfg.Warmup+cfg.Duration))); err != nil {
+	self0 = proc.RusageCPU(syscall.RUSAGE_SELF)
+	if err := proc.Sleep(ctx, time.Until(start.Add(cfg.Warmup+cfg.Duration))); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		if srv1, err = procCPU(cfg.PID); err != nil {
+		if srv1, err = proc.CPU(cfg.PID); err != nil {
 			return nil, err
 		}
 	}
-	self1 = rusageCPU(syscall.RUSAGE_SELF)
-	parts, err := p.collect(ctx, "result", 30*time.Second)
+	self1 = proc.RusageCPU(syscall.RUSAGE_SELF)
+	parts, err := p.Collect(ctx, "result", 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	h := newLatencyHist()
+	h := stats.LatencyHist()
 	for _, e := range parts {
-		r := e.Echo
-		if r == nil {
-			return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+		r, err := fleet.DecodePart[echoWorkerPart](e)
+		if err != nil {
+			return nil, err
 		}
 		res.Msgs += r.Msgs
 		res.MBPerSec += float64(r.Bytes)
@@ -165,13 +168,13 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 		}
 		h.Merge(wh)
 	}
-	if _, err := p.closeAll(15 * time.Second); err != nil {
+	if _, err := p.CloseAll(15 * time.Second); err != nil {
 		return nil, err
 	}
-	if !p.inProc() {
+	if !p.InProc() {
 		res.ClientCPU += self1 - self0 // the parent's share; workers counted their own
 	}
-	res.ClientCPUTotal = clientCPU() - cpu0
+	res.ClientCPUTotal = proc.SelfCPU() - cpu0
 	secs := cfg.Duration.Seconds()
 	res.MsgsPerSec = float64(res.Msgs) / secs
 	res.MBPerSec = res.MBPerSec / 1e6 / secs
@@ -189,22 +192,6 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 		return res, fmt.Errorf("no echo was received in the measured window (errors: %v)", res.Errors)
 	}
 	return res, nil
-}
-
-func (p *pool) inProc() bool { return len(p.workers) == 1 && p.workers[0].pid == 0 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func printEcho(w io.Writer, r *echoResult) {
@@ -249,7 +236,7 @@ func echoPayload(p []byte, seq uint64) {
 
 // echoConn is one connection's state during the echo run.
 type echoConn struct {
-	c      *wsConn
+	c      *wsclient.Conn
 	tokens chan struct{}  // one per message that may be outstanding
 	sentAt []atomic.Int64 // send time (ns since base) of seq, at seq%K
 	sent   atomic.Int64   // messages written
@@ -257,17 +244,17 @@ type echoConn struct {
 	ended  atomic.Bool    // the reader has returned
 }
 
-func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
-	conns := dialAll(ctx, spec, dialPlan{opts: spec.defaultOpts}, emit)
-	defer closeConns(conns)
-	cmd, ok := waitCmd(ctx, cmds, "start")
+func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
+	conns := fleet.DialAll(ctx, spec, fleet.DialPlan{Opts: spec.DefaultOpts}, emit)
+	defer fleet.CloseConns(conns)
+	cmd, ok := fleet.WaitCmd(ctx, cmds, "start")
 	if !ok {
-		emit(event{Type: "done"})
+		emit(fleet.Event{Type: "done"})
 		return nil
 	}
-	op := byte(opBinary)
+	op := byte(wsclient.OpBinary)
 	if spec.Text {
-		op = opText
+		op = wsclient.OpText
 	}
 	base := time.Now()
 	now := func() int64 { return int64(time.Since(base)) }
@@ -276,7 +263,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 
 	var (
 		hmu      sync.Mutex
-		hist     = newLatencyHist()
+		hist     = stats.LatencyHist()
 		msgs     atomic.Int64
 		nbytes   atomic.Int64
 		pushes   atomic.Int64
@@ -288,7 +275,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	)
 	noteErr := func(what string, err error) {
 		emu.Lock()
-		errs[what+errClass(err)]++
+		errs[what+wsclient.ErrClass(err)]++
 		emu.Unlock()
 	}
 	var ecs []*echoConn
@@ -305,7 +292,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	stopWrite := make(chan struct{})
 	var writers, readers sync.WaitGroup
 	for _, ec := range ecs {
-		ec.c.nc.SetWriteDeadline(base.Add(time.Duration(w1) + 10*time.Second))
+		ec.c.NC.SetWriteDeadline(base.Add(time.Duration(w1) + 10*time.Second))
 		writers.Add(1)
 		go func() { // writer
 			defer writers.Done()
@@ -341,7 +328,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 				var err error
 				for {
 					mop, p, err = ec.c.ReadMessage()
-					if err == nil && mop == opText && isPush(mop, p) {
+					if err == nil && mop == wsclient.OpText && wsclient.IsPush(mop, p) {
 						pushes.Add(1)
 						continue
 					}
@@ -380,10 +367,10 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	}
 
 	// CPU of this process inside the window.
-	sleepCtx(ctx, time.Duration(w0-now()))
-	cpu0 := rusageCPU(syscall.RUSAGE_SELF)
-	sleepCtx(ctx, time.Duration(w1-now()))
-	cpu1 := rusageCPU(syscall.RUSAGE_SELF)
+	proc.Sleep(ctx, time.Duration(w0-now()))
+	cpu0 := proc.RusageCPU(syscall.RUSAGE_SELF)
+	proc.Sleep(ctx, time.Duration(w1-now()))
+	cpu1 := proc.RusageCPU(syscall.RUSAGE_SELF)
 
 	// Stop writing, wait (bounded) for the outstanding echoes, then close.
 	close(stopWrite)
@@ -403,7 +390,7 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopping.Store(true)
-	closeConns(conns)
+	fleet.CloseConns(conns)
 	readers.Wait()
 
 	var sent int64
@@ -417,10 +404,10 @@ func echoWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	emu.Lock()
 	part := &echoWorkerPart{Msgs: msgs.Load(), Bytes: nbytes.Load(), Sent: sent, Pushes: pushes.Load(),
 		Mismatch: int(mismatch.Load()), Lost: int(lost.Load()), Errors: errs, Hist: string(enc), CPU: cpu1 - cpu0}
-	emit(event{Type: "result", Echo: part})
+	emit(fleet.ResultEvent(part))
 	emu.Unlock()
-	waitCmd(ctx, cmds, "close")
-	emit(event{Type: "done"})
+	fleet.WaitCmd(ctx, cmds, "close")
+	emit(fleet.Event{Type: "done"})
 	return nil
 }
 

@@ -21,6 +21,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
@@ -122,7 +127,7 @@ type fanoutResult struct {
 // decimal digits), allocation-free; ok is false for anything else (the
 // greeting, time pushes).
 func parseFanout(op byte, p []byte) (send int64, ok bool) {
-	if op != opText || len(p) < 2 || len(p) > 20 || p[0] != 'F' {
+	if op != wsclient.OpText || len(p) < 2 || len(p) > 20 || p[0] != 'F' {
 		return 0, false
 	}
 	for _, b := range p[1:] {
@@ -177,18 +182,6 @@ func missingDeliveries(bcasts []fanoutBcast, open int) (missing int64, complete 
 	return missing, complete
 }
 
-// quantile is the nearest-rank q-quantile (0 < q ≤ 1) of v, which it
-// sorts; 0 for an empty v. For the few dozen broadcasts of a run an exact
-// rank is better than a histogram.
-func quantile(v []float64, q float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	sort.Float64s(v)
-	i := int(math.Ceil(q*float64(len(v)))) - 1
-	return v[min(max(i, 0), len(v)-1)]
-}
-
 // lastQuantiles returns p50, p99 and max over broadcasts of the time to the
 // last connection, from MaxNs (or ReadMaxNs with read), in ms.
 func lastQuantiles(bcasts []fanoutBcast, read bool) (p50, p99, mx float64) {
@@ -200,84 +193,84 @@ func lastQuantiles(bcasts []fanoutBcast, read bool) (p50, p99, mx float64) {
 			v[i] = float64(b.MaxNs) / 1e6
 		}
 	}
-	return quantile(v, 0.50), quantile(v, 0.99), quantile(v, 1)
+	return stats.Quantile(v, 0.50), stats.Quantile(v, 0.99), stats.Quantile(v, 1)
 }
 
 func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	if cfg.N < 1 || cfg.Interval <= 0 || cfg.Duration < cfg.Interval || cfg.Grace < 0 {
 		return nil, fmt.Errorf("need -n ≥ 1, -interval > 0, -duration ≥ -interval and -grace ≥ 0")
 	}
-	procs := splitProcs(cfg.N, cfg.Procs)
-	res := &fanoutResult{Workload: "fanout", N: cfg.N, Procs: procs, IntervalMs: ms(cfg.Interval),
+	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
+	res := &fanoutResult{Workload: "fanout", N: cfg.N, Procs: procs, IntervalMs: stats.Ms(cfg.Interval),
 		Seconds: cfg.Duration.Seconds(), Expected: int(cfg.Duration / cfg.Interval), Errors: map[string]int{}}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
 		res.RSSBefore = ps.RSS
 	}
-	spec := workerSpec{Mode: "fanout", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: true,
+	spec := fleet.Spec{Mode: "fanout", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: true,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
 		Interval: cfg.Interval, Grace: cfg.Grace, Stamps: true}
-	p, sum, err := openPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
+	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
+	defer p.Shutdown(3 * time.Second)
 	res.Connected, res.Failed = sum.OK, sum.Fail
-	addDialErrors(res.Errors, sum)
+	fleet.AddDialErrors(res.Errors, sum)
 	// One broadcast passes unmeasured: dialing's after-effects settle.
-	if err := sleepCtx(ctx, cfg.Interval); err != nil {
+	if err := proc.Sleep(ctx, cfg.Interval); err != nil {
 		return nil, err
 	}
 	// The window is in absolute time (the clock the payloads carry), a
 	// little ahead so that every worker has it before it opens.
 	at := time.Now().Add(200 * time.Millisecond)
-	if err := p.broadcast(command{Cmd: "start", At: at.UnixNano(), Duration: cfg.Duration}); err != nil {
+	if err := p.Broadcast(fleet.Command{Cmd: "start", At: at.UnixNano(), Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
 	if !cfg.Quiet {
 		fmt.Fprintf(stderr, "measuring broadcasts for %v...\n", cfg.Duration)
 	}
 	var srv0, srv1 float64
-	if err := sleepCtx(ctx, time.Until(at)); err != nil {
+	if err := proc.Sleep(ctx, time.Until(at)); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
 		res.RSSConnected, srv0 = ps.RSS, ps.CPU
 	}
-	if err := sleepCtx(ctx, time.Until(at.Add(cfg.Duration))); err != nil {
+	if err := proc.Sleep(ctx, time.Until(at.Add(cfg.Duration))); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		if srv1, err = procCPU(cfg.PID); err != nil {
+		if srv1, err = proc.CPU(cfg.PID); err != nil {
 			return nil, err
 		}
 	}
-	parts, err := p.collect(ctx, "result", cfg.Grace+60*time.Second)
+	parts, err := p.Collect(ctx, "result", cfg.Grace+60*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
 		res.RSSAfter, res.ServerThreads = ps.RSS, ps.Threads
 		res.ServerCPU = srv1 - srv0
 	}
-	h, rh := newLatencyHist(), newLatencyHist()
+	h, rh := stats.LatencyHist(), stats.LatencyHist()
 	var maxNs, readMaxNs, stamped int64
 	var lists [][]fanoutBcast
 	for _, e := range parts {
-		r := e.Fanout
-		if r == nil {
-			return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+		r, err := fleet.DecodePart[fanoutWorkerPart](e)
+		if err != nil {
+			return nil, err
 		}
 		res.Open += r.Open
 		res.Lost += r.Lost
@@ -301,7 +294,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		}
 		lists = append(lists, r.Bcasts)
 	}
-	if _, err := p.closeAll(30 * time.Second); err != nil {
+	if _, err := p.CloseAll(30 * time.Second); err != nil {
 		return nil, err
 	}
 	bcasts := mergeBcasts(lists...)
@@ -341,7 +334,7 @@ func printFanout(w io.Writer, r *fanoutResult) {
 	t.row("missing deliveries", fmt.Sprintf("%d (%d of %d broadcasts reached every connection)", r.Missing, r.Complete, r.Broadcasts))
 	t.row("kernel-stamped / duplicates / late / lost", fmt.Sprintf("%.1f%% / %d / %d / %d", r.StampedPct, r.Dups, r.Late, r.Lost))
 	if r.RSSBefore > 0 {
-		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", mib(r.RSSBefore), mib(r.RSSConnected), mib(r.RSSAfter)))
+		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", proc.MiB(r.RSSBefore), proc.MiB(r.RSSConnected), proc.MiB(r.RSSAfter)))
 		t.row("server CPU in window / per broadcast / threads", fmt.Sprintf("%.2f s / %.2f ms / %d", r.ServerCPU, r.CPUPerBcastMs, r.ServerThreads))
 	}
 	for k, v := range r.Errors {
@@ -359,21 +352,21 @@ type fanoutConn struct {
 	ended atomic.Bool
 }
 
-func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+func fanoutWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	var w0, w1 atomic.Int64 // window, unix ns; 0 = not open yet
 	grace := int64(spec.Grace)
 	var (
 		mu        sync.Mutex // guards everything below
 		frozen    bool       // the result has been taken: record nothing more
-		hist      = newLatencyHist()
-		rhist     = newLatencyHist()
+		hist      = stats.LatencyHist()
+		rhist     = stats.LatencyHist()
 		bc        = map[int64]*fanoutBcast{}
 		part      = &fanoutWorkerPart{Errors: map[string]int{}}
 		closed    atomic.Bool
 		lostCount atomic.Int64
 	)
 	fcs := make([]*fanoutConn, spec.N)
-	reader := func(fc *fanoutConn, c *wsConn) {
+	reader := func(fc *fanoutConn, c *wsclient.Conn) {
 		for {
 			op, p, err := c.ReadMessage()
 			read := time.Now().UnixNano()
@@ -382,7 +375,7 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 				if ws := w0.Load(); !closed.Load() && ws != 0 && read >= ws && read < w1.Load()+grace {
 					lostCount.Add(1)
 					mu.Lock()
-					part.Errors["lost: "+errClass(err)]++
+					part.Errors["lost: "+wsclient.ErrClass(err)]++
 					mu.Unlock()
 				}
 				return
@@ -392,7 +385,7 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 			if !ok || ws == 0 || send < ws || send >= we {
 				continue
 			}
-			arr, stamped := c.arrival(), true
+			arr, stamped := c.Arrival(), true
 			if arr == 0 {
 				arr, stamped = read, false
 			}
@@ -424,32 +417,32 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 			mu.Unlock()
 		}
 	}
-	plan := dialPlan{
-		opts: spec.defaultOpts,
-		connected: func(i int, c *wsConn) {
+	plan := fleet.DialPlan{
+		Opts: spec.DefaultOpts,
+		Connected: func(i int, c *wsclient.Conn) {
 			fc := &fanoutConn{}
 			fcs[i] = fc
 			go reader(fc, c)
 		},
 	}
-	conns := dialAll(ctx, spec, plan, emit)
-	defer closeConns(conns)
+	conns := fleet.DialAll(ctx, spec, plan, emit)
+	defer fleet.CloseConns(conns)
 	defer closed.Store(true)
-	cmd, ok := waitCmd(ctx, cmds, "start")
+	cmd, ok := fleet.WaitCmd(ctx, cmds, "start")
 	if !ok {
-		emit(event{Type: "done"})
+		emit(fleet.Event{Type: "done"})
 		return nil
 	}
 	w1.Store(cmd.At + int64(cmd.Duration))
 	w0.Store(cmd.At)
-	sleepCtx(ctx, time.Until(time.Unix(0, cmd.At)))
+	proc.Sleep(ctx, time.Until(time.Unix(0, cmd.At)))
 	open := 0
 	for _, fc := range fcs {
 		if fc != nil && !fc.ended.Load() {
 			open++
 		}
 	}
-	sleepCtx(ctx, time.Until(time.Unix(0, cmd.At+int64(cmd.Duration)+grace)))
+	proc.Sleep(ctx, time.Until(time.Unix(0, cmd.At+int64(cmd.Duration)+grace)))
 
 	// Freeze the record and take a copy: a reader may still note a lost
 	// connection in part.Errors while the copy is encoded.
@@ -475,10 +468,9 @@ func fanoutWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emi
 	if err != nil {
 		return fmt.Errorf("encode histogram: %w", err)
 	}
-	emit(event{Type: "result", Fanout: &out})
-
-	waitCmd(ctx, cmds, "close")
+	emit(fleet.ResultEvent(&out))
+	fleet.WaitCmd(ctx, cmds, "close")
 	closed.Store(true)
-	emit(event{Type: "done"})
+	emit(fleet.Event{Type: "done"})
 	return nil
 }

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 )
 
 var (
@@ -62,6 +64,9 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connectionsWorker, "echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
+		fleet.RegisterWorker(mode, fn)
+	}
 	sub, args := os.Args[1], os.Args[2:]
 	if sub == "__scale" {
 		if err := scaleWorkerMain(); err != nil {
@@ -71,7 +76,7 @@ func main() {
 		return
 	}
 	if sub == "__worker" {
-		if err := workerMain(); err != nil {
+		if err := fleet.Main(); err != nil {
 			fmt.Fprintf(os.Stderr, "wsload worker: %v\n", err)
 			os.Exit(1)
 		}

@@ -9,9 +9,15 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -103,8 +109,6 @@ type pushResult struct {
 	ServerThreads int            `json:"server_threads"`
 }
 
-func newGapHist() *hdr.Histogram { return hdr.New(1, 3_600_000_000, 3) }
-
 // isSlow spreads pct% of the global indexes evenly: g is slow when
 // floor((g+1)·pct/100) > floor(g·pct/100).
 func isSlow(g int, pct float64) bool {
@@ -121,50 +125,50 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 	if cfg.SlowPct < 0 || cfg.SlowPct >= 100 {
 		return nil, fmt.Errorf("-slow-pct must be in [0, 100)")
 	}
-	procs := splitProcs(cfg.N, cfg.Procs)
-	res := &pushResult{Workload: "push", N: cfg.N, Procs: procs, IntervalMs: ms(cfg.Interval), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
+	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
+	res := &pushResult{Workload: "push", N: cfg.N, Procs: procs, IntervalMs: stats.Ms(cfg.Interval), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
 	var srv0 float64
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
 		res.RSSBefore = ps.RSS
 	}
-	spec := workerSpec{Mode: "push", Addr: cfg.Addr, Src: parseSrc(cfg.Src), Greeting: true,
+	spec := fleet.Spec{Mode: "push", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: true,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
 		Interval: cfg.Interval, SlowPct: cfg.SlowPct, SlowBuf: cfg.SlowBuf, SlowEvery: cfg.SlowEvery, SlowSize: cfg.SlowSize}
-	p, sum, err := openPool(ctx, spec, poolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
+	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
+	defer p.Shutdown(3 * time.Second)
 	res.Connected, res.Failed = sum.OK, sum.Fail
-	addDialErrors(res.Errors, sum)
+	fleet.AddDialErrors(res.Errors, sum)
 	// Let every connection get its first push before the window opens.
-	if err := sleepCtx(ctx, cfg.Interval); err != nil {
+	if err := proc.Sleep(ctx, cfg.Interval); err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
 		res.RSSConnected = ps.RSS
 		srv0 = ps.CPU
 	}
-	if err := p.broadcast(command{Cmd: "start", Duration: cfg.Duration}); err != nil {
+	if err := p.Broadcast(fleet.Command{Cmd: "start", Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
 	if !cfg.Quiet {
 		fmt.Fprintf(stderr, "measuring pushes for %v...\n", cfg.Duration)
 	}
-	parts, err := p.collect(ctx, "result", cfg.Duration+cfg.Interval+60*time.Second)
+	parts, err := p.Collect(ctx, "result", cfg.Duration+cfg.Interval+60*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.PID > 0 {
-		ps, err := readProcStat(cfg.PID)
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return nil, err
 		}
@@ -172,13 +176,13 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		res.ServerCPU = ps.CPU - srv0
 		res.ServerThreads = ps.Threads
 	}
-	h := newGapHist()
+	h := stats.GapHist()
 	var complete int
 	var maxDev int64
 	for _, e := range parts {
-		r := e.Push
-		if r == nil {
-			return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+		r, err := fleet.DecodePart[pushWorkerPart](e)
+		if err != nil {
+			return nil, err
 		}
 		res.Normal += r.Normal
 		res.Expected = r.Expected
@@ -201,7 +205,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		}
 		h.Merge(wh)
 	}
-	if _, err := p.closeAll(30 * time.Second); err != nil {
+	if _, err := p.CloseAll(30 * time.Second); err != nil {
 		return nil, err
 	}
 	res.P50ms = float64(h.ValueAtQuantile(50)) / 1000
@@ -222,8 +226,6 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 	return res, nil
 }
 
-func ms(d time.Duration) float64 { return float64(d) / 1e6 }
-
 func printPush(w io.Writer, r *pushResult) {
 	t := newTable(w)
 	t.row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
@@ -231,13 +233,13 @@ func printPush(w io.Writer, r *pushResult) {
 	t.row("normal connections", fmt.Sprintf("%d, %d pushes, %d gaps measured", r.Normal, r.Pushes, r.Gaps))
 	t.row("|gap − interval| p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms", r.P50ms, r.P99ms, r.MaxMs))
 	t.row("connections with every push", fmt.Sprintf("%.2f%% (%d pushes missing in all)", r.CompletePct, r.Missing))
-	t.row("normal connections lost", itoa(r.Lost))
+	t.row("normal connections lost", strconv.Itoa(r.Lost))
 	if r.Slow > 0 {
 		t.row("slow connections", fmt.Sprintf("%d, sent %d messages in all", r.Slow, r.SlowSent))
 		t.row("slow closed by server (in window / after)", fmt.Sprintf("%d / %d (still open: %d)", r.SlowClosed, r.SlowLate, r.Slow-r.SlowClosed-r.SlowLate))
 	}
 	if r.RSSBefore > 0 {
-		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", mib(r.RSSBefore), mib(r.RSSConnected), mib(r.RSSAfter)))
+		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", proc.MiB(r.RSSBefore), proc.MiB(r.RSSConnected), proc.MiB(r.RSSAfter)))
 		t.row("server CPU in window / threads", fmt.Sprintf("%.2f s / %d", r.ServerCPU, r.ServerThreads))
 	}
 	for k, v := range r.Errors {
@@ -258,7 +260,7 @@ type pushConn struct {
 	open  bool // open when the window started (set before the window opens)
 }
 
-func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
+func pushWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	base := time.Now()
 	now := func() int64 { return int64(time.Since(base)) }
 	iv := int64(spec.Interval)
@@ -267,7 +269,7 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 
 	var (
 		hmu    sync.Mutex
-		hist   = newGapHist()
+		hist   = stats.GapHist()
 		gaps   int64
 		maxDev int64
 		emu    sync.Mutex
@@ -280,7 +282,7 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	for i := range slow {
 		slow[i] = isSlow(spec.Offset+i, spec.SlowPct)
 	}
-	reader := func(pc *pushConn, c *wsConn) {
+	reader := func(pc *pushConn, c *wsclient.Conn) {
 		for {
 			op, p, err := c.ReadMessage()
 			if err != nil {
@@ -289,13 +291,13 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 					if ws := w0.Load(); ws != 0 && now() < w1.Load()+grace {
 						lost.Add(1)
 						emu.Lock()
-						errs["lost: "+errClass(err)]++
+						errs["lost: "+wsclient.ErrClass(err)]++
 						emu.Unlock()
 					}
 				}
 				return
 			}
-			if !isPush(op, p) {
+			if !wsclient.IsPush(op, p) {
 				continue
 			}
 			t := now()
@@ -322,15 +324,15 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 			pc.last = t
 		}
 	}
-	plan := dialPlan{
-		opts: func(i int) dialOptions {
-			o := spec.defaultOpts(i)
+	plan := fleet.DialPlan{
+		Opts: func(i int) wsclient.Options {
+			o := spec.DefaultOpts(i)
 			if slow[i] {
 				o.RcvBuf = spec.SlowBuf
 			}
 			return o
 		},
-		connected: func(i int, c *wsConn) {
+		Connected: func(i int, c *wsclient.Conn) {
 			if slow[i] {
 				return // never reads after the greeting
 			}
@@ -339,12 +341,12 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 			go reader(pc, c)
 		},
 	}
-	conns := dialAll(ctx, spec, plan, emit)
-	defer closeConns(conns)
+	conns := fleet.DialAll(ctx, spec, plan, emit)
+	defer fleet.CloseConns(conns)
 	defer closed.Store(true)
-	cmd, ok := waitCmd(ctx, cmds, "start")
+	cmd, ok := fleet.WaitCmd(ctx, cmds, "start")
 	if !ok {
-		emit(event{Type: "done"})
+		emit(fleet.Event{Type: "done"})
 		return nil
 	}
 	part := &pushWorkerPart{Expected: int(int64(cmd.Duration) / iv)}
@@ -381,7 +383,7 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		sw.Add(1)
 		go func() {
 			defer sw.Done()
-			c.nc.SetWriteDeadline(end)
+			c.NC.SetWriteDeadline(end)
 			t := time.NewTicker(max(spec.SlowEvery, time.Millisecond))
 			defer t.Stop()
 			for {
@@ -390,8 +392,8 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 					return
 				case <-t.C:
 				}
-				if err := c.WriteFrame(opBinary, msg); err != nil {
-					if isClosedErr(err) {
+				if err := c.WriteFrame(wsclient.OpBinary, msg); err != nil {
+					if wsclient.IsClosedErr(err) {
 						slowDead[i].Store(true)
 						slowClosed.Add(1)
 					}
@@ -401,11 +403,11 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 			}
 		}()
 	}
-	sleepCtx(ctx, time.Until(end))
+	proc.Sleep(ctx, time.Until(end))
 	close(stopSlow)
 	for i, c := range conns {
 		if c != nil && slow[i] {
-			c.nc.SetWriteDeadline(time.Now()) // unblock a write stuck on a full window
+			c.NC.SetWriteDeadline(time.Now()) // unblock a write stuck on a full window
 		}
 	}
 	sw.Wait()
@@ -421,8 +423,8 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		pw.Add(1)
 		go func() {
 			defer pw.Done()
-			c.nc.SetReadDeadline(time.Now().Add(time.Second))
-			if _, err := io.Copy(io.Discard, c.br); err == nil || isClosedErr(err) {
+			c.NC.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := io.Copy(io.Discard, c.BR); err == nil || wsclient.IsClosedErr(err) {
 				late.Add(1)
 			}
 		}()
@@ -455,10 +457,9 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 	part.SlowSent = slowSent.Load()
 	emu.Lock()
 	part.Errors = errs
-	emit(event{Type: "result", Push: part})
+	emit(fleet.ResultEvent(part))
 	emu.Unlock()
-
-	waitCmd(ctx, cmds, "close")
+	fleet.WaitCmd(ctx, cmds, "close")
 	alive := 0
 	for _, pc := range pcs {
 		if pc != nil && !pc.ended.Load() {
@@ -466,6 +467,6 @@ func pushWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		}
 	}
 	closed.Store(true)
-	emit(event{Type: "done", Alive: alive})
+	emit(fleet.Event{Type: "done", Alive: alive})
 	return nil
 }

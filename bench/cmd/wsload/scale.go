@@ -19,6 +19,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
@@ -87,13 +92,13 @@ type scaleStep struct {
 	PerServerMin int            `json:"per_server_min"`
 	PerServerMax int            `json:"per_server_max"`
 
-	ServerRSS        int64   `json:"server_rss_bytes"` // sum over server processes
-	ServerRSSPerConn float64 `json:"server_rss_per_conn_bytes"`
-	ClientRSS        int64   `json:"client_rss_bytes"`
-	ClientRSSPerConn float64 `json:"client_rss_per_conn_bytes"`        // whole client RSS / open
-	ClientGrowthConn float64 `json:"client_rss_growth_per_conn_bytes"` // growth since before dialing / open
-	Mem              sysMem  `json:"mem"`
-	SlabPerConn      float64 `json:"slab_per_conn_bytes"`
+	ServerRSS        int64       `json:"server_rss_bytes"` // sum over server processes
+	ServerRSSPerConn float64     `json:"server_rss_per_conn_bytes"`
+	ClientRSS        int64       `json:"client_rss_bytes"`
+	ClientRSSPerConn float64     `json:"client_rss_per_conn_bytes"`        // whole client RSS / open
+	ClientGrowthConn float64     `json:"client_rss_growth_per_conn_bytes"` // growth since before dialing / open
+	Mem              proc.SysMem `json:"mem"`
+	SlabPerConn      float64     `json:"slab_per_conn_bytes"`
 	// Slab bytes per connection (both ends) by cache, from /proc/slabinfo
 	// active objects, and the TCP sockets the kernel added: 2 per
 	// connection unless other work on the machine opened or closed some.
@@ -148,7 +153,7 @@ type scaleShutdown struct {
 	ServersExitS float64        `json:"servers_exit_s"` // SIGTERM to the last server's exit
 	ServerErrors string         `json:"server_errors,omitempty"`
 	Closes       map[string]int `json:"closes"` // how the clients' connections ended
-	After        sysMem         `json:"mem_after"`
+	After        proc.SysMem    `json:"mem_after"`
 	// From the servers' "wsmill stopped" lines, summed: upgraded,
 	// rejected, pushes, pushes_skipped, left_open.
 	ServerTotals map[string]int64 `json:"server_totals"`
@@ -171,7 +176,7 @@ type scaleResult struct {
 	ClientProcs  int               `json:"client_gomaxprocs"`
 	IntervalMs   float64           `json:"interval_ms"`
 	HoldS        float64           `json:"hold_s"`
-	Base         sysMem            `json:"mem_before"`
+	Base         proc.SysMem       `json:"mem_before"`
 	TCPMemLimit  string            `json:"tcp_mem_limit_pages"` // net.ipv4.tcp_mem: min, pressure, max
 	ServerRSS0   int64             `json:"server_rss_before_bytes"`
 	ClientRSS0   int64             `json:"client_rss_before_bytes"`
@@ -207,8 +212,8 @@ type scaleRun struct {
 	res     *scaleResult
 	servers []*scaleServer
 	clients []*scaleClient
-	events  chan scaleEvent
-	alive   int
+	Events  chan scaleEvent
+	Alive   int
 	spids   []int
 	cpids   []int
 	logs    []string
@@ -229,9 +234,9 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	t0 := time.Now()
-	r := &scaleRun{cfg: cfg, events: make(chan scaleEvent, 4096)}
+	r := &scaleRun{cfg: cfg, Events: make(chan scaleEvent, 4096)}
 	res := &scaleResult{Workload: "scale", Command: "wsload " + strings.Join(os.Args[1:], " "), Host: hostInfo(),
-		N: cfg.N, IntervalMs: ms(cfg.Interval), HoldS: cfg.Hold.Seconds(), GoMaxProcs: cfg.GoMaxProcs, ClientProcs: cfg.ClientProcs,
+		N: cfg.N, IntervalMs: stats.Ms(cfg.Interval), HoldS: cfg.Hold.Seconds(), GoMaxProcs: cfg.GoMaxProcs, ClientProcs: cfg.ClientProcs,
 		Lost: map[string]int{}, Unexpected: map[string]int{}}
 	r.res = res
 	if res.Servers = cfg.Servers; res.Servers <= 0 {
@@ -278,10 +283,10 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	res.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	res.ServerArgs = append([]string{"-addr", res.Addr, "-reuseport", "-push-interval", cfg.Interval.String(),
 		"-max-conns", strconv.Itoa(cfg.MaxConns), "-workers", strconv.Itoa(cfg.Workers)}, strings.Fields(cfg.ServerFlags)...)
-	if res.Base, err = readSysMem(); err != nil {
+	if res.Base, err = proc.ReadSysMem(); err != nil {
 		return nil, err
 	}
-	r.slab0, _ = readSlabCaches() // nil when not root: the breakdown is left out
+	r.slab0, _ = proc.ReadSlabCaches() // nil when not root: the breakdown is left out
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_mem"); err == nil {
 		res.TCPMemLimit = strings.Join(strings.Fields(string(b)), " ")
 	}
@@ -293,10 +298,10 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 		return res, err
 	}
 	time.Sleep(200 * time.Millisecond) // let the clients' runtimes settle before the baseline
-	if res.ServerRSS0, err = sumRSS(r.spids); err != nil {
+	if res.ServerRSS0, err = proc.SumRSS(r.spids); err != nil {
 		return res, err
 	}
-	if res.ClientRSS0, err = sumRSS(r.cpids); err != nil {
+	if res.ClientRSS0, err = proc.SumRSS(r.cpids); err != nil {
 		return res, err
 	}
 
@@ -332,7 +337,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	if dialS > 0 {
 		res.ConnectRate = float64(greeted) / dialS
 	}
-	res.Shutdown = r.shutdown()
+	res.Shutdown = r.Shutdown()
 	res.ElapsedS = time.Since(t0).Seconds()
 	if werr := writeScale(res, cfg.Out); werr != nil {
 		return res, werr
@@ -375,7 +380,7 @@ func (r *scaleRun) startServers(ctx context.Context) error {
 			return err
 		}
 		r.servers = append(r.servers, s)
-		r.spids = append(r.spids, s.pid)
+		r.spids = append(r.spids, s.Pid)
 		r.logs = append(r.logs, s.logPath)
 	}
 	for _, s := range r.servers {
@@ -384,7 +389,7 @@ func (r *scaleRun) startServers(ctx context.Context) error {
 		}
 	}
 	for _, s := range r.servers {
-		n, err := countFDs(s.pid)
+		n, err := proc.CountFDs(s.Pid)
 		if err != nil {
 			return err
 		}
@@ -401,14 +406,14 @@ func (r *scaleRun) startClients() error {
 		spec := scaleSpec{Index: i, Addr: r.res.Addr, Src: src, Offset: off, Interval: r.cfg.Interval,
 			DialConc: r.cfg.DialConc, DialTimeout: r.cfg.DialTimeout}
 		off += n
-		c, err := startScaleClient(spec, r.cfg.ClientProcs, r.events)
+		c, err := startScaleClient(spec, r.cfg.ClientProcs, r.Events)
 		if err != nil {
 			return err
 		}
 		c.n = n
 		r.clients = append(r.clients, c)
-		r.cpids = append(r.cpids, c.pid)
-		r.alive++
+		r.cpids = append(r.cpids, c.Pid)
+		r.Alive++
 	}
 	return nil
 }
@@ -422,7 +427,7 @@ func share(total, n, i int) int {
 	return s
 }
 
-func (r *scaleRun) broadcast(c scaleCmd) error {
+func (r *scaleRun) Broadcast(c scaleCmd) error {
 	var errs []error
 	for _, cl := range r.clients {
 		if err := cl.send(c); err != nil {
@@ -434,7 +439,7 @@ func (r *scaleRun) broadcast(c scaleCmd) error {
 
 // collect waits for one event of type typ from every client process,
 // calling each (when set) for the other events, e.g. progress.
-func (r *scaleRun) collect(ctx context.Context, typ string, timeout time.Duration, each func(scaleEvent), tick func()) (map[int]scaleEvent, error) {
+func (r *scaleRun) Collect(ctx context.Context, typ string, timeout time.Duration, each func(scaleEvent), tick func()) (map[int]scaleEvent, error) {
 	return r.collectInto(ctx, map[int]scaleEvent{}, typ, timeout, each, tick)
 }
 
@@ -457,14 +462,14 @@ func (r *scaleRun) collectInto(ctx context.Context, got map[int]scaleEvent, typ 
 			if tick != nil {
 				tick()
 			}
-		case e := <-r.events:
+		case e := <-r.Events:
 			switch e.Type {
 			case typ:
 				got[e.Worker] = e
 			case "fatal":
 				return got, fmt.Errorf("client %d: %s", e.Worker, e.Err)
 			case "exit":
-				r.alive--
+				r.Alive--
 				if _, ok := got[e.Worker]; !ok {
 					return got, fmt.Errorf("client %d ended before sending %q", e.Worker, typ)
 				}
@@ -495,7 +500,7 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 		}
 	}
 	prog := map[int][2]int{}
-	tcp0, err := readTCPCounters()
+	tcp0, err := proc.ReadTCPCounters()
 	if err != nil {
 		return nil, err
 	}
@@ -507,7 +512,7 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 	stopDial := func(why error) {
 		if stopErr == nil {
 			stopErr = why
-			r.broadcast(scaleCmd{Cmd: "stop"})
+			r.Broadcast(scaleCmd{Cmd: "stop"})
 		}
 	}
 	progress := func(e scaleEvent) {
@@ -519,15 +524,15 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 	if budget <= 0 {
 		budget = 2*cfg.DialTimeout + time.Duration(target-prevOpen)*2*time.Millisecond + 30*time.Second
 	}
-	dialed, err := r.collect(ctx, "dialed", budget, progress, func() {
+	dialed, err := r.Collect(ctx, "dialed", budget, progress, func() {
 		if !cfg.Quiet {
 			ok, fail := 0, 0
 			for _, v := range prog {
 				ok, fail = ok+v[0], fail+v[1]
 			}
-			drawBar(prevOpen+ok, fail, target, time.Since(start), false)
+			fleet.DrawBar(prevOpen+ok, fail, target, time.Since(start), false)
 		}
-		m, err := readSysMem()
+		m, err := proc.ReadSysMem()
 		if err == nil {
 			st.TCPMemPeakPages = max(st.TCPMemPeakPages, m.TCPMemPages)
 		}
@@ -560,10 +565,10 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 		d1 = max(d1, e.DialEnd)
 	}
 	if !cfg.Quiet {
-		drawBar(st.Open, st.Failed, target, time.Since(start), true)
+		fleet.DrawBar(st.Open, st.Failed, target, time.Since(start), true)
 	}
-	if tcp1, err := readTCPCounters(); err == nil {
-		st.TCPDial = counterDelta(tcp0, tcp1)
+	if tcp1, err := proc.ReadTCPCounters(); err == nil {
+		st.TCPDial = proc.CounterDelta(tcp0, tcp1)
 	}
 	st.DialS = float64(d1-d0) / 1e9
 	if st.DialS > 0 {
@@ -589,13 +594,13 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 func (r *scaleRun) sample(st *scaleStep) error {
 	time.Sleep(time.Second)
 	var err error
-	if st.ServerRSS, err = sumRSS(r.spids); err != nil {
+	if st.ServerRSS, err = proc.SumRSS(r.spids); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	if st.ClientRSS, err = sumRSS(r.cpids); err != nil {
+	if st.ClientRSS, err = proc.SumRSS(r.cpids); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	if st.Mem, err = readSysMem(); err != nil {
+	if st.Mem, err = proc.ReadSysMem(); err != nil {
 		return err
 	}
 	n := float64(st.Open)
@@ -604,7 +609,7 @@ func (r *scaleRun) sample(st *scaleStep) error {
 	st.ClientGrowthConn = float64(st.ClientRSS-r.res.ClientRSS0) / n
 	st.SlabPerConn = float64(st.Mem.Slab-r.res.Base.Slab) / n
 	st.TCPMemPerConn = float64((st.Mem.TCPMemPages-r.res.Base.TCPMemPages)*4096) / n
-	if sc, err := readSlabCaches(); err == nil && r.slab0 != nil {
+	if sc, err := proc.ReadSlabCaches(); err == nil && r.slab0 != nil {
 		st.SlabCaches = map[string]float64{}
 		for k, v := range sc {
 			st.SlabCaches[k] = float64(v[0]*v[1]-r.slab0[k][0]*r.slab0[k][1]) / n
@@ -613,7 +618,7 @@ func (r *scaleRun) sample(st *scaleStep) error {
 	}
 	st.PerServerMin = -1
 	for i, s := range r.servers {
-		fds, err := countFDs(s.pid)
+		fds, err := proc.CountFDs(s.Pid)
 		if err != nil {
 			return fmt.Errorf("server %d: %w", i, err)
 		}
@@ -631,39 +636,39 @@ func (r *scaleRun) hold(ctx context.Context, st *scaleStep) error {
 	cfg := r.cfg
 	ws := time.Now().Add(300 * time.Millisecond)
 	we := ws.Add(cfg.Hold)
-	if err := r.broadcast(scaleCmd{Cmd: "hold", Start: ws.UnixNano(), End: we.UnixNano()}); err != nil {
+	if err := r.Broadcast(scaleCmd{Cmd: "hold", Start: ws.UnixNano(), End: we.UnixNano()}); err != nil {
 		return err
 	}
 	if !cfg.Quiet {
 		fmt.Fprintf(stderr, "holding %d connections for %v...\n", st.Open, cfg.Hold)
 	}
-	if err := sleepCtx(ctx, time.Until(ws)); err != nil {
+	if err := proc.Sleep(ctx, time.Until(ws)); err != nil {
 		return err
 	}
-	s0, err1 := sumCPU(r.spids)
-	c0, err2 := sumCPU(r.cpids)
-	m0, err3 := cpuBusy()
-	p0 := rusageCPU(syscall.RUSAGE_SELF)
-	tcp0, err4 := readTCPCounters()
-	if err := sleepCtx(ctx, time.Until(we)); err != nil {
+	s0, err1 := proc.SumCPU(r.spids)
+	c0, err2 := proc.SumCPU(r.cpids)
+	m0, err3 := proc.CPUBusy()
+	p0 := proc.RusageCPU(syscall.RUSAGE_SELF)
+	tcp0, err4 := proc.ReadTCPCounters()
+	if err := proc.Sleep(ctx, time.Until(we)); err != nil {
 		return err
 	}
-	s1, err5 := sumCPU(r.spids)
-	c1, err6 := sumCPU(r.cpids)
-	m1, err7 := cpuBusy()
-	p1 := rusageCPU(syscall.RUSAGE_SELF)
-	tcp1, err8 := readTCPCounters()
+	s1, err5 := proc.SumCPU(r.spids)
+	c1, err6 := proc.SumCPU(r.cpids)
+	m1, err7 := proc.CPUBusy()
+	p1 := proc.RusageCPU(syscall.RUSAGE_SELF)
+	tcp1, err8 := proc.ReadTCPCounters()
 	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
 		return err
 	}
 	st.ServerCPU, st.ClientCPU, st.MachineBusy = s1-s0, c1-c0, m1-m0
 	st.OthersCPU = max(st.MachineBusy-st.ServerCPU-st.ClientCPU-(p1-p0), 0)
-	st.TCPHold = counterDelta(tcp0, tcp1)
-	held, err := r.collect(ctx, "held", cfg.Interval+60*time.Second, nil, nil)
+	st.TCPHold = proc.CounterDelta(tcp0, tcp1)
+	held, err := r.Collect(ctx, "held", cfg.Interval+60*time.Second, nil, nil)
 	if err != nil {
 		return err
 	}
-	gap, phase := newGapHist(), newGapHist()
+	gap, phase := stats.GapHist(), stats.GapHist()
 	var inWin, gapMax, phaseMax int64
 	for _, e := range held {
 		h := e.Hold
@@ -762,13 +767,13 @@ func topErrors(m map[string]int, n int) string {
 
 // shutdown stops the servers with SIGTERM while the clients answer their
 // Close frames, then closes the clients.
-func (r *scaleRun) shutdown() *scaleShutdown {
+func (r *scaleRun) Shutdown() *scaleShutdown {
 	sd := &scaleShutdown{Closes: map[string]int{}}
 	if !r.cfg.Quiet {
 		fmt.Fprintf(stderr, "stopping %d servers (SIGTERM) and %d client processes...\n", len(r.servers), len(r.clients))
 	}
-	r.broadcast(scaleCmd{Cmd: "shutdown"})
-	if _, err := r.collect(context.Background(), "shutdown", 30*time.Second, nil, nil); err != nil {
+	r.Broadcast(scaleCmd{Cmd: "shutdown"})
+	if _, err := r.Collect(context.Background(), "shutdown", 30*time.Second, nil, nil); err != nil {
 		sd.ServerErrors = "clients: " + err.Error()
 	}
 	// Each server drains for its -drain-timeout, but closing ~19,000
@@ -785,8 +790,8 @@ func (r *scaleRun) shutdown() *scaleShutdown {
 	}
 	r.servers = nil
 	time.Sleep(500 * time.Millisecond) // the clients read the last EOFs
-	r.broadcast(scaleCmd{Cmd: "close"})
-	closed, err := r.collect(context.Background(), "closed", 30*time.Second, nil, nil)
+	r.Broadcast(scaleCmd{Cmd: "close"})
+	closed, err := r.Collect(context.Background(), "closed", 30*time.Second, nil, nil)
 	if err != nil {
 		sd.ServerErrors = strings.TrimSpace(sd.ServerErrors + "\nclients: " + err.Error())
 	}
@@ -804,7 +809,7 @@ func (r *scaleRun) shutdown() *scaleShutdown {
 	r.mergeLost(closed)
 	r.endClients(15 * time.Second)
 	time.Sleep(time.Second)
-	sd.After, _ = readSysMem()
+	sd.After, _ = proc.ReadSysMem()
 	return sd
 }
 
@@ -863,7 +868,7 @@ func summarizeLogs(paths []string) (map[string]int64, map[string]int) {
 			case strings.Contains(line, "every Origin is allowed"):
 			case strings.Contains(line, "level=WARN"), strings.Contains(line, "level=ERROR"):
 				_, msg, _ := strings.Cut(line, "msg=")
-				warns[truncate(msg, 100)]++
+				warns[wsclient.Truncate(msg, 100)]++
 			}
 		}
 	}
@@ -884,7 +889,7 @@ func printScale(w io.Writer, r *scaleResult) {
 	for _, s := range r.Steps {
 		t.row(fmt.Sprintf("step %d", s.Target), stepLine(s))
 	}
-	t.row("largest N held (every push)", itoa(r.Largest))
+	t.row("largest N held (every push)", strconv.Itoa(r.Largest))
 	if r.Stopped != "" {
 		t.row("stopped", r.Stopped)
 	}

@@ -32,6 +32,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	mrand "math/rand/v2"
 	"net"
 	"os"
@@ -108,7 +113,7 @@ type scaleWorker struct {
 
 	lost      map[string]int // connections the server dropped, by class
 	closes    map[string]int // ends seen after "shutdown", by class
-	shutdown  bool
+	Shutdown  bool
 	unexpect  map[string]int // frames that are neither greeting nor push
 	emitEvent func(scaleEvent)
 }
@@ -117,7 +122,7 @@ type scaleWorker struct {
 // wsload scale. It reads a scaleSpec line, then scaleCmd lines, from stdin
 // and writes scaleEvent lines to stdout; stdin's end ends it.
 func scaleWorkerMain() error {
-	ignoreInterrupts()
+	fleet.IgnoreInterrupts()
 	cmds, spec, err := readScaleStdin()
 	if err != nil {
 		return err
@@ -181,7 +186,7 @@ func (w *scaleWorker) run(cmds <-chan scaleCmd) error {
 			select {
 			case c, ok := <-cmds:
 				if !ok || c.Cmd == "close" {
-					w.closeAll()
+					w.CloseAll()
 					w.emitEvent(scaleEvent{Type: "closed", Open: w.open, Lost: w.lost, Closes: w.closes, Unexpected: w.unexpect})
 					return nil
 				}
@@ -248,7 +253,7 @@ func (w *scaleWorker) command(c scaleCmd) {
 		w.we = c.End - w.base.UnixNano()
 		w.grace = w.iv / 2
 		w.hold = scaleHoldPart{Expected: int((w.we - w.ws) / w.iv)}
-		w.gapH, w.phaseH = newGapHist(), newGapHist()
+		w.gapH, w.phaseH = stats.GapHist(), stats.GapHist()
 		for fd := range w.conns {
 			c := &w.conns[fd]
 			c.inWin = c.state == stOpen
@@ -261,7 +266,7 @@ func (w *scaleWorker) command(c scaleCmd) {
 	case "shutdown":
 		// Acknowledged, so that the parent stops the servers only once
 		// their Close frames will be counted as the shutdown's.
-		w.shutdown = true
+		w.Shutdown = true
 		w.emitEvent(scaleEvent{Type: "shutdown", Open: w.open})
 	}
 }
@@ -419,9 +424,9 @@ func (w *scaleWorker) writeUpgrade(fd int) {
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
-	sum := sha1.Sum([]byte(key + wsGUID))
+	sum := sha1.Sum([]byte(key + wsclient.GUID))
 	w.hs[fd].accept = base64.StdEncoding.EncodeToString(sum[:])
-	req := upgradeRequest(w.spec.Addr, key)
+	req := wsclient.UpgradeRequest(w.spec.Addr, key)
 	if n, err := unix.Write(fd, []byte(req)); err != nil || n != len(req) {
 		w.fail(fd, "write upgrade request: "+errnoName(err))
 		return
@@ -440,7 +445,7 @@ func (w *scaleWorker) ended(fd int, class string) {
 	case c.state == stUpgrading:
 		w.fail(fd, "upgrade: "+class)
 		return
-	case w.shutdown:
+	case w.Shutdown:
 		if c.state != stClosing {
 			w.closes["ended without Close: "+class]++
 		}
@@ -470,7 +475,7 @@ func (w *scaleWorker) drop(fd int, c *scConn) {
 	unix.Close(fd)
 }
 
-func (w *scaleWorker) closeAll() {
+func (w *scaleWorker) CloseAll() {
 	for fd := range w.conns {
 		if w.conns[fd].state != stFree {
 			unix.Close(fd)
@@ -552,7 +557,7 @@ func (w *scaleWorker) response(fd int, b []byte) ([]byte, bool) {
 	head, rest := string(hs.buf[:end]), hs.buf[end+4:]
 	lines := strings.Split(head, "\r\n")
 	if f := strings.SplitN(lines[0], " ", 3); len(f) < 2 || f[1] != "101" {
-		w.fail(fd, "upgrade refused: "+truncate(lines[0], 40))
+		w.fail(fd, "upgrade refused: "+wsclient.Truncate(lines[0], 40))
 		return nil, false
 	}
 	accept := ""
@@ -588,8 +593,8 @@ func frameSize(b []byte) (total, hl int) {
 			return -1, 0
 		}
 		v := binary.BigEndian.Uint64(b[2:])
-		if v > maxFrame {
-			v = maxFrame
+		if v > wsclient.MaxFrame {
+			v = wsclient.MaxFrame
 		}
 		n, hl = int(v), 10
 	}
@@ -610,11 +615,11 @@ func (w *scaleWorker) frame(fd int, c *scConn, f []byte, hl int, t int64) {
 	op := f[0] & 0x0F
 	p := f[hl:]
 	if f[1]&0x80 != 0 {
-		maskBytes(p, binary.BigEndian.Uint32(f[hl-4:]), 0)
+		wsclient.MaskBytes(p, binary.BigEndian.Uint32(f[hl-4:]), 0)
 	}
 	if c.state == stUpgrading {
-		if op != opText || string(p) != greeting {
-			w.fail(fd, fmt.Sprintf("greeting: got op %d %q", op, truncate(string(p), 20)))
+		if op != wsclient.OpText || string(p) != wsclient.Greeting {
+			w.fail(fd, fmt.Sprintf("greeting: got op %d %q", op, wsclient.Truncate(string(p), 20)))
 			return
 		}
 		w.dropPending(fd)
@@ -624,30 +629,30 @@ func (w *scaleWorker) frame(fd int, c *scConn, f []byte, hl int, t int64) {
 		return
 	}
 	switch op {
-	case opText:
+	case wsclient.OpText:
 		if !looksLikeTime(p) {
 			w.unexpect["text that is not a time push"]++
 			return
 		}
 		w.push(c, t, p)
-	case opClose:
+	case wsclient.OpClose:
 		code := 0
 		if len(p) >= 2 {
 			code = int(binary.BigEndian.Uint16(p))
 		}
 		class := "Close " + strconv.Itoa(code)
-		if w.shutdown {
+		if w.Shutdown {
 			w.closes[class]++
 		} else {
 			w.lost[class]++
 		}
 		// [RFC6455 5.5.1]: the endpoint that receives a Close answers with
 		// a Close, and the server then closes the TCP connection.
-		w.writeFrame(fd, opClose, p[:min(len(p), 2)])
+		w.writeFrame(fd, wsclient.OpClose, p[:min(len(p), 2)])
 		c.state = stClosing
-	case opPing:
-		w.writeFrame(fd, opPong, p)
-	case opPong:
+	case wsclient.OpPing:
+		w.writeFrame(fd, wsclient.OpPong, p)
+	case wsclient.OpPong:
 	default:
 		w.unexpect[fmt.Sprintf("frame op %d", op)]++
 	}
@@ -699,13 +704,13 @@ func (w *scaleWorker) push(c *scConn, t int64, p []byte) {
 
 // looksLikeTime checks the shape of "2006-01-02 15:04:05" without parsing.
 func looksLikeTime(p []byte) bool {
-	if len(p) != len(timeLayout) {
+	if len(p) != len(wsclient.TimeLayout) {
 		return false
 	}
 	for i, ch := range p {
-		switch timeLayout[i] {
+		switch wsclient.TimeLayout[i] {
 		case '-', ' ', ':':
-			if ch != timeLayout[i] {
+			if ch != wsclient.TimeLayout[i] {
 				return false
 			}
 		default:
@@ -737,7 +742,7 @@ func (w *scaleWorker) writeFrame(fd int, op byte, payload []byte) {
 	key := mrand.Uint32()
 	binary.BigEndian.PutUint32(b[2:], key)
 	copy(b[6:], payload[:n])
-	maskBytes(b[6:], key, 0)
+	wsclient.MaskBytes(b[6:], key, 0)
 	unix.Write(fd, b)
 }
 

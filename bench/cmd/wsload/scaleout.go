@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/wsmill/wsmill/bench/internal/proc"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -78,7 +79,7 @@ func (r *scaleResult) markdown() string {
 		}
 		if len(s.SlabCaches) > 0 {
 			var parts []string
-			for _, c := range socketCaches {
+			for _, c := range proc.SocketCaches {
 				if v, ok := s.SlabCaches[c]; ok {
 					parts = append(parts, fmt.Sprintf("%s %.0f B", c, v))
 				}

@@ -84,7 +84,7 @@ type scaleHoldPart struct {
 // scaleClient is the parent's handle on one client process.
 type scaleClient struct {
 	idx    int
-	pid    int
+	Pid    int
 	n      int // connections it holds at the last step
 	cmd    *exec.Cmd
 	enc    *json.Encoder
@@ -123,7 +123,7 @@ func startScaleClient(spec scaleSpec, procs int, events chan<- scaleEvent) (*sca
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start client process: %w", err)
 	}
-	c := &scaleClient{idx: spec.Index, pid: cmd.Process.Pid, cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), exited: make(chan struct{})}
+	c := &scaleClient{idx: spec.Index, Pid: cmd.Process.Pid, cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), exited: make(chan struct{})}
 	if err := c.enc.Encode(spec); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -144,7 +144,7 @@ func startScaleClient(spec scaleSpec, procs int, events chan<- scaleEvent) (*sca
 		err := cmd.Wait()
 		close(c.exited)
 		if err != nil {
-			events <- scaleEvent{Type: "fatal", Worker: spec.Index, Err: fmt.Sprintf("client process %d: %v", c.pid, err)}
+			events <- scaleEvent{Type: "fatal", Worker: spec.Index, Err: fmt.Sprintf("client process %d: %v", c.Pid, err)}
 		}
 		events <- scaleEvent{Type: "exit", Worker: spec.Index}
 	}()
@@ -195,7 +195,7 @@ func newLineEmitter(w io.Writer) func(any) {
 type scaleServer struct {
 	idx     int
 	cmd     *exec.Cmd
-	pid     int
+	Pid     int
 	log     *os.File
 	logPath string
 	started chan struct{} // closed at its "wsmill started" line
@@ -244,7 +244,7 @@ func startScaleServer(idx int, bin string, args []string, procs int, logPath str
 		lf.Close()
 		return nil, fmt.Errorf("start wsmill: %w", err)
 	}
-	s := &scaleServer{idx: idx, cmd: cmd, pid: cmd.Process.Pid, log: lf, logPath: logPath, started: w.started, exited: make(chan struct{})}
+	s := &scaleServer{idx: idx, cmd: cmd, Pid: cmd.Process.Pid, log: lf, logPath: logPath, started: w.started, exited: make(chan struct{})}
 	go func() {
 		s.err = cmd.Wait()
 		s.exitAt = time.Now()

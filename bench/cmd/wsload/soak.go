@@ -35,6 +35,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -44,6 +45,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -172,9 +178,9 @@ type soakResult struct {
 	ClientCPU    float64         `json:"client_cpu_s"`
 	ServerCPU    float64         `json:"server_cpu_s"` // over the window and the settle period
 	Measured     bool            `json:"server_measured"`
-	Baseline     procStat        `json:"server_baseline"`
-	Peak         procStat        `json:"server_peak"` // each figure's maximum over the samples
-	After        procStat        `json:"server_after"`
+	Baseline     proc.Stat       `json:"server_baseline"`
+	Peak         proc.Stat       `json:"server_peak"` // each figure's maximum over the samples
+	After        proc.Stat       `json:"server_after"`
 	CloseWtBase  int             `json:"close_wait_baseline"`
 	CloseWtPeak  int             `json:"close_wait_peak"`
 	CloseWtAfter int             `json:"close_wait_after"`
@@ -191,14 +197,14 @@ type soakResult struct {
 
 // soakTCP is the machine's TCP memory over the run.
 type soakTCP struct {
-	Measured      bool    `json:"measured"` // /proc/net/sockstat was readable
-	Baseline      tcpMem  `json:"baseline"`
-	Peak          tcpMem  `json:"peak"` // each figure's maximum over the samples
-	End           tcpMem  `json:"end"`
-	ServerStopped bool    `json:"server_stopped"` // End was taken after the server exited (-stop)
-	SettleS       float64 `json:"settle_s"`       // from the clients' (or the server's) end to End
-	MemSlack      int64   `json:"mem_slack_pages"`
-	OrphanSlack   int64   `json:"orphan_slack"`
+	Measured      bool        `json:"measured"` // /proc/net/sockstat was readable
+	Baseline      proc.TCPMem `json:"baseline"`
+	Peak          proc.TCPMem `json:"peak"` // each figure's maximum over the samples
+	End           proc.TCPMem `json:"end"`
+	ServerStopped bool        `json:"server_stopped"` // End was taken after the server exited (-stop)
+	SettleS       float64     `json:"settle_s"`       // from the clients' (or the server's) end to End
+	MemSlack      int64       `json:"mem_slack_pages"`
+	OrphanSlack   int64       `json:"orphan_slack"`
 }
 
 func cmdSoak(ctx context.Context, args []string) error {
@@ -276,7 +282,7 @@ func rssLimit(base int64, slackMiB, pct float64) int64 {
 
 // serverBack reports whether the server's resources are back: descriptors
 // exactly at the baseline, RSS within the limit.
-func serverBack(base, now procStat, limit int64) bool {
+func serverBack(base, now proc.Stat, limit int64) bool {
 	return now.FDs == base.FDs && now.RSS <= limit
 }
 
@@ -295,7 +301,7 @@ func soakCounts(good, bad int, mix string) ([nClasses]int, error) {
 }
 
 func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
-	src := parseSrc(cfg.Src)
+	src := fleet.ParseSrc(cfg.Src)
 	if err := checkLoopback(cfg.Addr, src); err != nil {
 		return nil, err
 	}
@@ -325,29 +331,29 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		procs = (total + 14999) / 15000 // a slot holds one connection at a time
 	}
 
-	res := &soakResult{Workload: "soak", Seconds: cfg.Duration.Seconds(), IntervalMs: ms(ss.Interval),
-		PushLimitMs: ms(ss.pushLimit()), Procs: procs, Measured: cfg.PID > 0, MaxMessage: ss.MaxMessage, Strict: cfg.Strict}
+	res := &soakResult{Workload: "soak", Seconds: cfg.Duration.Seconds(), IntervalMs: stats.Ms(ss.Interval),
+		PushLimitMs: stats.Ms(ss.pushLimit()), Procs: procs, Measured: cfg.PID > 0, MaxMessage: ss.MaxMessage, Strict: cfg.Strict}
 	_, portStr, _ := net.SplitHostPort(cfg.Addr)
 	port, _ := strconv.Atoi(portStr)
 	res.TCP.MemSlack, res.TCP.OrphanSlack = cfg.TCPMemSlack, cfg.TCPOrphanSlack
 	if res.TCP.MemSlack <= 0 {
-		res.TCP.MemSlack = defaultTCPMemSlack()
+		res.TCP.MemSlack = proc.DefaultTCPMemSlack()
 	}
-	if m, err := readTCPMem(); err != nil {
+	if m, err := proc.ReadTCPMem(); err != nil {
 		res.Warnings = append(res.Warnings, "the machine's TCP memory is not measured: "+err.Error())
 	} else {
 		res.TCP.Measured, res.TCP.Baseline, res.TCP.Peak = true, m, m
 	}
-	sampleTCP := func() (tcpMem, error) {
-		m, err := readTCPMem()
-		res.TCP.Peak = peakTCPMem(res.TCP.Peak, m)
+	sampleTCP := func() (proc.TCPMem, error) {
+		m, err := proc.ReadTCPMem()
+		res.TCP.Peak = proc.PeakTCPMem(res.TCP.Peak, m)
 		return m, err
 	}
 	if cfg.PID > 0 {
-		if res.Baseline, err = readProcStat(cfg.PID); err != nil {
+		if res.Baseline, err = proc.ReadStat(cfg.PID); err != nil {
 			return nil, err
 		}
-		if res.CloseWtBase, err = countTCPState(cfg.PID, port, tcpCloseWait); err != nil {
+		if res.CloseWtBase, err = proc.CountTCPState(cfg.PID, port, proc.TCPCloseWait); err != nil {
 			return nil, err
 		}
 		res.Peak = res.Baseline
@@ -358,31 +364,35 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 			return nil, err
 		}
 	}
-	spec := workerSpec{Mode: "soak", Addr: cfg.Addr, Src: src, DialTimeout: cfg.DialTimeout, Soak: &ss}
-	p, err := startPool(ctx, spec, poolOptions{Total: total, Procs: procs, InProc: true})
+	params, err := json.Marshal(&ss)
 	if err != nil {
 		return nil, err
 	}
-	defer p.shutdown(3 * time.Second)
-	if _, err := p.waitReady(ctx, 30*time.Second, false); err != nil {
+	spec := fleet.Spec{Mode: "soak", Addr: cfg.Addr, Src: src, DialTimeout: cfg.DialTimeout, Params: params}
+	p, err := fleet.StartPool(ctx, spec, fleet.PoolOptions{Total: total, Procs: procs, InProc: true})
+	if err != nil {
 		return nil, err
 	}
-	if err := p.broadcast(command{Cmd: "start", Duration: cfg.Duration}); err != nil {
+	defer p.Shutdown(3 * time.Second)
+	if _, err := p.WaitReady(ctx, 30*time.Second, false); err != nil {
+		return nil, err
+	}
+	if err := p.Broadcast(fleet.Command{Cmd: "start", Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	cpu0 := clientCPU()
+	cpu0 := proc.SelfCPU()
 	if !cfg.Quiet {
 		fmt.Fprintf(stderr, "soak: %d good + %d bad slots for %v over %d process(es)\n", counts[classGood], total-counts[classGood], cfg.Duration, procs)
 	}
 
 	open := map[int][]int{} // latest open counts per worker
-	sample := func(phase string) (procStat, error) {
-		ps, err := readProcStat(cfg.PID)
+	sample := func(phase string) (proc.Stat, error) {
+		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
 			return ps, err
 		}
-		cw, err := countTCPState(cfg.PID, port, tcpCloseWait)
+		cw, err := proc.CountTCPState(cfg.PID, port, proc.TCPCloseWait)
 		if err != nil {
 			return ps, err
 		}
@@ -415,7 +425,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		res.Peak.Threads = max(res.Peak.Threads, ps.Threads)
 		if !cfg.Quiet {
 			fmt.Fprintf(stderr, "soak: %6.0fs %-6s RSS %s, VmData %s, fds %d, CLOSE_WAIT %d, threads %d, open good %d bad %d; TCP orphans %d, mem %d pages\n",
-				row.T, phase, mib(ps.RSS), mib(ps.Data), ps.FDs, cw, ps.Threads, row.GoodOpen, row.BadOpen, row.Orphans, row.TCPPages)
+				row.T, phase, proc.MiB(ps.RSS), proc.MiB(ps.Data), ps.FDs, cw, ps.Threads, row.GoodOpen, row.BadOpen, row.Orphans, row.TCPPages)
 		}
 		return ps, nil
 	}
@@ -427,12 +437,12 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	defer tick.Stop()
 	deadline := time.NewTimer(cfg.Duration + ss.Hold + ss.FinWait + ss.EchoTimeout + time.Minute)
 	defer deadline.Stop()
-	for len(got) < len(p.workers) {
+	for len(got) < len(p.Workers) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
-			return nil, fmt.Errorf("%d of %d workers sent no result in time", len(p.workers)-len(got), len(p.workers))
+			return nil, fmt.Errorf("%d of %d workers sent no result in time", len(p.Workers)-len(got), len(p.Workers))
 		case <-tick.C:
 			if cfg.PID > 0 {
 				if _, err := sample("run"); err != nil {
@@ -443,30 +453,31 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 					return nil, err
 				}
 			}
-		case e := <-p.events:
+		case e := <-p.Events:
 			switch e.Type {
 			case "tick":
 				open[e.Worker] = e.Open
 			case "result":
-				if e.Soak == nil {
-					return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+				part, err := fleet.DecodePart[soakPart](e)
+				if err != nil {
+					return nil, err
 				}
 				got[e.Worker] = true
-				parts = append(parts, e.Soak)
+				parts = append(parts, part)
 			case "fatal":
 				return nil, fmt.Errorf("worker %d: %s", e.Worker, e.Err)
 			case "exit":
-				p.alive--
+				p.Alive--
 				if !got[e.Worker] {
 					return nil, fmt.Errorf("worker %d ended before sending its result", e.Worker)
 				}
 			}
 		}
 	}
-	if _, err := p.closeAll(30 * time.Second); err != nil {
+	if _, err := p.CloseAll(30 * time.Second); err != nil {
 		return nil, err
 	}
-	res.ClientCPU = clientCPU() - cpu0
+	res.ClientCPU = proc.SelfCPU() - cpu0
 	if err := mergeSoak(res, parts, counts); err != nil {
 		return nil, err
 	}
@@ -476,7 +487,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		t0 := time.Now()
 		clear(open)
 		for {
-			if err := sleepCtx(ctx, time.Second); err != nil {
+			if err := proc.Sleep(ctx, time.Second); err != nil {
 				return nil, err
 			}
 			ps, err := sample("settle")
@@ -495,7 +506,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	// The kernel's share: what the sockets left behind, once the clients
 	// and (with -stop) the server are gone.
 	if cfg.Stop {
-		if err := stopProcess(ctx, cfg.PID, cfg.Settle); err != nil {
+		if err := proc.Stop(ctx, cfg.PID, cfg.Settle); err != nil {
 			return nil, err
 		}
 		res.TCP.ServerStopped = true
@@ -508,10 +519,10 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 				return nil, err
 			}
 			res.TCP.End = m
-			if tcpMemBack(res.TCP.Baseline, m, res.TCP.MemSlack, res.TCP.OrphanSlack) || time.Since(t0) >= cfg.Settle {
+			if proc.TCPMemBack(res.TCP.Baseline, m, res.TCP.MemSlack, res.TCP.OrphanSlack) || time.Since(t0) >= cfg.Settle {
 				break
 			}
-			if err := sleepCtx(ctx, time.Second); err != nil {
+			if err := proc.Sleep(ctx, time.Second); err != nil {
 				return nil, err
 			}
 		}
@@ -530,13 +541,13 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 func mergeSoak(res *soakResult, parts []*soakPart, counts [nClasses]int) error {
 	var cls [nClasses]soakClassStats
 	var hists [nClasses]*hdr.Histogram
-	gaps := newCloseHist()
+	gaps := stats.CloseHist()
 	g := &res.Good
 	g.Concurrency = counts[classGood]
 	var maxGap int64
 	var goodSeconds float64
 	for cl := range nClasses {
-		hists[cl] = newCloseHist()
+		hists[cl] = stats.CloseHist()
 	}
 	for _, p := range parts {
 		pg := p.Good
@@ -674,33 +685,33 @@ type hogProbe struct {
 // its first payload byte, waits a second, and measures the server's growth;
 // then closes them. On a quiet server this is the hogs' cost alone.
 func probeHogs(ctx context.Context, cfg soakConfig, n int) (*hogProbe, error) {
-	before, err := readProcStat(cfg.PID)
+	before, err := proc.ReadStat(cfg.PID)
 	if err != nil {
 		return nil, err
 	}
-	src := parseSrc(cfg.Src)
-	conns := make([]*wsConn, 0, n)
-	defer func() { closeConns(conns) }()
+	src := fleet.ParseSrc(cfg.Src)
+	conns := make([]*wsclient.Conn, 0, n)
+	defer func() { fleet.CloseConns(conns) }()
 	for i := range n {
-		o := dialOptions{Addr: cfg.Addr, Timeout: cfg.DialTimeout}
+		o := wsclient.Options{Addr: cfg.Addr, Timeout: cfg.DialTimeout}
 		if len(src) > 0 {
 			o.Src = src[i%len(src)]
 		}
-		c, err := dialWS(ctx, o)
+		c, err := wsclient.Dial(ctx, o)
 		if err != nil {
 			continue
 		}
 		conns = append(conns, c)
-		if c.expectGreeting(cfg.DialTimeout) != nil {
+		if c.ExpectGreeting(cfg.DialTimeout) != nil {
 			continue
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(cfg.DialTimeout))
-		c.writeRaw(append(appendHeader(nil, 0x80|opBinary, uint64(cfg.Spec.MaxMessage), true), 0))
+		c.NC.SetWriteDeadline(time.Now().Add(cfg.DialTimeout))
+		c.WriteRaw(append(wsclient.AppendHeader(nil, 0x80|wsclient.OpBinary, uint64(cfg.Spec.MaxMessage), true), 0))
 	}
-	if err := sleepCtx(ctx, time.Second); err != nil {
+	if err := proc.Sleep(ctx, time.Second); err != nil {
 		return nil, err
 	}
-	after, err := readProcStat(cfg.PID)
+	after, err := proc.ReadStat(cfg.PID)
 	if err != nil {
 		return nil, err
 	}
@@ -708,10 +719,10 @@ func probeHogs(ctx context.Context, cfg soakConfig, n int) (*hogProbe, error) {
 	if len(conns) > 0 {
 		p.PerHog = p.DataGrowth / int64(len(conns))
 	}
-	closeConns(conns)
+	fleet.CloseConns(conns)
 	conns = nil
 	// Give the server a moment to drop them before the window opens.
-	return p, sleepCtx(ctx, time.Second)
+	return p, proc.Sleep(ctx, time.Second)
 }
 
 // hogFinding is the hog row's finding from the probe: a server that commits
@@ -722,7 +733,7 @@ func hogFinding(p *hogProbe, maxMessage int) string {
 	}
 	return fmt.Sprintf("probe: %d hogs at once grew the server's VmData by %s, %s per hog for %s declared: "+
 		"memory committed from the declared length before the payload arrives (VmRSS +%s: it shows only once written to)",
-		p.Opened, mib(p.DataGrowth), kib(p.PerHog), kib(int64(maxMessage)), mib(p.RSSGrowth))
+		p.Opened, proc.MiB(p.DataGrowth), kib(p.PerHog), kib(int64(maxMessage)), proc.MiB(p.RSSGrowth))
 }
 
 func kib(b int64) string { return fmt.Sprintf("%d KiB", b>>10) }
@@ -753,7 +764,7 @@ func soakVerdict(res *soakResult) {
 			r = append(r, fmt.Sprintf("server fds %d after the run, baseline %d", res.After.FDs, res.Baseline.FDs))
 		}
 		if res.After.RSS > res.RSSLimit {
-			r = append(r, fmt.Sprintf("server RSS %s after the run, limit %s (baseline %s)", mib(res.After.RSS), mib(res.RSSLimit), mib(res.Baseline.RSS)))
+			r = append(r, fmt.Sprintf("server RSS %s after the run, limit %s (baseline %s)", proc.MiB(res.After.RSS), proc.MiB(res.RSSLimit), proc.MiB(res.Baseline.RSS)))
 		}
 	}
 	for _, b := range res.Bad {
@@ -785,7 +796,7 @@ func printSoak(w io.Writer, r *soakResult) {
 	t := newTable(w)
 	t.row("soak", fmt.Sprintf("%.0f s, %d client process(es), push interval %.0f ms, push gap limit %.0f ms", r.Seconds, r.Procs, r.IntervalMs, r.PushLimitMs))
 	g := r.Good
-	t.row("good clients (at a time)", itoa(g.Concurrency))
+	t.row("good clients (at a time)", strconv.Itoa(g.Concurrency))
 	t.row("good started / served / FAILED", fmt.Sprintf("%d / %d / %d (%d were open at the end)", g.Started, g.Served, g.Failed, g.OpenAtEnd))
 	t.row("good echoes verified / pushes", fmt.Sprintf("%d / %d (%.2f pushes per connection-second)", g.Echoes, g.Pushes, g.PushesPerS))
 	t.row("push gap p50 / p99 / max", fmt.Sprintf("%.0f / %.0f / %.0f ms", g.GapP50Ms, g.GapP99Ms, g.GapMaxMs))
@@ -803,8 +814,8 @@ func printSoak(w io.Writer, r *soakResult) {
 		if b.ByServer > 0 {
 			cl = fmt.Sprintf("%s / %s", fmtMs(b.CloseP50Ms), fmtMs(b.CloseMaxMs))
 		}
-		t.row(itoa(b.Number), b.Behaviour, itoa(b.Concurrency), itoa(b.Started), itoa(b.ByServer), itoa(b.OpenAtEnd),
-			itoa(b.GaveUp), itoa(b.ClientEnded), itoa(b.Errors), cl)
+		t.row(strconv.Itoa(b.Number), b.Behaviour, strconv.Itoa(b.Concurrency), strconv.Itoa(b.Started), strconv.Itoa(b.ByServer), strconv.Itoa(b.OpenAtEnd),
+			strconv.Itoa(b.GaveUp), strconv.Itoa(b.ClientEnded), strconv.Itoa(b.Errors), cl)
 	}
 	t.flush()
 	fmt.Fprintln(w)
@@ -833,22 +844,22 @@ func printSoak(w io.Writer, r *soakResult) {
 		t = newTable(w)
 		t.row("t (s)", "phase", "RSS", "VmData", "fds", "CLOSE_WAIT", "threads", "CPU (s)", "good open", "bad open", "TCP orphans", "TCP mem (pages)")
 		for _, s := range r.Timeline {
-			t.row(fmt.Sprintf("%.0f", s.T), s.Phase, mib(s.RSS), mib(s.Data), itoa(s.FDs), itoa(s.CloseWt), itoa(s.Threads),
-				fmt.Sprintf("%.1f", s.CPU), itoa(s.GoodOpen), itoa(s.BadOpen), i64toa(s.Orphans), i64toa(s.TCPPages))
+			t.row(fmt.Sprintf("%.0f", s.T), s.Phase, proc.MiB(s.RSS), proc.MiB(s.Data), strconv.Itoa(s.FDs), strconv.Itoa(s.CloseWt), strconv.Itoa(s.Threads),
+				fmt.Sprintf("%.1f", s.CPU), strconv.Itoa(s.GoodOpen), strconv.Itoa(s.BadOpen), i64toa(s.Orphans), i64toa(s.TCPPages))
 		}
 		t.flush()
 		fmt.Fprintln(w)
 		t = newTable(w)
 		t.row("server", "RSS", "fds", "VmData", "CLOSE_WAIT", "threads")
-		t.row("baseline", mib(r.Baseline.RSS), itoa(r.Baseline.FDs), mib(r.Baseline.Data), itoa(r.CloseWtBase), itoa(r.Baseline.Threads))
-		t.row("peak", mib(r.Peak.RSS), itoa(r.Peak.FDs), mib(r.Peak.Data), itoa(r.CloseWtPeak), itoa(r.Peak.Threads))
-		t.row(fmt.Sprintf("after (%.0f s settle)", r.SettleS), mib(r.After.RSS), itoa(r.After.FDs), mib(r.After.Data), itoa(r.CloseWtAfter), itoa(r.After.Threads))
-		t.row("pass if after ≤", mib(r.RSSLimit), itoa(r.Baseline.FDs)+" (exact)", "(reported)", "(reported)", "(reported)")
+		t.row("baseline", proc.MiB(r.Baseline.RSS), strconv.Itoa(r.Baseline.FDs), proc.MiB(r.Baseline.Data), strconv.Itoa(r.CloseWtBase), strconv.Itoa(r.Baseline.Threads))
+		t.row("peak", proc.MiB(r.Peak.RSS), strconv.Itoa(r.Peak.FDs), proc.MiB(r.Peak.Data), strconv.Itoa(r.CloseWtPeak), strconv.Itoa(r.Peak.Threads))
+		t.row(fmt.Sprintf("after (%.0f s settle)", r.SettleS), proc.MiB(r.After.RSS), strconv.Itoa(r.After.FDs), proc.MiB(r.After.Data), strconv.Itoa(r.CloseWtAfter), strconv.Itoa(r.After.Threads))
+		t.row("pass if after ≤", proc.MiB(r.RSSLimit), strconv.Itoa(r.Baseline.FDs)+" (exact)", "(reported)", "(reported)", "(reported)")
 		t.flush()
 		fmt.Fprintf(w, "server CPU over the run: %.1f s\n", r.ServerCPU)
 		if p := r.HogProbe; p != nil {
 			fmt.Fprintf(w, "hog probe before the window: %d of %d hogs opened at once, each declaring %s: server VmData +%s (%s per hog), RSS +%s\n",
-				p.Opened, p.N, kib(int64(r.MaxMessage)), mib(p.DataGrowth), kib(p.PerHog), mib(p.RSSGrowth))
+				p.Opened, p.N, kib(int64(r.MaxMessage)), proc.MiB(p.DataGrowth), kib(p.PerHog), proc.MiB(p.RSSGrowth))
 		}
 	} else {
 		fmt.Fprintln(w, "server not measured (no -pid): RSS and fds not judged")
@@ -879,7 +890,7 @@ func printSoak(w io.Writer, r *soakResult) {
 // printTCPMem prints the machine's TCP memory: baseline, peak, end, limits.
 func printTCPMem(w io.Writer, m soakTCP) {
 	page := int64(os.Getpagesize())
-	pages := func(n int64) string { return fmt.Sprintf("%d (%s)", n, mib(n*page)) }
+	pages := func(n int64) string { return fmt.Sprintf("%d (%s)", n, proc.MiB(n*page)) }
 	end := "end (server running"
 	if m.ServerStopped {
 		end = "end (server stopped"

@@ -5,12 +5,13 @@ package main
 // for the server to act, nor past the window's end.
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	mrand "math/rand/v2"
 	"net"
 	"strconv"
@@ -22,7 +23,7 @@ import (
 // IP_BIND_ADDRESS_NO_PORT), without the upgrade.
 func (s *soaker) dialTCP(g int) (*net.TCPConn, error) {
 	o := s.dialOpts(g, 0)
-	d := net.Dialer{Timeout: o.Timeout, Control: socketControl(o.Src != "", 0, false)}
+	d := net.Dialer{Timeout: o.Timeout, Control: wsclient.SocketControl(o.Src != "", 0, false)}
 	if o.Src != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.Src)}
 	}
@@ -35,10 +36,10 @@ func (s *soaker) dialTCP(g int) (*net.TCPConn, error) {
 
 // upgrade dials, upgrades and reads the greeting. When it fails, o says how
 // (and ok is false).
-func (s *soaker) upgrade(g, rcvbuf int) (c *wsConn, o soakOutcome, ok bool) {
-	c, err := dialWS(s.win, s.dialOpts(g, rcvbuf))
+func (s *soaker) upgrade(g, rcvbuf int) (c *wsclient.Conn, o soakOutcome, ok bool) {
+	c, err := wsclient.Dial(s.win, s.dialOpts(g, rcvbuf))
 	if err == nil {
-		if err = c.expectGreeting(s.spec.DialTimeout); err != nil {
+		if err = c.ExpectGreeting(s.spec.DialTimeout); err != nil {
 			c.Close()
 		}
 	}
@@ -53,7 +54,7 @@ func (s *soaker) failed(step string, err error) soakOutcome {
 	if s.over() {
 		return soakOutcome{skip: true}
 	}
-	return soakOutcome{kind: kindError, how: step + errClass(err)}
+	return soakOutcome{kind: kindError, how: step + wsclient.ErrClass(err)}
 }
 
 // notClosed is the outcome of a connection the server still held when the
@@ -63,58 +64,6 @@ func (s *soaker) notClosed(what string) soakOutcome {
 		return soakOutcome{kind: kindOpenAtEnd, how: "open at end" + what}
 	}
 	return soakOutcome{kind: kindGaveUp, how: "held until -hold" + what}
-}
-
-// upgradeKey is a fresh random Sec-WebSocket-Key.
-func upgradeKey() string {
-	var raw [16]byte
-	rand.Read(raw[:])
-	return base64.StdEncoding.EncodeToString(raw[:])
-}
-
-// appendFrame appends a final frame with opcode op; masked with a random key
-// when masked is set. payload is copied, never changed.
-func appendFrame(dst []byte, op byte, payload []byte, masked bool) []byte {
-	dst = appendHeader(dst, 0x80|op, uint64(len(payload)), masked)
-	start := len(dst)
-	dst = append(dst, payload...)
-	if masked {
-		key := binary.BigEndian.Uint32(dst[start-4:])
-		maskBytes(dst[start:], key, 0)
-	}
-	return dst
-}
-
-// appendHeader appends a frame header with first byte b0 and payload length
-// n, with a random mask key when masked is set.
-func appendHeader(dst []byte, b0 byte, n uint64, masked bool) []byte {
-	var m byte
-	if masked {
-		m = 0x80
-	}
-	dst = append(dst, b0)
-	switch {
-	case n < 126:
-		dst = append(dst, m|byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, m|126)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
-	default:
-		dst = append(dst, m|127)
-		dst = binary.BigEndian.AppendUint64(dst, n)
-	}
-	if masked {
-		dst = binary.BigEndian.AppendUint32(dst, mrand.Uint32())
-	}
-	return dst
-}
-
-// writeRaw writes bytes that are not a whole frame, under the write lock.
-func (c *wsConn) writeRaw(b []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_, err := c.nc.Write(b)
-	return err
 }
 
 // wsEnd is how the server ended an upgraded connection, as its reader saw it.
@@ -142,47 +91,39 @@ func (e wsEnd) serverEnded() bool { return e.code >= 0 || !isTimeout(e.err) }
 // watchWS reads frames until the stream ends (or deadline passes): pings
 // are answered only when pong is set, onClose (if not nil) runs when the
 // server's Close arrives, and reading goes on after it to see the TCP close.
-func watchWS(c *wsConn, pong bool, deadline time.Time, onClose func()) <-chan wsEnd {
+func watchWS(c *wsclient.Conn, pong bool, deadline time.Time, onClose func()) <-chan wsEnd {
 	ch := make(chan wsEnd, 1)
-	c.nc.SetReadDeadline(deadline)
+	c.NC.SetReadDeadline(deadline)
 	go func() {
 		e := wsEnd{code: -1}
 		for {
-			f, err := c.readFrame()
+			f, err := c.ReadFrame()
 			if err != nil {
 				e.err, e.at = err, time.Now()
 				ch <- e
 				return
 			}
-			switch f.op {
-			case opPing:
+			switch f.Op {
+			case wsclient.OpPing:
 				e.pings++
 				if pong {
-					c.WriteFrame(opPong, f.payload)
+					c.WriteFrame(wsclient.OpPong, f.Payload)
 				}
-			case opClose:
+			case wsclient.OpClose:
 				if e.code < 0 {
-					e.code, e.closeAt = closeCode(f.payload), time.Now()
+					e.code, e.closeAt = wsclient.CloseCode(f.Payload), time.Now()
 					if onClose != nil {
 						onClose()
 					}
 				}
-			case opText, opBinary, opContinuation:
-				if !isPush(f.op, f.payload) {
-					e.data += int64(len(f.payload))
+			case wsclient.OpText, wsclient.OpBinary, wsclient.OpContinuation:
+				if !wsclient.IsPush(f.Op, f.Payload) {
+					e.data += int64(len(f.Payload))
 				}
 			}
 		}
 	}()
 	return ch
-}
-
-// closeCode is the status code of a Close frame's payload (0 when absent).
-func closeCode(p []byte) int {
-	if len(p) < 2 {
-		return 0
-	}
-	return int(binary.BigEndian.Uint16(p))
 }
 
 // closeHow names a Close frame by its code.
@@ -198,7 +139,7 @@ func endHow(err error) string {
 	switch {
 	case err == nil:
 		return "open"
-	case errors.Is(err, errPeerClosed):
+	case errors.Is(err, wsclient.ErrPeerClosed):
 		return err.Error()[len("server sent "):]
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "EOF"
@@ -209,7 +150,7 @@ func endHow(err error) string {
 	case isTimeout(err):
 		return "timeout"
 	}
-	return errClass(err)
+	return wsclient.ErrClass(err)
 }
 
 func isTimeout(err error) bool {
@@ -246,8 +187,8 @@ func (s *soaker) hog(g int) soakOutcome {
 	// No pongs: we are inside a frame, a pong would become payload.
 	ends := watchWS(c, false, holdEnd, nil)
 	t0 := time.Now()
-	c.nc.SetWriteDeadline(holdEnd)
-	if err := c.writeRaw(appendHeader(nil, 0x80|opBinary, uint64(s.ss.MaxMessage), true)); err != nil {
+	c.NC.SetWriteDeadline(holdEnd)
+	if err := c.WriteRaw(wsclient.AppendHeader(nil, 0x80|wsclient.OpBinary, uint64(s.ss.MaxMessage), true)); err != nil {
 		return s.wsOutcome(<-ends, t0, "")
 	}
 	tk := time.NewTicker(s.ss.Trickle)
@@ -263,9 +204,9 @@ func (s *soaker) hog(g int) soakOutcome {
 			break
 		}
 		one[0] = byte(mrand.Uint32())
-		if err := c.writeRaw(one); err != nil {
+		if err := c.WriteRaw(one); err != nil {
 			// Dead: give the reader a moment to see how.
-			c.nc.SetReadDeadline(time.Now().Add(time.Second))
+			c.NC.SetReadDeadline(time.Now().Add(time.Second))
 			break
 		}
 	}
@@ -340,7 +281,7 @@ func (s *soaker) burstFIN(g int) soakOutcome {
 	defer s.open[classBurstFIN].Add(-1)
 	deadline := s.until(s.ss.Hold)
 	ends := watchWS(c, true, deadline, nil)
-	c.nc.SetWriteDeadline(deadline)
+	c.NC.SetWriteDeadline(deadline)
 	size := int64(min(64<<10, s.ss.MaxMessage))
 	payload := make([]byte, size)
 	for i := range payload {
@@ -350,7 +291,7 @@ func (s *soaker) burstFIN(g int) soakOutcome {
 	t0 := time.Now()
 	for sent < int64(s.ss.Burst) {
 		n := min(size, int64(s.ss.Burst)-sent)
-		if err := c.WriteFrame(opBinary, payload[:n]); err != nil {
+		if err := c.WriteFrame(wsclient.OpBinary, payload[:n]); err != nil {
 			e := <-ends
 			s.bSent.Add(sent)
 			s.bEcho.Add(e.data)
@@ -362,13 +303,13 @@ func (s *soaker) burstFIN(g int) soakOutcome {
 		sent += n
 	}
 	s.bSent.Add(sent)
-	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+	if err := c.NC.(*net.TCPConn).CloseWrite(); err != nil {
 		return s.wsOutcome(<-ends, t0, " before the FIN")
 	}
 	fin := time.Now()
 	// Wait at least -fin-wait after the FIN (a bug is a bug even near the
 	// window's end), at most -hold.
-	c.nc.SetReadDeadline(fin.Add(max(s.ss.FinWait, min(s.ss.Hold, time.Until(s.end)))))
+	c.NC.SetReadDeadline(fin.Add(max(s.ss.FinWait, min(s.ss.Hold, time.Until(s.end)))))
 	e := <-ends
 	s.bEcho.Add(e.data)
 	echo := "all echoed"
@@ -421,7 +362,7 @@ func (s *soaker) slowloris(g int) soakOutcome {
 			}
 		}
 	}()
-	req := upgradeRequest(s.spec.Addr, upgradeKey())
+	req := wsclient.UpgradeRequest(s.spec.Addr, wsclient.UpgradeKey())
 	tk := time.NewTicker(s.ss.Trickle)
 	defer tk.Stop()
 	for i := 0; i < len(req); i++ {
@@ -465,14 +406,14 @@ func (s *soaker) noRead(g int) soakOutcome {
 	defer s.open[classNoRead].Add(-1)
 	t0 := time.Now()
 	deadline := s.until(s.ss.Hold)
-	c.nc.SetWriteDeadline(deadline)
+	c.NC.SetWriteDeadline(deadline)
 	msg := make([]byte, 16<<10)
 	echoPayload(msg, 7)
 	tk := time.NewTicker(10 * time.Millisecond)
 	defer tk.Stop()
 	for time.Now().Before(deadline) {
 		<-tk.C
-		if err := c.WriteFrame(opBinary, msg); err != nil {
+		if err := c.WriteFrame(wsclient.OpBinary, msg); err != nil {
 			if isTimeout(err) {
 				break
 			}
@@ -489,7 +430,7 @@ func (s *soaker) reset(g, n int) soakOutcome {
 		nc.(*net.TCPConn).SetLinger(0)
 		nc.Close()
 	}
-	pause := func() { sleepCtx(s.win, time.Duration(mrand.Int64N(int64(50*time.Millisecond)))) }
+	pause := func() { proc.Sleep(s.win, time.Duration(mrand.Int64N(int64(50*time.Millisecond)))) }
 	switch n % 3 {
 	case 0, 1:
 		nc, err := s.dialTCP(g)
@@ -498,7 +439,7 @@ func (s *soaker) reset(g, n int) soakOutcome {
 		}
 		what := "RST after connect"
 		if n%3 == 1 {
-			req := upgradeRequest(s.spec.Addr, upgradeKey())
+			req := wsclient.UpgradeRequest(s.spec.Addr, wsclient.UpgradeKey())
 			nc.SetWriteDeadline(s.until(time.Second))
 			nc.Write([]byte(req[:len(req)/2]))
 			what = "RST mid-handshake"
@@ -512,11 +453,11 @@ func (s *soaker) reset(g, n int) soakOutcome {
 			return o
 		}
 		payload := make([]byte, 4096)
-		f := appendFrame(nil, opBinary, payload, true)
-		c.nc.SetWriteDeadline(s.until(time.Second))
-		c.writeRaw(f[:len(f)-3000])
+		f := wsclient.AppendFrame(nil, wsclient.OpBinary, payload, true)
+		c.NC.SetWriteDeadline(s.until(time.Second))
+		c.WriteRaw(f[:len(f)-3000])
 		pause()
-		abort(c.nc)
+		abort(c.NC)
 		return soakOutcome{kind: kindClient, how: "RST mid-frame"}
 	}
 }
@@ -540,22 +481,22 @@ func (s *soaker) invalid(g, n int) soakOutcome {
 	case 0:
 		// [RFC6455 5.1]: the server MUST close the connection upon
 		// receiving a frame that is not masked (1002).
-		f, want, what = appendFrame(nil, opText, []byte("hello"), false), 1002, "unmasked"
+		f, want, what = wsclient.AppendFrame(nil, wsclient.OpText, []byte("hello"), false), 1002, "unmasked"
 	case 1:
 		// [RFC6455 5.2]: opcodes 0x3-0x7 are reserved; receiving one fails the connection (1002).
-		f, want, what = appendFrame(nil, 0x3, []byte("xyz"), true), 1002, "opcode 3"
+		f, want, what = wsclient.AppendFrame(nil, 0x3, []byte("xyz"), true), 1002, "opcode 3"
 	default:
 		// [RFC6455 8.1]: text that is not valid UTF-8 fails the connection (1007).
-		f, want, what = appendFrame(nil, opText, []byte{'o', 'k', 0xFF, 0xFE, 0xFD}, true), 1007, "bad UTF-8"
+		f, want, what = wsclient.AppendFrame(nil, wsclient.OpText, []byte{'o', 'k', 0xFF, 0xFE, 0xFD}, true), 1007, "bad UTF-8"
 	}
 	var onClose func()
 	if n%2 == 0 {
-		onClose = func() { c.nc.(*net.TCPConn).CloseWrite() }
+		onClose = func() { c.NC.(*net.TCPConn).CloseWrite() }
 	}
 	ends := watchWS(c, true, s.until(s.ss.Hold), onClose)
 	t0 := time.Now()
-	c.nc.SetWriteDeadline(s.until(time.Second))
-	c.writeRaw(f)
+	c.NC.SetWriteDeadline(s.until(time.Second))
+	c.WriteRaw(f)
 	e := <-ends
 	suffix := fmt.Sprintf(" (%s; expected %d)", what, want)
 	if e.code == want {
@@ -617,9 +558,9 @@ func (s *soaker) stall(g int) soakOutcome {
 	limit := s.ss.stallLimit()
 	t0 := time.Now()
 	bound := t0.Add(max(limit, min(s.ss.Hold, time.Until(s.end))))
-	c.nc.SetWriteDeadline(bound)
+	c.NC.SetWriteDeadline(bound)
 	for sent := 0; sent < s.ss.StallBurst; sent += len(stallFrame) {
-		if err := c.WriteFrame(opBinary, stallFrame); err != nil {
+		if err := c.WriteFrame(wsclient.OpBinary, stallFrame); err != nil {
 			if isTimeout(err) {
 				break // the server stopped taking the burst: see whether it ends it
 			}
@@ -630,11 +571,11 @@ func (s *soaker) stall(g int) soakOutcome {
 	tk := time.NewTicker(50 * time.Millisecond)
 	defer tk.Stop()
 	for {
-		st, err := socketState(c.nc)
+		st, err := wsclient.SocketState(c.NC)
 		if err != nil {
-			return soakOutcome{kind: kindError, how: "TCP_INFO: " + errClass(err)}
+			return soakOutcome{kind: kindError, how: "TCP_INFO: " + wsclient.ErrClass(err)}
 		}
-		if st != stateEstablished {
+		if st != wsclient.StateEstablished {
 			return stallEnded(stallHow(st)+" while stalled", time.Since(t0), limit)
 		}
 		if !time.Now().Before(bound) {
@@ -646,11 +587,11 @@ func (s *soaker) stall(g int) soakOutcome {
 
 // stallHow names what ended a stall connection, from the client socket's
 // state: the client neither closed nor sent, so CLOSE means an RST came.
-func stallHow(st tcpState) string {
+func stallHow(st wsclient.TCPState) string {
 	switch st {
-	case stateClose:
+	case wsclient.StateClose:
 		return "RST"
-	case stateCloseWait:
+	case wsclient.StateCloseWait:
 		return "FIN"
 	}
 	return "TCP " + st.String()

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 // stallPeer is a WebSocket server on loopback that answers the upgrade,
@@ -51,10 +54,10 @@ func stallPeer(t *testing.T, delay time.Duration, end func(*net.TCPConn)) string
 				if err != nil {
 					return
 				}
-				sum := sha1.Sum([]byte(h.Get("Sec-WebSocket-Key") + wsGUID))
+				sum := sha1.Sum([]byte(h.Get("Sec-WebSocket-Key") + wsclient.GUID))
 				resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
 					base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n"
-				if _, err := nc.Write(appendFrame([]byte(resp), opText, []byte(greeting), false)); err != nil {
+				if _, err := nc.Write(wsclient.AppendFrame([]byte(resp), wsclient.OpText, []byte(wsclient.Greeting), false)); err != nil {
 					return
 				}
 				go io.Copy(io.Discard, br)
@@ -91,7 +94,7 @@ func TestStallSeesTheServerLetGo(t *testing.T) {
 			addr := stallPeer(t, tt.delay, tt.end)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			s := &soaker{spec: workerSpec{Addr: addr, DialTimeout: 2 * time.Second}, win: ctx, end: time.Now().Add(10 * time.Second),
+			s := &soaker{spec: fleet.Spec{Addr: addr, DialTimeout: 2 * time.Second}, win: ctx, end: time.Now().Add(10 * time.Second),
 				ss: &soakSpec{Hold: 2500 * time.Millisecond, CloseTimeout: 300 * time.Millisecond, StallSlack: 700 * time.Millisecond, StallBurst: 600_000}}
 			start := time.Now()
 			o := s.stall(0)

@@ -13,8 +13,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
+
 	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -163,11 +170,9 @@ type soakPart struct {
 	StallMaxNs   int64                    `json:"stall_max_ns"` // worst lateness of a 100 ms ticker in this process
 }
 
-func newCloseHist() *hdr.Histogram { return hdr.New(1, 3_600_000, 3) } // ms
-
 // soaker is one worker's running soak.
 type soaker struct {
-	spec workerSpec
+	spec fleet.Spec
 	ss   *soakSpec
 	win  context.Context // ends with the window (or the run)
 	end  time.Time       // the window's end
@@ -183,28 +188,29 @@ type soaker struct {
 	bEcho  atomic.Int64
 }
 
-func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
-	if spec.Soak == nil {
-		return errors.New("soak worker without a soak spec")
+func soakWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
+	ss := new(soakSpec)
+	if err := json.Unmarshal(spec.Params, ss); err != nil {
+		return fmt.Errorf("soak worker: bad soak spec: %w", err)
 	}
-	plan := soakPlan(spec.Soak.Counts)
+	plan := soakPlan(ss.Counts)
 	if spec.Offset+spec.N > len(plan) {
 		return fmt.Errorf("soak worker slots %d..%d beyond the plan's %d", spec.Offset, spec.Offset+spec.N, len(plan))
 	}
 	plan = plan[spec.Offset : spec.Offset+spec.N]
 	now := time.Now().UnixNano()
-	emit(event{Type: "ready", OK: spec.N, DialStart: now, DialEnd: now})
-	cmd, ok := waitCmd(ctx, cmds, "start")
+	emit(fleet.Event{Type: "ready", OK: spec.N, DialStart: now, DialEnd: now})
+	cmd, ok := fleet.WaitCmd(ctx, cmds, "start")
 	if !ok {
-		emit(event{Type: "done"})
+		emit(fleet.Event{Type: "done"})
 		return nil
 	}
 	end := time.Now().Add(cmd.Duration)
 	win, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
-	s := &soaker{spec: spec, ss: spec.Soak, win: win, end: end, gapH: newCloseHist()}
+	s := &soaker{spec: spec, ss: ss, win: win, end: end, gapH: stats.CloseHist()}
 	for cl := range nClasses {
-		s.hists[cl] = newCloseHist()
+		s.hists[cl] = stats.CloseHist()
 	}
 
 	ticks := make(chan struct{})
@@ -228,7 +234,7 @@ func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 				last = now
 			}
 			if n%10 == 0 {
-				emit(event{Type: "tick", Open: s.openNow()})
+				emit(fleet.Event{Type: "tick", Open: s.openNow()})
 			}
 		}
 	}()
@@ -239,7 +245,7 @@ func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		go func() {
 			defer wg.Done()
 			// Spread the first connections so they do not all dial at once.
-			sleepCtx(win, time.Duration(mrand.Int64N(int64(stagger)+1)))
+			proc.Sleep(win, time.Duration(mrand.Int64N(int64(stagger)+1)))
 			s.loop(spec.Offset+i, cl)
 		}()
 	}
@@ -252,9 +258,9 @@ func soakWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit 
 		return err
 	}
 	part.StallMaxNs = stall
-	emit(event{Type: "result", Soak: part})
-	waitCmd(ctx, cmds, "close")
-	emit(event{Type: "done"})
+	emit(fleet.ResultEvent(part))
+	fleet.WaitCmd(ctx, cmds, "close")
+	emit(fleet.Event{Type: "done"})
 	return nil
 }
 
@@ -300,7 +306,7 @@ func (s *soaker) loop(g int, cl soakClass) {
 		} else {
 			s.record(cl, s.runBad(cl, g, n))
 		}
-		sleepCtx(s.win, soakPause[cl])
+		proc.Sleep(s.win, soakPause[cl])
 	}
 }
 
@@ -383,8 +389,8 @@ func (s *soaker) result() (*soakPart, error) {
 }
 
 // dialOpts are slot g's dial options.
-func (s *soaker) dialOpts(g, rcvbuf int) dialOptions {
-	o := dialOptions{Addr: s.spec.Addr, Timeout: s.spec.DialTimeout, RcvBuf: rcvbuf, ReadBuf: 4096}
+func (s *soaker) dialOpts(g, rcvbuf int) wsclient.Options {
+	o := wsclient.Options{Addr: s.spec.Addr, Timeout: s.spec.DialTimeout, RcvBuf: rcvbuf, ReadBuf: 4096}
 	if len(s.spec.Src) > 0 {
 		o.Src = s.spec.Src[g%len(s.spec.Src)]
 	}
@@ -400,18 +406,18 @@ var goodSizes = [...]int{1, 16, 125, 126, 1000, 4096, 8192, 65535, 65536, 300}
 // checking the push gaps, for a random lifetime around -good-life, then a
 // closing handshake. The first failure ends it and is counted once.
 func (s *soaker) good(g int) {
-	c, err := dialWS(s.win, s.dialOpts(g, 0))
+	c, err := wsclient.Dial(s.win, s.dialOpts(g, 0))
 	if err != nil {
 		if !s.over() {
-			s.goodDone(0, "upgrade: "+errClass(err), false, 0, 0, 0)
+			s.goodDone(0, "upgrade: "+wsclient.ErrClass(err), false, 0, 0, 0)
 		}
 		return
 	}
 	defer c.Close()
 	s.open[classGood].Add(1)
 	defer s.open[classGood].Add(-1)
-	if err := c.expectGreeting(s.spec.DialTimeout); err != nil {
-		s.goodDone(0, "greeting missing: "+errClass(err), false, 0, 0, 0)
+	if err := c.ExpectGreeting(s.spec.DialTimeout); err != nil {
+		s.goodDone(0, "greeting missing: "+wsclient.ErrClass(err), false, 0, 0, 0)
 		return
 	}
 	greeted := time.Now()
@@ -424,7 +430,7 @@ func (s *soaker) good(g int) {
 	}
 
 	type msg struct {
-		op byte
+		Op byte
 		p  []byte
 	}
 	var (
@@ -437,7 +443,7 @@ func (s *soaker) good(g int) {
 	echoes := make(chan msg, 1)
 	done := make(chan struct{})
 	quit := make(chan struct{})
-	c.nc.SetReadDeadline(s.end.Add(limit + 10*time.Second))
+	c.NC.SetReadDeadline(s.end.Add(limit + 10*time.Second))
 	go func() {
 		defer close(done)
 		first := true
@@ -447,7 +453,7 @@ func (s *soaker) good(g int) {
 				rerr = err
 				return
 			}
-			if isPush(op, p) {
+			if wsclient.IsPush(op, p) {
 				t := time.Now().UnixNano()
 				gap := t - lastPush.Swap(t)
 				if gap > maxGap.Load() {
@@ -498,18 +504,18 @@ func (s *soaker) good(g int) {
 		}
 		p := buf[:goodSizes[seq%uint64(len(goodSizes))]]
 		echoPayload(p, seq)
-		op := byte(opText)
+		op := byte(wsclient.OpText)
 		if seq%2 == 1 {
-			op = opBinary
+			op = wsclient.OpBinary
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(s.ss.EchoTimeout))
+		c.NC.SetWriteDeadline(time.Now().Add(s.ss.EchoTimeout))
 		if err := c.WriteFrame(op, p); err != nil {
-			fail = "write: " + errClass(err)
+			fail = "write: " + wsclient.ErrClass(err)
 			break
 		}
 		select {
 		case m := <-echoes:
-			if m.op != op || !bytes.Equal(m.p, p) {
+			if m.Op != op || !bytes.Equal(m.p, p) {
 				fail = "echo mismatch"
 			}
 			echoed++
@@ -524,13 +530,13 @@ func (s *soaker) good(g int) {
 	}
 	if fail == "" {
 		// Closing handshake: the server must answer our Close (or at least close).
-		c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		if err := c.WriteFrame(opClose, []byte{0x03, 0xE8}); err != nil {
-			fail = "close: " + errClass(err)
+		c.NC.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if err := c.WriteFrame(wsclient.OpClose, []byte{0x03, 0xE8}); err != nil {
+			fail = "close: " + wsclient.ErrClass(err)
 		} else {
 			select {
 			case <-done:
-				if !errors.Is(rerr, errPeerClosed) && endHow(rerr) != "EOF" {
+				if !errors.Is(rerr, wsclient.ErrPeerClosed) && endHow(rerr) != "EOF" {
 					fail = "close: " + endHow(rerr)
 				}
 			case <-time.After(2 * time.Second):

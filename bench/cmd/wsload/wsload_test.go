@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,11 +16,18 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 // TestMain lets the test binary serve as the worker process: the pool
 // re-executes os.Executable() with "__worker".
 func TestMain(m *testing.M) {
+	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connectionsWorker, "echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
+		fleet.RegisterWorker(mode, fn)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "__scale" {
 		if err := scaleWorkerMain(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -33,7 +36,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "__worker" {
-		if err := workerMain(); err != nil {
+		if err := fleet.Main(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -42,64 +45,15 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestMaskBytes(t *testing.T) {
-	for n := 0; n < 40; n++ {
-		for pos := 0; pos < 4; pos++ {
-			p := make([]byte, n)
-			for i := range p {
-				p[i] = byte(i * 7)
-			}
-			want := append([]byte(nil), p...)
-			key := uint32(0xA1B2C3D4)
-			var k [4]byte
-			binary.BigEndian.PutUint32(k[:], key)
-			for i := range want {
-				want[i] ^= k[(pos+i)&3]
-			}
-			maskBytes(p, key, pos)
-			if !bytes.Equal(p, want) {
-				t.Fatalf("n=%d pos=%d: got %x want %x", n, pos, p, want)
-			}
-		}
-	}
-}
-
-// TestReadFrameMaskedAndFragmented feeds the reader a masked frame (as
-// rawecho sends back), a ping, and a fragmented text message.
-func TestReadFrameMaskedAndFragmented(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	c := &wsConn{nc: a, br: bufio.NewReader(a)}
-	srv := &wsConn{nc: b, br: bufio.NewReader(b)}
-	payload := make([]byte, 300)
-	echoPayload(payload, 42)
-	go func() {
-		srv.WriteFrame(opBinary, payload) // masked, 16-bit length
-		srv.WriteFrame(opPing, []byte("p"))
-		b.Write([]byte{0x01, 0x03, 'a', 'b', 'c'}) // text, not final, unmasked
-		b.Write([]byte{0x80, 0x02, 'd', 'e'})      // continuation, final
-	}()
-	go io.Copy(io.Discard, srv.br) // the pong
-	op, p, err := c.ReadMessage()
-	if err != nil || op != opBinary || !bytes.Equal(p, payload) {
-		t.Fatalf("masked frame: op %d err %v equal %v", op, err, bytes.Equal(p, payload))
-	}
-	op, p, err = c.ReadMessage()
-	if err != nil || op != opText || string(p) != "abcde" {
-		t.Fatalf("fragmented: op %d %q %v", op, p, err)
-	}
-}
-
 func TestEchoPayloadIsNotAPush(t *testing.T) {
-	p := make([]byte, len(timeLayout))
+	p := make([]byte, len(wsclient.TimeLayout))
 	for seq := uint64(0); seq < 1000; seq++ {
 		echoPayload(p, seq)
-		if isPush(opText, p) {
+		if wsclient.IsPush(wsclient.OpText, p) {
 			t.Fatalf("payload %q looks like a push", p)
 		}
 	}
-	if !isPush(opText, []byte(time.Now().Format(timeLayout))) {
+	if !wsclient.IsPush(wsclient.OpText, []byte(time.Now().Format(wsclient.TimeLayout))) {
 		t.Fatal("a time push is not recognised")
 	}
 }
@@ -126,7 +80,7 @@ func TestScanWorkloadAndMedian(t *testing.T) {
 	if w := scanWorkload([]string{"--workload=echo"}); w != "echo" {
 		t.Fatalf("got %q", w)
 	}
-	if m := median([]float64{3, 1, 2, 10}); m != 2.5 {
+	if m := stats.Median([]float64{3, 1, 2, 10}); m != 2.5 {
 		t.Fatalf("median %v", m)
 	}
 }
@@ -148,7 +102,7 @@ func testServer(t *testing.T, push time.Duration) string {
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			return c.WriteMessage(op, p)
 		}
-		if write(websocket.TextMessage, []byte(greeting)) != nil {
+		if write(websocket.TextMessage, []byte(wsclient.Greeting)) != nil {
 			return
 		}
 		done := make(chan struct{})
@@ -161,7 +115,7 @@ func testServer(t *testing.T, push time.Duration) string {
 				case <-done:
 					return
 				case <-tk.C:
-					if write(websocket.TextMessage, []byte(time.Now().Format(timeLayout))) != nil {
+					if write(websocket.TextMessage, []byte(time.Now().Format(wsclient.TimeLayout))) != nil {
 						return
 					}
 				}
@@ -348,15 +302,15 @@ func TestSoakCounts(t *testing.T) {
 func TestStallEnded(t *testing.T) {
 	const limit = 3 * time.Second
 	tests := []struct {
-		st    tcpState
+		st    wsclient.TCPState
 		after time.Duration
 		how   string
 		late  bool
 	}{
-		{stateClose, 1100 * time.Millisecond, "RST while stalled", false},
-		{stateCloseWait, limit, "FIN while stalled", false},
-		{stateClose, limit + time.Millisecond, "RST while stalled, later than 3s", true},
-		{tcpState(4), time.Second, "TCP state 4 while stalled", false},
+		{wsclient.StateClose, 1100 * time.Millisecond, "RST while stalled", false},
+		{wsclient.StateCloseWait, limit, "FIN while stalled", false},
+		{wsclient.StateClose, limit + time.Millisecond, "RST while stalled, later than 3s", true},
+		{wsclient.TCPState(4), time.Second, "TCP state 4 while stalled", false},
 	}
 	for _, tt := range tests {
 		o := stallEnded(stallHow(tt.st)+" while stalled", tt.after, limit)
@@ -398,17 +352,17 @@ func TestRSSLimitAndServerBack(t *testing.T) {
 	if got := rssLimit(200*mb, 20, 25); got != 250*mb { // 25 % of 200 MiB > 20 MiB
 		t.Errorf("large baseline: got %d; want %d", got, 250*mb)
 	}
-	base := procStat{RSS: 10 * mb, FDs: 13}
+	base := proc.Stat{RSS: 10 * mb, FDs: 13}
 	tests := []struct {
 		name string
-		now  procStat
+		now  proc.Stat
 		want bool
 	}{
 		{"same", base, true},
-		{"RSS at the limit", procStat{RSS: 30 * mb, FDs: 13}, true},
-		{"RSS over", procStat{RSS: 30*mb + 1, FDs: 13}, false},
-		{"one fd more", procStat{RSS: 10 * mb, FDs: 14}, false},
-		{"one fd less", procStat{RSS: 10 * mb, FDs: 12}, false},
+		{"RSS at the limit", proc.Stat{RSS: 30 * mb, FDs: 13}, true},
+		{"RSS over", proc.Stat{RSS: 30*mb + 1, FDs: 13}, false},
+		{"one fd more", proc.Stat{RSS: 10 * mb, FDs: 14}, false},
+		{"one fd less", proc.Stat{RSS: 10 * mb, FDs: 12}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -421,8 +375,8 @@ func TestRSSLimitAndServerBack(t *testing.T) {
 
 func TestSoakVerdict(t *testing.T) {
 	ok := soakResult{Measured: true, Good: soakGoodResult{Started: 10, Served: 10},
-		Baseline: procStat{RSS: 10, FDs: 13}, After: procStat{RSS: 20, FDs: 13}, RSSLimit: 20,
-		TCP: soakTCP{Measured: true, Baseline: tcpMem{Orphan: 1, Mem: 100}, End: tcpMem{Orphan: 1, Mem: 100}, MemSlack: 1280, OrphanSlack: 16}}
+		Baseline: proc.Stat{RSS: 10, FDs: 13}, After: proc.Stat{RSS: 20, FDs: 13}, RSSLimit: 20,
+		TCP: soakTCP{Measured: true, Baseline: proc.TCPMem{Orphan: 1, Mem: 100}, End: proc.TCPMem{Orphan: 1, Mem: 100}, MemSlack: 1280, OrphanSlack: 16}}
 	tests := []struct {
 		name    string
 		mod     func(*soakResult)
@@ -449,11 +403,11 @@ func TestSoakVerdict(t *testing.T) {
 		{"another behaviour given up on", func(r *soakResult) {
 			r.Bad = []soakBadResult{{Number: int(classIdle), Started: 9, GaveUp: 9}}
 		}, "PASS", 0},
-		{"TCP back within the slacks", func(r *soakResult) { r.TCP.End = tcpMem{Orphan: 1 + 16, Mem: 100 + 1280} }, "PASS", 0},
+		{"TCP back within the slacks", func(r *soakResult) { r.TCP.End = proc.TCPMem{Orphan: 1 + 16, Mem: 100 + 1280} }, "PASS", 0},
 		{"TCP orphans left", func(r *soakResult) { r.TCP.End.Orphan = 1 + 17 }, "FAIL", 1},
 		{"TCP memory left", func(r *soakResult) { r.TCP.End.Mem = 100 + 1281 }, "FAIL", 1},
-		{"TCP both", func(r *soakResult) { r.TCP.End = tcpMem{Orphan: 99, Mem: 9999} }, "FAIL", 2},
-		{"TCP not measured", func(r *soakResult) { r.TCP.Measured, r.TCP.End = false, tcpMem{Orphan: 99, Mem: 9999} }, "PASS", 0},
+		{"TCP both", func(r *soakResult) { r.TCP.End = proc.TCPMem{Orphan: 99, Mem: 9999} }, "FAIL", 2},
+		{"TCP not measured", func(r *soakResult) { r.TCP.Measured, r.TCP.End = false, proc.TCPMem{Orphan: 99, Mem: 9999} }, "PASS", 0},
 		{"hog probe, strict", func(r *soakResult) {
 			r.Strict, r.MaxMessage, r.Bad = true, 1<<20, []soakBadResult{{Number: 1}}
 			r.HogProbe = &hogProbe{N: 20, Opened: 20, DataGrowth: 20 << 20, PerHog: 1 << 20}
@@ -498,7 +452,7 @@ func TestCloseAndEndHow(t *testing.T) {
 	if got := closeHow(0); got != "Close (no code)" {
 		t.Errorf("got %q", got)
 	}
-	if got := closeCode([]byte{0x03, 0xEF, 'x'}); got != 1007 {
+	if got := wsclient.CloseCode([]byte{0x03, 0xEF, 'x'}); got != 1007 {
 		t.Errorf("closeCode: got %d; want 1007", got)
 	}
 	tests := []struct {
@@ -508,7 +462,7 @@ func TestCloseAndEndHow(t *testing.T) {
 		{io.EOF, "EOF"},
 		{fmt.Errorf("read: %w", syscall.ECONNRESET), "RST"},
 		{syscall.EPIPE, "EPIPE"},
-		{fmt.Errorf("%w (code 1001)", errPeerClosed), "Close (code 1001)"},
+		{fmt.Errorf("%w (code 1001)", wsclient.ErrPeerClosed), "Close (code 1001)"},
 		{os.ErrDeadlineExceeded, "timeout"},
 	}
 	for _, tt := range tests {
@@ -528,37 +482,11 @@ func TestCountTCPLines(t *testing.T) {
    4: 0100007F:1F91 0100007F:D2A6 08 00000000:00000000 00:00000000 00000000  1000        0 5 1
    5: 0100007F:1F90 0100007F:D2A7 01 00000000:00000000 00:00000000 00000000  1000        0 6 1
 `
-	if got := countTCPLines([]byte(table), 8080, tcpCloseWait); got != 2 {
+	if got := proc.CountTCPLines([]byte(table), 8080, proc.TCPCloseWait); got != 2 {
 		t.Fatalf("CLOSE_WAIT on 8080: got %d; want 2", got)
 	}
-	if got := countTCPLines([]byte(table), 8080, "01"); got != 1 {
+	if got := proc.CountTCPLines([]byte(table), 8080, "01"); got != 1 {
 		t.Fatalf("ESTABLISHED on 8080: got %d; want 1", got)
-	}
-}
-
-// TestAppendFrame reads back what the soak's raw frames encode, for the
-// three length encodings, masked and not.
-func TestAppendFrame(t *testing.T) {
-	for _, n := range []int{0, 5, 125, 126, 65535, 65536} {
-		for _, masked := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%d/masked=%v", n, masked), func(t *testing.T) {
-				p := make([]byte, n)
-				echoPayload(p, uint64(n))
-				b := appendFrame(nil, opBinary, p, masked)
-				c := &wsConn{br: bufio.NewReader(bytes.NewReader(b))}
-				f, err := c.readFrame()
-				if err != nil || !f.fin || f.op != opBinary || !bytes.Equal(f.payload, p) {
-					t.Fatalf("got fin %v op %d err %v equal %v", f.fin, f.op, err, bytes.Equal(f.payload, p))
-				}
-				if masked != (b[1]&0x80 != 0) {
-					t.Fatalf("mask bit %v; want %v", b[1]&0x80 != 0, masked)
-				}
-			})
-		}
-	}
-	h := appendHeader(nil, 0x80|opBinary, 1<<20, true)
-	if len(h) != 14 || h[1] != 0x80|127 || binary.BigEndian.Uint64(h[2:10]) != 1<<20 {
-		t.Fatalf("hog header %x", h)
 	}
 }
 
@@ -587,23 +515,23 @@ func TestHogFinding(t *testing.T) {
 func TestParseFanout(t *testing.T) {
 	tests := []struct {
 		name string
-		op   byte
+		Op   byte
 		p    string
 		want int64
 		ok   bool
 	}{
-		{"send time", opText, "F1732912345123456789", 1732912345123456789, true},
-		{"small", opText, "F7", 7, true},
-		{"binary", opBinary, "F1732912345123456789", 0, false},
-		{"greeting", opText, greeting, 0, false},
-		{"time push", opText, "2026-11-29 22:56:37", 0, false},
-		{"no digits", opText, "F", 0, false},
-		{"not a digit", opText, "F12x4", 0, false},
-		{"overflow", opText, "F9999999999999999999", 0, false},
+		{"send time", wsclient.OpText, "F1732912345123456789", 1732912345123456789, true},
+		{"small", wsclient.OpText, "F7", 7, true},
+		{"binary", wsclient.OpBinary, "F1732912345123456789", 0, false},
+		{"greeting", wsclient.OpText, wsclient.Greeting, 0, false},
+		{"time push", wsclient.OpText, "2026-11-29 22:56:37", 0, false},
+		{"no digits", wsclient.OpText, "F", 0, false},
+		{"not a digit", wsclient.OpText, "F12x4", 0, false},
+		{"overflow", wsclient.OpText, "F9999999999999999999", 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseFanout(tt.op, []byte(tt.p))
+			got, ok := parseFanout(tt.Op, []byte(tt.p))
 			if got != tt.want || ok != tt.ok {
 				t.Fatalf("got %d, %v; want %d, %v", got, ok, tt.want, tt.ok)
 			}
@@ -647,11 +575,11 @@ func TestFanoutStats(t *testing.T) {
 		v[i] = float64(100 - i) // 100..1, unsorted
 	}
 	for _, q := range []struct{ q, want float64 }{{0.5, 50}, {0.99, 99}, {1, 100}, {0.001, 1}} {
-		if got := quantile(v, q.q); got != q.want {
-			t.Fatalf("quantile(%v): got %v; want %v", q.q, got, q.want)
+		if got := stats.Quantile(v, q.q); got != q.want {
+			t.Fatalf("stats.Quantile(%v): got %v; want %v", q.q, got, q.want)
 		}
 	}
-	if quantile(nil, 0.5) != 0 {
+	if stats.Quantile(nil, 0.5) != 0 {
 		t.Fatal("quantile of nothing is not 0")
 	}
 }
@@ -733,7 +661,7 @@ func fanoutTestServer(t *testing.T, interval time.Duration) string {
 		}
 		defer c.Close()
 		w := &wconn{c: c}
-		if write(w, []byte(greeting)) != nil {
+		if write(w, []byte(wsclient.Greeting)) != nil {
 			return
 		}
 		mu.Lock()
@@ -836,19 +764,19 @@ func TestScaleFeed(t *testing.T) {
 		stream = append(stream, 0x80|op, byte(len(p)))
 		stream = append(stream, p...)
 	}
-	frame(opText, greeting)
-	frame(opText, "2026-11-29 23:05:55")
+	frame(wsclient.OpText, wsclient.Greeting)
+	frame(wsclient.OpText, "2026-11-29 23:05:55")
 	big := strings.Repeat("x", 200)
 	stream = append(stream, 0x82, 126, 0, 200)
 	stream = append(stream, big...)
-	frame(opText, "2026-11-29 23:05:56")
-	frame(opText, "not a time push!!!!")
-	frame(opClose, "\x03\xe9")
+	frame(wsclient.OpText, "2026-11-29 23:05:56")
+	frame(wsclient.OpText, "not a time push!!!!")
+	frame(wsclient.OpClose, "\x03\xe9")
 	for _, chunk := range []int{1, 2, 3, 7, 21, 1000} {
 		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
 			w := &scaleWorker{iv: int64(time.Second), conns: make([]scConn, 4), hs: make([]*hsState, 4),
 				stepErrs: map[string]int{}, lost: map[string]int{}, closes: map[string]int{}, unexpect: map[string]int{},
-				gapH: newGapHist(), phaseH: newGapHist(), ws: 1, we: int64(time.Hour), base: time.Now()}
+				gapH: stats.GapHist(), phaseH: stats.GapHist(), ws: 1, we: int64(time.Hour), base: time.Now()}
 			const fd = 3
 			w.hs[fd] = &hsState{response: true}
 			w.pending = []int32{fd}
@@ -888,7 +816,7 @@ func TestScaleHelpers(t *testing.T) {
 		time bool
 	}{
 		{"push", "2026-11-29 23:05:55", true},
-		{"greeting", greeting, false},
+		{"greeting", wsclient.Greeting, false},
 		{"letters", "2026-11-29 23:05:5x", false},
 		{"separator", "2026-11-29T23:05:55", false},
 	}

@@ -1,4 +1,4 @@
-package main
+package wsclient
 
 // Kernel receive timestamps, for the fan-out workload.
 //

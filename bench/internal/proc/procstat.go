@@ -1,4 +1,4 @@
-package main
+package proc
 
 // Reading a process's resource use from /proc (Linux only).
 
@@ -16,7 +16,7 @@ import (
 )
 
 // procStat is one sample of a process's resource use.
-type procStat struct {
+type Stat struct {
 	RSS     int64   `json:"rss_bytes"`     // VmRSS
 	Data    int64   `json:"vm_data_bytes"` // VmData: committed, touched or not
 	Threads int     `json:"threads"`       // Threads
@@ -25,8 +25,8 @@ type procStat struct {
 }
 
 // readProcStat samples /proc/PID/{status,fd,stat}.
-func readProcStat(pid int) (procStat, error) {
-	var ps procStat
+func ReadStat(pid int) (Stat, error) {
+	var ps Stat
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return ps, fmt.Errorf("server process %d: %w", pid, err)
@@ -57,19 +57,19 @@ func readProcStat(pid int) (procStat, error) {
 		return ps, fmt.Errorf("server process %d fds: %w", pid, err)
 	}
 	ps.FDs = len(fds)
-	ps.CPU, err = procCPU(pid)
+	ps.CPU, err = CPU(pid)
 	return ps, err
 }
 
 // tcpCloseWait is TCP state 08 in /proc/net/tcp: the peer sent FIN and
 // this side has not closed yet.
-const tcpCloseWait = "08"
+const TCPCloseWait = "08"
 
 // countTCPState counts the sockets in the network namespace of process pid
 // whose local port is port and whose state is st (hex, as in
 // /proc/net/tcp). On loopback the clients' sockets are listed too, but
 // their local ports are ephemeral, not the server's.
-func countTCPState(pid, port int, st string) (int, error) {
+func CountTCPState(pid, port int, st string) (int, error) {
 	n := 0
 	for _, f := range []string{"tcp", "tcp6"} {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
@@ -79,14 +79,14 @@ func countTCPState(pid, port int, st string) (int, error) {
 			}
 			return 0, err
 		}
-		n += countTCPLines(b, port, st)
+		n += CountTCPLines(b, port, st)
 	}
 	return n, nil
 }
 
 // countTCPLines counts the lines of a /proc/net/tcp{,6} table with local
 // port port and state st.
-func countTCPLines(table []byte, port int, st string) int {
+func CountTCPLines(table []byte, port int, st string) int {
 	n := 0
 	for _, line := range strings.Split(string(table), "\n") {
 		// "  12: 0100007F:1F90 0100007F:D2A4 08 ..."
@@ -106,7 +106,7 @@ func countTCPLines(table []byte, port int, st string) int {
 }
 
 // procCPU returns utime+stime of a process in seconds, from /proc/PID/stat.
-func procCPU(pid int) (float64, error) {
+func CPU(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("server process %d: %w", pid, err)
@@ -126,14 +126,14 @@ func procCPU(pid int) (float64, error) {
 	if err1 != nil || err2 != nil {
 		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
 	}
-	return float64(ut+st) / float64(clockTicks()), nil
+	return float64(ut+st) / float64(ClockTicks()), nil
 }
 
 var clkTck int64
 
 // clockTicks is sysconf(_SC_CLK_TCK), read from the auxiliary vector
 // (AT_CLKTCK) since there is no cgo; 100 when it cannot be read.
-func clockTicks() int64 {
+func ClockTicks() int64 {
 	if clkTck != 0 {
 		return clkTck
 	}
@@ -157,7 +157,7 @@ func clockTicks() int64 {
 
 // rusageCPU returns user+system CPU seconds of this process (who =
 // RUSAGE_SELF) or of its waited-for children (RUSAGE_CHILDREN).
-func rusageCPU(who int) float64 {
+func RusageCPU(who int) float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(who, &ru); err != nil {
 		return 0
@@ -171,26 +171,26 @@ func tvSec(tv syscall.Timeval) float64 {
 
 // clientCPU is RUSAGE_SELF + RUSAGE_CHILDREN: this process and the worker
 // processes it has already reaped.
-func clientCPU() float64 {
-	return rusageCPU(syscall.RUSAGE_SELF) + rusageCPU(syscall.RUSAGE_CHILDREN)
+func SelfCPU() float64 {
+	return RusageCPU(syscall.RUSAGE_SELF) + RusageCPU(syscall.RUSAGE_CHILDREN)
 }
 
 // mib formats bytes as MiB.
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+func MiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // stopProcess sends SIGTERM to pid and waits, up to limit, until it has
 // exited: gone from /proc, or a zombie (its descriptors are closed by
 // then) that its parent has not reaped yet.
-func stopProcess(ctx context.Context, pid int, limit time.Duration) error {
+func Stop(ctx context.Context, pid int, limit time.Duration) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop server process %d: %w", pid, err)
 	}
 	deadline := time.Now().Add(limit)
-	for !procExited(pid) {
+	for !Exited(pid) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("server process %d did not exit within %v of SIGTERM", pid, limit)
 		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -199,7 +199,7 @@ func stopProcess(ctx context.Context, pid int, limit time.Duration) error {
 
 // procExited reports whether pid has exited: no /proc/PID/stat, or state
 // Z (zombie) or X (dead).
-func procExited(pid int) bool {
+func Exited(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return os.IsNotExist(err) || errors.Is(err, syscall.ESRCH)
@@ -210,4 +210,19 @@ func procExited(pid int) bool {
 	}
 	st := b[i+2]
 	return st == 'Z' || st == 'X'
+}
+
+// Sleep waits d or until ctx ends, whichever is first, and returns ctx.Err().
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

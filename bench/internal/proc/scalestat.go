@@ -1,7 +1,7 @@
-package main
+package proc
 
 // Machine-wide memory and socket figures for wsload scale, from
-// /proc/meminfo and /proc/net/sockstat, and cheap per-process samples
+// /proc/meminfo and /proc/net/sockstat (server.ReadTCPMemory), and cheap per-process samples
 // (RSS and CPU only: listing /proc/PID/fd of a process holding 19,000
 // descriptors costs milliseconds, so it is done once per step).
 
@@ -10,10 +10,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/wsmill/wsmill/server"
 )
 
 // sysMem is one sample of the machine's memory and TCP sockets.
-type sysMem struct {
+type SysMem struct {
 	MemAvailable int64 `json:"mem_available_bytes"`
 	MemFree      int64 `json:"mem_free_bytes"`
 	Slab         int64 `json:"slab_bytes"`       // kernel objects: socket, tcp_sock, file, dentry, epitem...
@@ -26,8 +28,8 @@ type sysMem struct {
 }
 
 // readSysMem samples /proc/meminfo and /proc/net/sockstat.
-func readSysMem() (sysMem, error) {
-	var m sysMem
+func ReadSysMem() (SysMem, error) {
+	var m SysMem
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return m, err
@@ -52,37 +54,18 @@ func readSysMem() (sysMem, error) {
 			m.SUnreclaim = kb << 10
 		}
 	}
-	b, err = os.ReadFile("/proc/net/sockstat")
+	// "sockets: used 11" / "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 32",
+	// read by the same parser as the server's own kernel figures.
+	t, err := server.ReadTCPMemory()
 	if err != nil {
 		return m, err
 	}
-	// "sockets: used 11" / "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 32"
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		for i := 1; i+1 < len(f); i += 2 {
-			n, _ := strconv.ParseInt(f[i+1], 10, 64)
-			switch f[0] + f[i] {
-			case "sockets:used":
-				m.SocketsUsed = n
-			case "TCP:inuse":
-				m.TCPInuse = n
-			case "TCP:orphan":
-				m.TCPOrphan = n
-			case "TCP:tw":
-				m.TCPTimeWait = n
-			case "TCP:mem":
-				m.TCPMemPages = n
-			}
-		}
-	}
+	m.SocketsUsed, m.TCPInuse, m.TCPOrphan, m.TCPTimeWait, m.TCPMemPages = t.Sockets, t.InUse, t.Orphans, t.TimeWait, t.Pages
 	return m, nil
 }
 
 // readRSS returns a process's VmRSS in bytes.
-func readRSS(pid int) (int64, error) {
+func RSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -99,10 +82,10 @@ func readRSS(pid int) (int64, error) {
 
 // sumRSS and sumCPU add up a set of processes; a process that is gone
 // counts as an error.
-func sumRSS(pids []int) (int64, error) {
+func SumRSS(pids []int) (int64, error) {
 	var t int64
 	for _, p := range pids {
-		r, err := readRSS(p)
+		r, err := RSS(p)
 		if err != nil {
 			return t, err
 		}
@@ -111,10 +94,10 @@ func sumRSS(pids []int) (int64, error) {
 	return t, nil
 }
 
-func sumCPU(pids []int) (float64, error) {
+func SumCPU(pids []int) (float64, error) {
 	var t float64
 	for _, p := range pids {
-		c, err := procCPU(p)
+		c, err := CPU(p)
 		if err != nil {
 			return t, err
 		}
@@ -124,7 +107,7 @@ func sumCPU(pids []int) (float64, error) {
 }
 
 // countFDs is the number of open descriptors of a process.
-func countFDs(pid int) (int, error) {
+func CountFDs(pid int) (int, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		return 0, err
@@ -137,7 +120,7 @@ func countFDs(pid int) (int, error) {
 // cpuBusy returns the seconds all CPUs have spent busy (everything but
 // idle and iowait) since boot, from /proc/stat: with the servers' and
 // clients' own CPU it shows how much other work shared the machine.
-func cpuBusy() (float64, error) {
+func CPUBusy() (float64, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, err
@@ -157,7 +140,7 @@ func cpuBusy() (float64, error) {
 			busy += n
 		}
 	}
-	return float64(busy) / float64(clockTicks()), nil
+	return float64(busy) / float64(ClockTicks()), nil
 }
 
 // tcpCounters are the kernel's TCP counters that tell why connects or
@@ -174,7 +157,7 @@ var tcpCounters = map[string]bool{
 
 // readTCPCounters reads tcpCounters from /proc/net/netstat and /proc/net/snmp
 // (pairs of lines: "TcpExt: Name..." then "TcpExt: value...").
-func readTCPCounters() (map[string]int64, error) {
+func ReadTCPCounters() (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, p := range []string{"/proc/net/netstat", "/proc/net/snmp"} {
 		b, err := os.ReadFile(p)
@@ -198,7 +181,7 @@ func readTCPCounters() (map[string]int64, error) {
 }
 
 // counterDelta is after − before, keeping only the counters that moved.
-func counterDelta(before, after map[string]int64) map[string]int64 {
+func CounterDelta(before, after map[string]int64) map[string]int64 {
 	d := map[string]int64{}
 	for k, v := range after {
 		if v != before[k] {
@@ -210,17 +193,17 @@ func counterDelta(before, after map[string]int64) map[string]int64 {
 
 // socketCaches are the slab caches that grow with each TCP socket and its
 // descriptor and epoll registration.
-var socketCaches = []string{"TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq"}
+var SocketCaches = []string{"TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq"}
 
 // readSlabCaches returns, for each of socketCaches present in
 // /proc/slabinfo (root only), the active objects and their size.
-func readSlabCaches() (map[string][2]int64, error) {
+func ReadSlabCaches() (map[string][2]int64, error) {
 	b, err := os.ReadFile("/proc/slabinfo")
 	if err != nil {
 		return nil, err
 	}
 	want := map[string]bool{}
-	for _, c := range socketCaches {
+	for _, c := range SocketCaches {
 		want[c] = true
 	}
 	out := map[string][2]int64{}

@@ -1,4 +1,4 @@
-package main
+package wsclient
 
 // A client socket's TCP state, read without reading from the socket.
 
@@ -12,21 +12,21 @@ import (
 
 // tcpState is a socket's TCP state, as TCP_INFO's tcpi_state and
 // include/net/tcp_states.h number them.
-type tcpState uint8
+type TCPState uint8
 
 const (
-	stateEstablished tcpState = 1
-	stateClose       tcpState = 7 // no connection: here, an RST arrived
-	stateCloseWait   tcpState = 8 // the peer's FIN arrived, ours not sent
+	StateEstablished TCPState = 1
+	StateClose       TCPState = 7 // no connection: here, an RST arrived
+	StateCloseWait   TCPState = 8 // the peer's FIN arrived, ours not sent
 )
 
-func (st tcpState) String() string {
+func (st TCPState) String() string {
 	switch st {
-	case stateEstablished:
+	case StateEstablished:
 		return "ESTABLISHED"
-	case stateClose:
+	case StateClose:
 		return "CLOSE"
-	case stateCloseWait:
+	case StateCloseWait:
 		return "CLOSE_WAIT"
 	}
 	return "state " + strconv.Itoa(int(st))
@@ -35,7 +35,7 @@ func (st tcpState) String() string {
 // socketState is nc's TCP state (TCP_INFO). It leaves the receive queue
 // alone: a client that must not open its window can still see the server
 // end the connection.
-func socketState(nc net.Conn) (tcpState, error) {
+func SocketState(nc net.Conn) (TCPState, error) {
 	rc, err := nc.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		return 0, err
@@ -50,5 +50,5 @@ func socketState(nc net.Conn) (tcpState, error) {
 	if serr != nil {
 		return 0, os.NewSyscallError("getsockopt TCP_INFO", serr)
 	}
-	return tcpState(info.State), nil
+	return TCPState(info.State), nil
 }

@@ -1,4 +1,4 @@
-package main
+package proc
 
 // The machine's TCP memory, from /proc/net/sockstat and
 // /proc/sys/net/ipv4/tcp_mem (Linux only).
@@ -24,7 +24,7 @@ import (
 )
 
 // tcpMem is one sample of the machine's TCP memory.
-type tcpMem struct {
+type TCPMem struct {
 	InUse  int64 `json:"inuse"`     // TCP sockets in this namespace, TIME_WAIT aside (listeners included)
 	Orphan int64 `json:"orphan"`    // closed by their process, still alive in the kernel
 	TW     int64 `json:"tw"`        // TIME_WAIT (no buffers)
@@ -39,14 +39,14 @@ type tcpMem struct {
 
 // readTCPMem reads /proc/net/sockstat and /proc/sys/net/ipv4/tcp_mem
 // (server.ReadTCPMemory).
-func readTCPMem() (tcpMem, error) {
+func ReadTCPMem() (TCPMem, error) {
 	m, err := server.ReadTCPMemory()
-	return tcpMem{InUse: m.InUse, Orphan: m.Orphans, TW: m.TimeWait, Mem: m.Pages,
+	return TCPMem{InUse: m.InUse, Orphan: m.Orphans, TW: m.TimeWait, Mem: m.Pages,
 		Min: m.Min, Pressure: m.Pressure, Max: m.Max}, err
 }
 
 // peakTCPMem is each figure's maximum of a and b.
-func peakTCPMem(a, b tcpMem) tcpMem {
+func PeakTCPMem(a, b TCPMem) TCPMem {
 	a.InUse, a.Orphan, a.TW, a.Mem = max(a.InUse, b.InUse), max(a.Orphan, b.Orphan), max(a.TW, b.TW), max(a.Mem, b.Mem)
 	return a
 }
@@ -61,14 +61,14 @@ func peakTCPMem(a, b tcpMem) tcpMem {
 // counter. 2 CPUs: 1,280 pages, 5 MiB. A leak of the size a stall client
 // made a server without the reset pin (about 1,000 pages each, five stall
 // slots by default) is well above it.
-func tcpMemSlack(rsvPages, cpus int) int64 {
+func TCPMemSlack(rsvPages, cpus int) int64 {
 	return 2*int64(rsvPages)*int64(cpus) + 256
 }
 
 // memPcpuRsv is net.core.mem_pcpu_rsv in pages; where the sysctl does not
 // exist, 256: Linux 6.0 to 6.8 batch 1 MiB per CPU without a knob (and
 // older kernels not at all, where this only widens the slack).
-func memPcpuRsv() int {
+func MemPcpuRsv() int {
 	b, err := os.ReadFile("/proc/sys/net/core/mem_pcpu_rsv")
 	if err != nil {
 		return 256
@@ -81,11 +81,11 @@ func memPcpuRsv() int {
 }
 
 // defaultTCPMemSlack is tcpMemSlack for this machine.
-func defaultTCPMemSlack() int64 { return tcpMemSlack(memPcpuRsv(), runtime.NumCPU()) }
+func DefaultTCPMemSlack() int64 { return TCPMemSlack(MemPcpuRsv(), runtime.NumCPU()) }
 
 // tcpMemBack reports whether the machine's TCP memory is back: orphans and
 // pages at most their slack above the baseline. inuse and tw are reported,
 // not judged: every other process's connections move them.
-func tcpMemBack(base, now tcpMem, memSlack, orphanSlack int64) bool {
+func TCPMemBack(base, now TCPMem, memSlack, orphanSlack int64) bool {
 	return now.Orphan <= base.Orphan+orphanSlack && now.Mem <= base.Mem+memSlack
 }

@@ -1,4 +1,4 @@
-package main
+package wsclient
 
 // A minimal raw WebSocket client: just enough of RFC 6455 to drive the
 // servers under test without a library in the way. Frames we send are masked
@@ -18,7 +18,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/textproto"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,30 +25,30 @@ import (
 )
 
 const (
-	opContinuation = 0x0
-	opText         = 0x1
-	opBinary       = 0x2
-	opClose        = 0x8
-	opPing         = 0x9
-	opPong         = 0xA
+	OpContinuation = 0x0
+	OpText         = 0x1
+	OpBinary       = 0x2
+	OpClose        = 0x8
+	OpPing         = 0x9
+	OpPong         = 0xA
 
-	wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+	GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 	// maxFrame bounds what the reader accepts, so a confused stream cannot
 	// make the client allocate gigabytes.
-	maxFrame = 16 << 20
+	MaxFrame = 16 << 20
 
 	// greeting is what every server under test sends right after the upgrade.
-	greeting = "Hi Client!"
+	Greeting = "Hi Client!"
 	// timeLayout is the layout of the pushed time frames.
-	timeLayout = "2006-01-02 15:04:05"
+	TimeLayout = "2006-01-02 15:04:05"
 )
 
 // errPeerClosed is returned by ReadMessage when the server sent a Close frame.
-var errPeerClosed = errors.New("server sent Close")
+var ErrPeerClosed = errors.New("server sent Close")
 
 // dialOptions say how to open one connection.
-type dialOptions struct {
+type Options struct {
 	Addr    string        // host:port of the server
 	Src     string        // source IP to bind, "" for the kernel's choice
 	Timeout time.Duration // for the TCP connect and the HTTP upgrade together
@@ -60,9 +59,9 @@ type dialOptions struct {
 
 // wsConn is one client connection. Writes are serialised by wmu so that a
 // reader goroutine may answer pings while a writer goroutine sends data.
-type wsConn struct {
-	nc net.Conn
-	br *bufio.Reader
+type Conn struct {
+	NC net.Conn
+	BR *bufio.Reader
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -75,7 +74,7 @@ type wsConn struct {
 
 // arrival is the kernel receive time (unix ns) of the message ReadMessage
 // has just returned, or 0 without dialOptions.Stamps or a stamp.
-func (c *wsConn) arrival() int64 {
+func (c *Conn) Arrival() int64 {
 	if c.stamp == nil {
 		return 0
 	}
@@ -83,7 +82,7 @@ func (c *wsConn) arrival() int64 {
 }
 
 // dialWS connects, upgrades at GET /ws and checks the server's accept key.
-func dialWS(ctx context.Context, o dialOptions) (*wsConn, error) {
+func Dial(ctx context.Context, o Options) (*Conn, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
@@ -92,7 +91,7 @@ func dialWS(ctx context.Context, o dialOptions) (*wsConn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	d := net.Dialer{Control: socketControl(o.Src != "", o.RcvBuf, o.Stamps)}
+	d := net.Dialer{Control: SocketControl(o.Src != "", o.RcvBuf, o.Stamps)}
 	if o.Src != "" {
 		ip := net.ParseIP(o.Src)
 		if ip == nil {
@@ -106,15 +105,15 @@ func dialWS(ctx context.Context, o dialOptions) (*wsConn, error) {
 	}
 	deadline, _ := ctx.Deadline()
 	nc.SetDeadline(deadline)
-	c := &wsConn{nc: nc}
+	c := &Conn{NC: nc}
 	if o.Stamps {
 		if c.stamp, err = newStampReader(nc); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("stamps: %w", err)
 		}
-		c.br = bufio.NewReaderSize(c.stamp, o.ReadBuf)
+		c.BR = bufio.NewReaderSize(c.stamp, o.ReadBuf)
 	} else {
-		c.br = bufio.NewReaderSize(nc, o.ReadBuf)
+		c.BR = bufio.NewReaderSize(nc, o.ReadBuf)
 	}
 	if err := c.handshake(o.Addr); err != nil {
 		nc.Close()
@@ -124,12 +123,12 @@ func dialWS(ctx context.Context, o dialOptions) (*wsConn, error) {
 	return c, nil
 }
 
-// socketControl sets options on the socket before bind and connect:
+// SocketControl sets options on the socket before bind and connect:
 // IP_BIND_ADDRESS_NO_PORT lets the kernel pick the source port at connect
 // time, so one source address is not limited to one ephemeral range for all
 // destinations; SO_RCVBUF (when asked) makes a small receive window;
 // SO_TIMESTAMPNS (when asked) has the kernel stamp every packet received.
-func socketControl(bound bool, rcvbuf int, stamps bool) func(network, address string, c syscall.RawConn) error {
+func SocketControl(bound bool, rcvbuf int, stamps bool) func(network, address string, c syscall.RawConn) error {
 	if !bound && rcvbuf <= 0 && !stamps {
 		return nil
 	}
@@ -155,14 +154,14 @@ func socketControl(bound bool, rcvbuf int, stamps bool) func(network, address st
 	}
 }
 
-func (c *wsConn) handshake(addr string) error {
+func (c *Conn) handshake(addr string) error {
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
-	if _, err := io.WriteString(c.nc, upgradeRequest(addr, key)); err != nil {
+	if _, err := io.WriteString(c.NC, UpgradeRequest(addr, key)); err != nil {
 		return fmt.Errorf("write upgrade request: %w", err)
 	}
-	tp := textproto.NewReader(c.br)
+	tp := textproto.NewReader(c.BR)
 	status, err := tp.ReadLine()
 	if err != nil {
 		return fmt.Errorf("read upgrade response: %w", err)
@@ -178,7 +177,7 @@ func (c *wsConn) handshake(addr string) error {
 	if !strings.EqualFold(hdr.Get("Upgrade"), "websocket") {
 		return fmt.Errorf("upgrade response without Upgrade: websocket")
 	}
-	h := sha1.Sum([]byte(key + wsGUID))
+	h := sha1.Sum([]byte(key + GUID))
 	if want := base64.StdEncoding.EncodeToString(h[:]); hdr.Get("Sec-WebSocket-Accept") != want {
 		return fmt.Errorf("bad Sec-WebSocket-Accept %q", hdr.Get("Sec-WebSocket-Accept"))
 	}
@@ -186,7 +185,7 @@ func (c *wsConn) handshake(addr string) error {
 }
 
 // upgradeRequest is the HTTP request that asks for the upgrade at GET /ws.
-func upgradeRequest(addr, key string) string {
+func UpgradeRequest(addr, key string) string {
 	return "GET /ws HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
 		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -194,10 +193,10 @@ func upgradeRequest(addr, key string) string {
 
 // Close closes the TCP connection without a closing handshake: the load
 // generator measures servers, and an abrupt close is what they must survive.
-func (c *wsConn) Close() error { return c.nc.Close() }
+func (c *Conn) Close() error { return c.NC.Close() }
 
 // WriteFrame sends one final frame with a fresh random mask.
-func (c *wsConn) WriteFrame(op byte, payload []byte) error {
+func (c *Conn) WriteFrame(op byte, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	n := len(payload)
@@ -224,14 +223,14 @@ func (c *wsConn) WriteFrame(op byte, payload []byte) error {
 	binary.BigEndian.PutUint32(b[h:], key)
 	h += 4
 	copy(b[h:], payload)
-	maskBytes(b[h:h+n], key, 0)
-	_, err := c.nc.Write(b[:h+n])
+	MaskBytes(b[h:h+n], key, 0)
+	_, err := c.NC.Write(b[:h+n])
 	return err
 }
 
 // maskBytes XORs p with the 4-byte key (big-endian in key) starting at
 // key position pos (0..3), eight bytes at a time where possible.
-func maskBytes(p []byte, key uint32, pos int) {
+func MaskBytes(p []byte, key uint32, pos int) {
 	var k [4]byte
 	binary.BigEndian.PutUint32(k[:], key)
 	i := 0
@@ -254,55 +253,55 @@ func maskBytes(p []byte, key uint32, pos int) {
 
 // frame is one frame as read: the payload aliases the connection's buffer
 // until the next read.
-type frame struct {
-	fin     bool
-	op      byte
-	payload []byte
+type Frame struct {
+	Fin     bool
+	Op      byte
+	Payload []byte
 }
 
 // readFrame reads one frame, masked or not, and unmasks it.
-func (c *wsConn) readFrame() (frame, error) {
+func (c *Conn) ReadFrame() (Frame, error) {
 	var hdr [14]byte
-	if _, err := io.ReadFull(c.br, hdr[:2]); err != nil {
-		return frame{}, err
+	if _, err := io.ReadFull(c.BR, hdr[:2]); err != nil {
+		return Frame{}, err
 	}
-	f := frame{fin: hdr[0]&0x80 != 0, op: hdr[0] & 0x0F}
+	f := Frame{Fin: hdr[0]&0x80 != 0, Op: hdr[0] & 0x0F}
 	if hdr[0]&0x70 != 0 {
-		return frame{}, fmt.Errorf("frame with RSV bits set (0x%02x)", hdr[0])
+		return Frame{}, fmt.Errorf("frame with RSV bits set (0x%02x)", hdr[0])
 	}
 	masked := hdr[1]&0x80 != 0
 	n := uint64(hdr[1] & 0x7F)
 	switch n {
 	case 126:
-		if _, err := io.ReadFull(c.br, hdr[2:4]); err != nil {
-			return frame{}, err
+		if _, err := io.ReadFull(c.BR, hdr[2:4]); err != nil {
+			return Frame{}, err
 		}
 		n = uint64(binary.BigEndian.Uint16(hdr[2:4]))
 	case 127:
-		if _, err := io.ReadFull(c.br, hdr[2:10]); err != nil {
-			return frame{}, err
+		if _, err := io.ReadFull(c.BR, hdr[2:10]); err != nil {
+			return Frame{}, err
 		}
 		n = binary.BigEndian.Uint64(hdr[2:10])
 	}
-	if n > maxFrame {
-		return frame{}, fmt.Errorf("frame of %d bytes exceeds the client's limit", n)
+	if n > MaxFrame {
+		return Frame{}, fmt.Errorf("frame of %d bytes exceeds the client's limit", n)
 	}
 	var key uint32
 	if masked {
-		if _, err := io.ReadFull(c.br, hdr[10:14]); err != nil {
-			return frame{}, err
+		if _, err := io.ReadFull(c.BR, hdr[10:14]); err != nil {
+			return Frame{}, err
 		}
 		key = binary.BigEndian.Uint32(hdr[10:14])
 	}
 	if cap(c.rbuf) < int(n) {
 		c.rbuf = make([]byte, n)
 	}
-	f.payload = c.rbuf[:n]
-	if _, err := io.ReadFull(c.br, f.payload); err != nil {
-		return frame{}, err
+	f.Payload = c.rbuf[:n]
+	if _, err := io.ReadFull(c.BR, f.Payload); err != nil {
+		return Frame{}, err
 	}
 	if masked {
-		maskBytes(f.payload, key, 0)
+		MaskBytes(f.Payload, key, 0)
 	}
 	return f, nil
 }
@@ -310,78 +309,78 @@ func (c *wsConn) readFrame() (frame, error) {
 // ReadMessage returns the next data message (text or binary), reassembling
 // fragments. Pings are answered, pongs skipped; a Close frame ends the
 // connection with errPeerClosed. The payload is valid until the next call.
-func (c *wsConn) ReadMessage() (op byte, payload []byte, err error) {
+func (c *Conn) ReadMessage() (op byte, payload []byte, err error) {
 	fragmented := false
 	for {
-		f, err := c.readFrame()
+		f, err := c.ReadFrame()
 		if err != nil {
 			return 0, nil, err
 		}
-		switch f.op {
-		case opPing:
-			if err := c.WriteFrame(opPong, f.payload); err != nil {
+		switch f.Op {
+		case OpPing:
+			if err := c.WriteFrame(OpPong, f.Payload); err != nil {
 				return 0, nil, err
 			}
 			continue
-		case opPong:
+		case OpPong:
 			continue
-		case opClose:
+		case OpClose:
 			code := 0
-			if len(f.payload) >= 2 {
-				code = int(binary.BigEndian.Uint16(f.payload))
+			if len(f.Payload) >= 2 {
+				code = int(binary.BigEndian.Uint16(f.Payload))
 			}
-			return 0, nil, fmt.Errorf("%w (code %d)", errPeerClosed, code)
-		case opText, opBinary:
+			return 0, nil, fmt.Errorf("%w (code %d)", ErrPeerClosed, code)
+		case OpText, OpBinary:
 			if fragmented {
 				return 0, nil, errors.New("new data frame inside a fragmented message")
 			}
-			if f.fin {
-				return f.op, f.payload, nil
+			if f.Fin {
+				return f.Op, f.Payload, nil
 			}
 			fragmented = true
-			op = f.op
-			c.mbuf = append(c.mbuf[:0], f.payload...)
-		case opContinuation:
+			op = f.Op
+			c.mbuf = append(c.mbuf[:0], f.Payload...)
+		case OpContinuation:
 			if !fragmented {
 				return 0, nil, errors.New("continuation frame without a start")
 			}
-			if len(c.mbuf)+len(f.payload) > maxFrame {
+			if len(c.mbuf)+len(f.Payload) > MaxFrame {
 				return 0, nil, errors.New("fragmented message exceeds the client's limit")
 			}
-			c.mbuf = append(c.mbuf, f.payload...)
-			if f.fin {
+			c.mbuf = append(c.mbuf, f.Payload...)
+			if f.Fin {
 				return op, c.mbuf, nil
 			}
 		default:
-			return 0, nil, fmt.Errorf("unknown opcode 0x%x", f.op)
+			return 0, nil, fmt.Errorf("unknown opcode 0x%x", f.Op)
 		}
 	}
 }
 
 // expectGreeting reads the first message and checks it is the greeting.
-func (c *wsConn) expectGreeting(timeout time.Duration) error {
-	c.nc.SetReadDeadline(time.Now().Add(timeout))
-	defer c.nc.SetReadDeadline(time.Time{})
+func (c *Conn) ExpectGreeting(timeout time.Duration) error {
+	c.NC.SetReadDeadline(time.Now().Add(timeout))
+	defer c.NC.SetReadDeadline(time.Time{})
 	op, p, err := c.ReadMessage()
 	if err != nil {
 		return fmt.Errorf("greeting: %w", err)
 	}
-	if op != opText || string(p) != greeting {
-		return fmt.Errorf("greeting: got op %d %q", op, truncate(string(p), 40))
+	if op != OpText || string(p) != Greeting {
+		return fmt.Errorf("greeting: got op %d %q", op, Truncate(string(p), 40))
 	}
 	return nil
 }
 
 // isPush reports whether a message is a pushed time frame.
-func isPush(op byte, p []byte) bool {
-	if op != opText || len(p) != len(timeLayout) {
+func IsPush(op byte, p []byte) bool {
+	if op != OpText || len(p) != len(TimeLayout) {
 		return false
 	}
-	_, err := time.Parse(timeLayout, string(p))
+	_, err := time.Parse(TimeLayout, string(p))
 	return err == nil
 }
 
-func truncate(s string, n int) string {
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -389,7 +388,7 @@ func truncate(s string, n int) string {
 }
 
 // errClass turns an error into a short label for counting failures.
-func errClass(err error) string {
+func ErrClass(err error) string {
 	if err == nil {
 		return ""
 	}
@@ -407,7 +406,7 @@ func errClass(err error) string {
 		return "broken pipe"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "EOF"
-	case errors.Is(err, errPeerClosed):
+	case errors.Is(err, ErrPeerClosed):
 		return "server sent Close"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
@@ -416,11 +415,11 @@ func errClass(err error) string {
 	if i := strings.Index(s, ": "); i > 0 && i < 40 {
 		// Keep the step ("greeting", "upgrade refused") and drop addresses.
 		if strings.HasPrefix(s, "upgrade refused") {
-			return truncate(s, 60)
+			return Truncate(s, 60)
 		}
-		return s[:i] + ": " + truncate(lastColon(s), 40)
+		return s[:i] + ": " + Truncate(lastColon(s), 40)
 	}
-	return truncate(s, 60)
+	return Truncate(s, 60)
 }
 
 func lastColon(s string) string {
@@ -432,13 +431,10 @@ func lastColon(s string) string {
 
 // isClosedErr reports whether err means the peer is gone (as opposed to a
 // timeout on our side).
-func isClosedErr(err error) bool {
+func IsClosedErr(err error) bool {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return false
 	}
 	return err != nil
 }
-
-// itoa is strconv.Itoa, for brevity in tables.
-func itoa(n int) string { return strconv.Itoa(n) }

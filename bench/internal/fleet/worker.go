@@ -1,4 +1,4 @@
-package main
+package fleet
 
 // The worker: opens its share of connections, then runs the mode's part of
 // the workload on command. It is the same code in a child process and
@@ -12,38 +12,50 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
-// runWorker dials spec.N connections, reports "ready", and hands over to the
-// mode. It returns when told to close or when ctx ends.
-func runWorker(ctx context.Context, spec workerSpec, cmds <-chan command, emit func(event)) error {
-	switch spec.Mode {
-	case "connections":
-		return connectionsWorker(ctx, spec, cmds, emit)
-	case "echo":
-		return echoWorker(ctx, spec, cmds, emit)
-	case "push":
-		return pushWorker(ctx, spec, cmds, emit)
-	case "fanout":
-		return fanoutWorker(ctx, spec, cmds, emit)
-	case "soak":
-		return soakWorker(ctx, spec, cmds, emit)
+// WorkerFunc is a workload's worker: it opens spec.N connections (dialAll),
+// reports "ready", then runs its part of the workload on command, emitting
+// events. It returns when told to close or when ctx ends; it must not keep
+// goroutines or connections after it returns.
+type WorkerFunc func(ctx context.Context, spec Spec, cmds <-chan Command, emit func(Event)) error
+
+// workers maps a spec's Mode to its worker. Registration happens before
+// any pool starts (in main), so the map is only read concurrently.
+var workers = map[string]WorkerFunc{}
+
+// RegisterWorker makes fn the worker of mode, in this process and in
+// child processes started with "__worker".
+func RegisterWorker(mode string, fn WorkerFunc) {
+	if _, dup := workers[mode]; dup {
+		panic("fleet: worker mode " + mode + " registered twice")
 	}
-	return fmt.Errorf("unknown worker mode %q", spec.Mode)
+	workers[mode] = fn
+}
+
+// runWorker hands spec to its mode's worker.
+func runWorker(ctx context.Context, spec Spec, cmds <-chan Command, emit func(Event)) error {
+	fn := workers[spec.Mode]
+	if fn == nil {
+		return fmt.Errorf("fleet: unknown worker mode %q", spec.Mode)
+	}
+	return fn(ctx, spec, cmds, emit)
 }
 
 // dialPlan says, per connection, how to dial it and what to do once it is
 // open (and greeted, when the spec asks for the greeting).
-type dialPlan struct {
-	opts      func(i int) dialOptions // i is the index within the worker
-	connected func(i int, c *wsConn)  // called from the dialing goroutine
+type DialPlan struct {
+	Opts      func(i int) wsclient.Options  // i is the index within the worker
+	Connected func(i int, c *wsclient.Conn) // called from the dialing goroutine
 }
 
 // dialAll opens spec.N connections with at most spec.DialConcurrency in
 // flight, paced to spec.Rate per second when set, emitting progress every
 // 200 ms and "ready" at the end. conns[i] is nil for a failed connection.
-func dialAll(ctx context.Context, spec workerSpec, plan dialPlan, emit func(event)) []*wsConn {
-	conns := make([]*wsConn, spec.N)
+func DialAll(ctx context.Context, spec Spec, plan DialPlan, emit func(Event)) []*wsclient.Conn {
+	conns := make([]*wsclient.Conn, spec.N)
 	conc := spec.DialConcurrency
 	if conc <= 0 {
 		conc = 64
@@ -63,7 +75,7 @@ func dialAll(ctx context.Context, spec workerSpec, plan dialPlan, emit func(even
 		for {
 			select {
 			case <-t.C:
-				emit(event{Type: "progress", OK: int(ok.Load()), Fail: int(fail.Load())})
+				emit(Event{Type: "progress", OK: int(ok.Load()), Fail: int(fail.Load())})
 			case <-stopProgress:
 				return
 			}
@@ -96,24 +108,24 @@ func dialAll(ctx context.Context, spec workerSpec, plan dialPlan, emit func(even
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			o := plan.opts(i)
-			c, err := dialWS(ctx, o)
+			o := plan.Opts(i)
+			c, err := wsclient.Dial(ctx, o)
 			if err == nil && spec.Greeting {
-				if err = c.expectGreeting(o.Timeout); err != nil {
+				if err = c.ExpectGreeting(o.Timeout); err != nil {
 					c.Close()
 				}
 			}
 			if err != nil {
 				fail.Add(1)
 				emu.Lock()
-				errs[errClass(err)]++
+				errs[wsclient.ErrClass(err)]++
 				emu.Unlock()
 				return
 			}
 			conns[i] = c
 			ok.Add(1)
-			if plan.connected != nil {
-				plan.connected(i, c)
+			if plan.Connected != nil {
+				plan.Connected(i, c)
 			}
 		}(i)
 	}
@@ -121,14 +133,14 @@ func dialAll(ctx context.Context, spec workerSpec, plan dialPlan, emit func(even
 	end := time.Now()
 	close(stopProgress)
 	<-progressDone
-	emit(event{Type: "ready", OK: int(ok.Load()), Fail: int(fail.Load()), Errors: errs,
+	emit(Event{Type: "ready", OK: int(ok.Load()), Fail: int(fail.Load()), Errors: errs,
 		DialStart: start.UnixNano(), DialEnd: end.UnixNano()})
 	return conns
 }
 
 // defaultOpts is the dial plan's usual options for connection i.
-func (spec workerSpec) defaultOpts(i int) dialOptions {
-	o := dialOptions{Addr: spec.Addr, Timeout: spec.DialTimeout, ReadBuf: spec.ReadBuf, Stamps: spec.Stamps}
+func (spec Spec) DefaultOpts(i int) wsclient.Options {
+	o := wsclient.Options{Addr: spec.Addr, Timeout: spec.DialTimeout, ReadBuf: spec.ReadBuf, Stamps: spec.Stamps}
 	if len(spec.Src) > 0 {
 		o.Src = spec.Src[(spec.Offset+i)%len(spec.Src)]
 	}
@@ -138,11 +150,11 @@ func (spec workerSpec) defaultOpts(i int) dialOptions {
 // waitCmd waits for a command named want (other commands are ignored,
 // except "close", which always ends the wait). ok is false when the worker
 // should end.
-func waitCmd(ctx context.Context, cmds <-chan command, want string) (command, bool) {
+func WaitCmd(ctx context.Context, cmds <-chan Command, want string) (Command, bool) {
 	for {
 		select {
 		case <-ctx.Done():
-			return command{}, false
+			return Command{}, false
 		case c := <-cmds:
 			if c.Cmd == want {
 				return c, true
@@ -155,7 +167,7 @@ func waitCmd(ctx context.Context, cmds <-chan command, want string) (command, bo
 }
 
 // closeConns closes every non-nil connection.
-func closeConns(conns []*wsConn) {
+func CloseConns(conns []*wsclient.Conn) {
 	for _, c := range conns {
 		if c != nil {
 			c.Close()
@@ -164,6 +176,6 @@ func closeConns(conns []*wsConn) {
 }
 
 // ignoreInterrupts makes a worker deaf to Ctrl-C (its parent handles it).
-func ignoreInterrupts() {
+func IgnoreInterrupts() {
 	signal.Ignore(os.Interrupt)
 }

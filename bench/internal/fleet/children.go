@@ -1,4 +1,4 @@
-package main
+package fleet
 
 // Spreading connections over worker processes.
 //
@@ -30,10 +30,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 // workerSpec is everything a worker needs to open and drive its share.
-type workerSpec struct {
+type Spec struct {
 	Mode            string        `json:"mode"` // connections, echo, push, fanout, soak
 	Index           int           `json:"index"`
 	Addr            string        `json:"addr"`
@@ -62,12 +64,13 @@ type workerSpec struct {
 	// fanout (and Interval)
 	Grace time.Duration `json:"grace,omitempty"`
 
-	// soak
-	Soak *soakSpec `json:"soak,omitempty"`
+	// Params is the workload's own part of the spec (soak's), as JSON:
+	// the workload encodes and decodes it (DecodeParams).
+	Params json.RawMessage `json:"params,omitempty"`
 }
 
 // command goes from the parent to a worker.
-type command struct {
+type Command struct {
 	Cmd      string        `json:"cmd"` // "start", "close"
 	Warmup   time.Duration `json:"warmup,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
@@ -75,40 +78,37 @@ type command struct {
 }
 
 // event goes from a worker to the parent.
-type event struct {
-	Type      string            `json:"type"` // progress, ready, tick, result, done, fatal (and exit, made by the parent)
-	Worker    int               `json:"worker"`
-	OK        int               `json:"ok,omitempty"`
-	Fail      int               `json:"fail,omitempty"`
-	Errors    map[string]int    `json:"errors,omitempty"`
-	DialStart int64             `json:"dial_start,omitempty"` // unix ns
-	DialEnd   int64             `json:"dial_end,omitempty"`   // unix ns
-	Alive     int               `json:"alive,omitempty"`
-	Echo      *echoWorkerPart   `json:"echo,omitempty"`
-	Push      *pushWorkerPart   `json:"push,omitempty"`
-	Fanout    *fanoutWorkerPart `json:"fanout,omitempty"`
-	Soak      *soakPart         `json:"soak,omitempty"`
-	Open      []int             `json:"open,omitempty"` // soak ticks: connections open per class
-	Err       string            `json:"err,omitempty"`
+type Event struct {
+	Type      string          `json:"type"` // progress, ready, tick, result, done, fatal (and exit, made by the parent)
+	Worker    int             `json:"worker"`
+	OK        int             `json:"ok,omitempty"`
+	Fail      int             `json:"fail,omitempty"`
+	Errors    map[string]int  `json:"errors,omitempty"`
+	DialStart int64           `json:"dial_start,omitempty"` // unix ns
+	DialEnd   int64           `json:"dial_end,omitempty"`   // unix ns
+	Alive     int             `json:"alive,omitempty"`
+	Part      json.RawMessage `json:"part,omitempty"` // a "result": the workload's own figures (resultEvent, decodePart)
+	Open      []int           `json:"open,omitempty"` // soak ticks: connections open per class
+	Err       string          `json:"err,omitempty"`
 }
 
 // worker is the parent's handle on one worker, in-process or child.
-type worker struct {
+type Worker struct {
 	idx    int
-	send   func(command) error
-	events chan event // closed when the worker has ended
+	send   func(Command) error
+	Events chan Event // closed when the worker has ended
 	stop   func()     // ask it to end now (close stdin / cancel)
 	kill   func()     // end it by force
-	pid    int        // 0 when in-process
+	Pid    int        // 0 when in-process
 }
 
 // startInProc runs a worker as goroutines of this process.
-func startInProc(ctx context.Context, spec workerSpec) *worker {
+func startInProc(ctx context.Context, spec Spec) *Worker {
 	ctx, cancel := context.WithCancel(ctx)
-	cmds := make(chan command, 8)
-	w := &worker{idx: spec.Index, events: make(chan event, 256), stop: cancel, kill: cancel}
+	cmds := make(chan Command, 8)
+	w := &Worker{idx: spec.Index, Events: make(chan Event, 256), stop: cancel, kill: cancel}
 	var closed atomic.Bool
-	w.send = func(c command) error {
+	w.send = func(c Command) error {
 		if closed.Load() {
 			return errors.New("worker has ended")
 		}
@@ -121,21 +121,21 @@ func startInProc(ctx context.Context, spec workerSpec) *worker {
 	}
 	go func() {
 		defer cancel()
-		emit := func(e event) {
+		emit := func(e Event) {
 			e.Worker = spec.Index
-			w.events <- e
+			w.Events <- e
 		}
 		if err := runWorker(ctx, spec, cmds, emit); err != nil {
-			emit(event{Type: "fatal", Err: err.Error()})
+			emit(Event{Type: "fatal", Err: err.Error()})
 		}
 		closed.Store(true)
-		close(w.events)
+		close(w.Events)
 	}()
 	return w
 }
 
 // startChild runs a worker as a child process of this binary.
-func startChild(spec workerSpec) (*worker, error) {
+func startChild(spec Spec) (*Worker, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = os.Args[0]
@@ -154,10 +154,10 @@ func startChild(spec workerSpec) (*worker, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start worker process: %w", err)
 	}
-	w := &worker{idx: spec.Index, events: make(chan event, 256), pid: cmd.Process.Pid}
+	w := &Worker{idx: spec.Index, Events: make(chan Event, 256), Pid: cmd.Process.Pid}
 	var mu sync.Mutex
 	enc := json.NewEncoder(stdin)
-	w.send = func(c command) error {
+	w.send = func(c Command) error {
 		mu.Lock()
 		defer mu.Unlock()
 		return enc.Encode(c)
@@ -174,43 +174,43 @@ func startChild(spec workerSpec) (*worker, error) {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 64<<20)
 		for sc.Scan() {
-			var e event
+			var e Event
 			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-				w.events <- event{Type: "fatal", Worker: spec.Index, Err: fmt.Sprintf("bad line from worker: %v: %q", err, truncate(sc.Text(), 80))}
+				w.Events <- Event{Type: "fatal", Worker: spec.Index, Err: fmt.Sprintf("bad line from worker: %v: %q", err, wsclient.Truncate(sc.Text(), 80))}
 				continue
 			}
 			e.Worker = spec.Index
-			w.events <- e
+			w.Events <- e
 		}
 		if err := cmd.Wait(); err != nil {
-			w.events <- event{Type: "fatal", Worker: spec.Index, Err: fmt.Sprintf("worker process %d: %v", w.pid, err)}
+			w.Events <- Event{Type: "fatal", Worker: spec.Index, Err: fmt.Sprintf("worker process %d: %v", w.Pid, err)}
 		}
-		close(w.events)
+		close(w.Events)
 	}()
 	return w, nil
 }
 
 // workerMain is the hidden "__worker" subcommand: the child side of startChild.
-func workerMain() error {
+func Main() error {
 	// Ctrl-C is for the parent, which shuts workers down through stdin.
-	ignoreInterrupts()
+	IgnoreInterrupts()
 	in := bufio.NewReader(os.Stdin)
 	line, err := in.ReadBytes('\n')
 	if err != nil {
 		return fmt.Errorf("worker: read spec: %w", err)
 	}
-	var spec workerSpec
+	var spec Spec
 	if err := json.Unmarshal(line, &spec); err != nil {
 		return fmt.Errorf("worker: bad spec: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmds := make(chan command, 8)
+	cmds := make(chan Command, 8)
 	go func() {
 		defer cancel() // stdin closed: the parent is gone or wants us gone
 		dec := json.NewDecoder(in)
 		for {
-			var c command
+			var c Command
 			if err := dec.Decode(&c); err != nil {
 				return
 			}
@@ -224,7 +224,7 @@ func workerMain() error {
 	out := bufio.NewWriter(os.Stdout)
 	var mu sync.Mutex
 	enc := json.NewEncoder(out)
-	emit := func(e event) {
+	emit := func(e Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		e.Worker = spec.Index
@@ -232,22 +232,22 @@ func workerMain() error {
 		out.Flush()
 	}
 	if err := runWorker(ctx, spec, cmds, emit); err != nil {
-		emit(event{Type: "fatal", Err: err.Error()})
+		emit(Event{Type: "fatal", Err: err.Error()})
 		return err
 	}
 	return nil
 }
 
 // pool is a set of workers that together hold one workload's connections.
-type pool struct {
-	workers []*worker
-	events  chan event // merged; an "exit" event marks each worker's end
-	total   int
-	alive   int // workers that have not exited
+type Pool struct {
+	Workers []*Worker
+	Events  chan Event // merged; an "exit" event marks each worker's end
+	Total   int
+	Alive   int // workers that have not exited
 }
 
 // poolOptions say how to split a workload.
-type poolOptions struct {
+type PoolOptions struct {
 	Total  int     // connections over all workers
 	Procs  int     // worker count
 	InProc bool    // run the (single) worker in this process
@@ -257,7 +257,7 @@ type poolOptions struct {
 // startPool splits opt.Total connections over opt.Procs workers: worker i
 // gets a contiguous range of global indexes, so the source address of
 // connection g is src[g % len(src)] whichever worker opens it.
-func startPool(ctx context.Context, base workerSpec, opt poolOptions) (*pool, error) {
+func StartPool(ctx context.Context, base Spec, opt PoolOptions) (*Pool, error) {
 	if opt.Procs < 1 {
 		opt.Procs = 1
 	}
@@ -265,11 +265,11 @@ func startPool(ctx context.Context, base workerSpec, opt poolOptions) (*pool, er
 		opt.Procs = opt.Total
 	}
 	per := (opt.Total + opt.Procs - 1) / opt.Procs
-	if per > maxPerProc {
+	if per > MaxPerProc {
 		return nil, fmt.Errorf("%d connections over %d processes is %d per process; a process may hold at most %d (open-file limit): use -procs %d or more",
-			opt.Total, opt.Procs, per, maxPerProc, (opt.Total+maxPerProc-1)/maxPerProc)
+			opt.Total, opt.Procs, per, MaxPerProc, (opt.Total+MaxPerProc-1)/MaxPerProc)
 	}
-	p := &pool{events: make(chan event, 1024), total: opt.Total}
+	p := &Pool{Events: make(chan Event, 1024), Total: opt.Total}
 	off := 0
 	for i := 0; i < opt.Procs; i++ {
 		spec := base
@@ -283,23 +283,23 @@ func startPool(ctx context.Context, base workerSpec, opt poolOptions) (*pool, er
 		if opt.Rate > 0 && opt.Total > 0 {
 			spec.Rate = opt.Rate * float64(spec.N) / float64(opt.Total)
 		}
-		var w *worker
+		var w *Worker
 		if opt.InProc && opt.Procs == 1 {
 			w = startInProc(ctx, spec)
 		} else {
 			var err error
 			if w, err = startChild(spec); err != nil {
-				p.shutdown(2 * time.Second)
+				p.Shutdown(2 * time.Second)
 				return nil, err
 			}
 		}
-		p.workers = append(p.workers, w)
-		p.alive++
-		go func(w *worker) {
-			for e := range w.events {
-				p.events <- e
+		p.Workers = append(p.Workers, w)
+		p.Alive++
+		go func(w *Worker) {
+			for e := range w.Events {
+				p.Events <- e
 			}
-			p.events <- event{Type: "exit", Worker: w.idx}
+			p.Events <- Event{Type: "exit", Worker: w.idx}
 		}(w)
 	}
 	return p, nil
@@ -307,11 +307,11 @@ func startPool(ctx context.Context, base workerSpec, opt poolOptions) (*pool, er
 
 // maxPerProc keeps each worker under the 20,000 open-file limit with room
 // for the binary's own files.
-const maxPerProc = 18900
+const MaxPerProc = 18900
 
-func (p *pool) broadcast(c command) error {
+func (p *Pool) Broadcast(c Command) error {
 	var errs []error
-	for _, w := range p.workers {
+	for _, w := range p.Workers {
 		if err := w.send(c); err != nil {
 			errs = append(errs, fmt.Errorf("worker %d: %w", w.idx, err))
 		}
@@ -320,13 +320,13 @@ func (p *pool) broadcast(c command) error {
 }
 
 // dialSummary is the outcome of the dialing phase over all workers.
-type dialSummary struct {
+type DialSummary struct {
 	OK, Fail   int
 	Errors     map[string]int
 	Start, End time.Time // first dial started, last dial finished
 }
 
-func (d dialSummary) rate() float64 {
+func (d DialSummary) Rate() float64 {
 	s := d.End.Sub(d.Start).Seconds()
 	if s <= 0 {
 		return 0
@@ -335,26 +335,26 @@ func (d dialSummary) rate() float64 {
 }
 
 // openPool starts the client workers for spec, waits until they have
-// dialed opt.Total connections (within dialBudget), and fails, stopping
+// dialed opt.Total connections (within DialBudget), and fails, stopping
 // them, when none opened. The caller shuts the pool down.
-func openPool(ctx context.Context, spec workerSpec, opt poolOptions, bar bool) (*pool, dialSummary, error) {
-	p, err := startPool(ctx, spec, opt)
+func OpenPool(ctx context.Context, spec Spec, opt PoolOptions, bar bool) (*Pool, DialSummary, error) {
+	p, err := StartPool(ctx, spec, opt)
 	if err != nil {
-		return nil, dialSummary{}, err
+		return nil, DialSummary{}, err
 	}
-	sum, err := p.waitReady(ctx, dialBudget(opt.Total, spec.DialTimeout), bar)
+	sum, err := p.WaitReady(ctx, DialBudget(opt.Total, spec.DialTimeout), bar)
 	if err == nil && sum.OK == 0 {
 		err = fmt.Errorf("no connection could be opened: %v", sum.Errors)
 	}
 	if err != nil {
-		p.shutdown(3 * time.Second)
+		p.Shutdown(3 * time.Second)
 		return nil, sum, err
 	}
 	return p, sum, nil
 }
 
 // addDialErrors counts the dialing failures of sum into errs, as "dial: …".
-func addDialErrors(errs map[string]int, sum dialSummary) {
+func AddDialErrors(errs map[string]int, sum DialSummary) {
 	for k, v := range sum.Errors {
 		errs["dial: "+k] += v
 	}
@@ -362,8 +362,8 @@ func addDialErrors(errs map[string]int, sum dialSummary) {
 
 // waitReady aggregates progress until every worker has finished dialing,
 // drawing a progress bar on stderr when bar is true.
-func (p *pool) waitReady(ctx context.Context, timeout time.Duration, bar bool) (dialSummary, error) {
-	sum := dialSummary{Errors: map[string]int{}}
+func (p *Pool) WaitReady(ctx context.Context, timeout time.Duration, bar bool) (DialSummary, error) {
+	sum := DialSummary{Errors: map[string]int{}}
 	prog := make(map[int][2]int)
 	ready := 0
 	start := time.Now()
@@ -380,9 +380,9 @@ func (p *pool) waitReady(ctx context.Context, timeout time.Duration, bar bool) (
 			ok += v[0]
 			fail += v[1]
 		}
-		drawBar(ok, fail, p.total, time.Since(start), final)
+		DrawBar(ok, fail, p.Total, time.Since(start), final)
 	}
-	for ready < len(p.workers) {
+	for ready < len(p.Workers) {
 		select {
 		case <-ctx.Done():
 			draw(true)
@@ -392,7 +392,7 @@ func (p *pool) waitReady(ctx context.Context, timeout time.Duration, bar bool) (
 			return sum, fmt.Errorf("dialing did not finish within %v", timeout)
 		case <-tick.C:
 			draw(false)
-		case e := <-p.events:
+		case e := <-p.Events:
 			switch e.Type {
 			case "progress":
 				prog[e.Worker] = [2]int{e.OK, e.Fail}
@@ -414,7 +414,7 @@ func (p *pool) waitReady(ctx context.Context, timeout time.Duration, bar bool) (
 				draw(true)
 				return sum, fmt.Errorf("worker %d: %s", e.Worker, e.Err)
 			case "exit":
-				p.alive--
+				p.Alive--
 				draw(true)
 				return sum, fmt.Errorf("worker %d ended while dialing", e.Worker)
 			}
@@ -425,31 +425,31 @@ func (p *pool) waitReady(ctx context.Context, timeout time.Duration, bar bool) (
 }
 
 // collect waits for one event of type typ from every worker.
-func (p *pool) collect(ctx context.Context, typ string, timeout time.Duration) ([]event, error) {
-	got := make(map[int]event)
+func (p *Pool) Collect(ctx context.Context, typ string, timeout time.Duration) ([]Event, error) {
+	got := make(map[int]Event)
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for len(got) < len(p.workers) {
+	for len(got) < len(p.Workers) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
-			return nil, fmt.Errorf("%d of %d workers sent no %q within %v", len(p.workers)-len(got), len(p.workers), typ, timeout)
-		case e := <-p.events:
+			return nil, fmt.Errorf("%d of %d workers sent no %q within %v", len(p.Workers)-len(got), len(p.Workers), typ, timeout)
+		case e := <-p.Events:
 			switch e.Type {
 			case typ:
 				got[e.Worker] = e
 			case "fatal":
 				return nil, fmt.Errorf("worker %d: %s", e.Worker, e.Err)
 			case "exit":
-				p.alive--
+				p.Alive--
 				if _, ok := got[e.Worker]; !ok {
 					return nil, fmt.Errorf("worker %d ended before sending %q", e.Worker, typ)
 				}
 			}
 		}
 	}
-	out := make([]event, 0, len(got))
+	out := make([]Event, 0, len(got))
 	for _, e := range got {
 		out = append(out, e)
 	}
@@ -459,54 +459,54 @@ func (p *pool) collect(ctx context.Context, typ string, timeout time.Duration) (
 
 // closeAll asks every worker to close its connections and report, then
 // waits for all of them to exit. It returns the "done" events it got.
-func (p *pool) closeAll(timeout time.Duration) ([]event, error) {
-	err := p.broadcast(command{Cmd: "close"})
-	var done []event
+func (p *Pool) CloseAll(timeout time.Duration) ([]Event, error) {
+	err := p.Broadcast(Command{Cmd: "close"})
+	var done []Event
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for p.alive > 0 {
+	for p.Alive > 0 {
 		select {
-		case e := <-p.events:
+		case e := <-p.Events:
 			switch e.Type {
 			case "done":
 				done = append(done, e)
 			case "fatal":
 				err = errors.Join(err, fmt.Errorf("worker %d: %s", e.Worker, e.Err))
 			case "exit":
-				p.alive--
+				p.Alive--
 			}
 		case <-deadline.C:
-			p.shutdown(3 * time.Second)
+			p.Shutdown(3 * time.Second)
 			return done, errors.Join(err, fmt.Errorf("workers did not exit within %v", timeout))
 		}
 	}
-	p.shutdown(0)
+	p.Shutdown(0)
 	return done, err
 }
 
 // shutdown ends every worker: stop (EOF on stdin), then kill after grace.
-func (p *pool) shutdown(grace time.Duration) {
-	for _, w := range p.workers {
+func (p *Pool) Shutdown(grace time.Duration) {
+	for _, w := range p.Workers {
 		w.stop()
 	}
 	deadline := time.After(grace)
-	for p.alive > 0 {
+	for p.Alive > 0 {
 		select {
-		case e := <-p.events:
+		case e := <-p.Events:
 			if e.Type == "exit" {
-				p.alive--
+				p.Alive--
 			}
 		case <-deadline:
-			for _, w := range p.workers {
+			for _, w := range p.Workers {
 				w.kill()
 			}
 			// Drain until every forwarding goroutine has reported the exit.
 			hard := time.After(5 * time.Second)
-			for p.alive > 0 {
+			for p.Alive > 0 {
 				select {
-				case e := <-p.events:
+				case e := <-p.Events:
 					if e.Type == "exit" {
-						p.alive--
+						p.Alive--
 					}
 				case <-hard:
 					return
@@ -518,7 +518,7 @@ func (p *pool) shutdown(grace time.Duration) {
 }
 
 // drawBar renders e.g. "[#####.....] 9500/19000 3100/s" on stderr.
-func drawBar(ok, fail, total int, elapsed time.Duration, final bool) {
+func DrawBar(ok, fail, total int, elapsed time.Duration, final bool) {
 	const width = 30
 	doneN := ok + fail
 	filled := 0
@@ -540,7 +540,7 @@ func drawBar(ok, fail, total int, elapsed time.Duration, final bool) {
 }
 
 // splitProcs is the default worker count: one per 9,000 connections.
-func splitProcs(n, procs int) int {
+func SplitProcs(n, procs int) int {
 	if procs > 0 {
 		return procs
 	}
@@ -552,7 +552,7 @@ func splitProcs(n, procs int) int {
 }
 
 // parseSrc splits "-src 127.0.0.2,127.0.0.3".
-func parseSrc(s string) []string {
+func ParseSrc(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f != "" {
@@ -561,3 +561,34 @@ func parseSrc(s string) []string {
 	}
 	return out
 }
+
+// resultEvent is the "result" event carrying a workload's part of the
+// figures; it goes through JSON whether the worker is a child or not, so
+// both kinds of worker are the same to the parent.
+func ResultEvent(part any) Event {
+	b, err := json.Marshal(part)
+	if err != nil {
+		return Event{Type: "fatal", Err: fmt.Sprintf("encode result: %v", err)}
+	}
+	return Event{Type: "result", Part: b}
+}
+
+// decodePart decodes a "result" event's part.
+func DecodePart[T any](e Event) (*T, error) {
+	if len(e.Part) == 0 {
+		return nil, fmt.Errorf("worker %d sent an empty result", e.Worker)
+	}
+	v := new(T)
+	if err := json.Unmarshal(e.Part, v); err != nil {
+		return nil, fmt.Errorf("worker %d: bad result: %w", e.Worker, err)
+	}
+	return v, nil
+}
+
+// DialBudget bounds the whole dialing phase: generous, but finite.
+func DialBudget(n int, dialTimeout time.Duration) time.Duration {
+	return 2*dialTimeout + time.Duration(n)*5*time.Millisecond + 30*time.Second
+}
+
+// InProc reports whether the pool is one worker running in this process.
+func (p *Pool) InProc() bool { return len(p.Workers) == 1 && p.Workers[0].Pid == 0 }
