@@ -48,11 +48,12 @@ type offq struct {
 	h    Conn
 	next *offq // run list link
 
-	mu     sync.Mutex
-	jobs   []offJob // ring of Config.OffloadBacklog entries
-	head   int
-	n      int
-	queued bool // in the run list, or a pool goroutine is running its job
+	mu      sync.Mutex
+	jobs    []offJob // ring of Config.OffloadBacklog entries
+	head    int
+	n       int  // jobs waiting in the ring
+	running bool // a pool goroutine is running one (it counts against the backlog)
+	queued  bool // in the run list, or a pool goroutine is running its job
 }
 
 // offloadPool is the pool shared by every connection of a server.
@@ -126,7 +127,7 @@ func (p *offloadPool) submit(q *offq, fn func(Conn, []byte), data []byte) SendRe
 		*buf = append((*buf)[:0], data...)
 	}
 	q.mu.Lock()
-	if q.n == len(q.jobs) {
+	if q.n == len(q.jobs) || q.running && q.n == len(q.jobs)-1 {
 		q.mu.Unlock()
 		s.dropBuf(buf)
 		s.stats.offloadRefused.Add(1)
@@ -207,6 +208,7 @@ func (p *offloadPool) loop(i int) {
 		q.jobs[q.head] = offJob{}
 		q.head = (q.head + 1) % len(q.jobs)
 		q.n--
+		q.running = true
 		q.mu.Unlock()
 
 		p.run(q.h, j)
@@ -215,6 +217,7 @@ func (p *offloadPool) loop(i int) {
 		p.cur[i] = nil
 		p.mu.Unlock()
 		q.mu.Lock()
+		q.running = false
 		more := q.n > 0
 		q.queued = more
 		q.mu.Unlock()

@@ -319,9 +319,10 @@ func (a *gateApp) job(c Conn, data []byte) {
 
 func (a *gateApp) OnClose(Conn, CloseCode) {}
 
-// TestOffloadBacklog: with OffloadBacklog 2, a third job while two wait is
-// refused (Skipped) and counted, and the accepted two still run in order;
-// the copies go back to the budget.
+// TestOffloadBacklog: with OffloadBacklog 2, a third job while one runs
+// and one waits is refused (Skipped) and counted (the running job counts),
+// and the accepted two still run in order; the copies go back to the
+// budget.
 func TestOffloadBacklog(t *testing.T) {
 	app := newGateApp()
 	s, addr := startServer(t, Config{App: app, OffloadBacklog: 2, OffloadWorkers: 1})
@@ -330,11 +331,21 @@ func TestOffloadBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, m := range []string{"one", "two", "three"} {
+	c.WriteMessage(websocket.TextMessage, []byte("one"))
+	got := []SendResult{<-app.results}
+	h := <-app.conns
+	waitFor(t, 2*time.Second, "the first job running", func() bool {
+		h.c.mu.Lock()
+		q := h.c.ext.off
+		h.c.mu.Unlock()
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.running
+	})
+	for _, m := range []string{"two", "three"} {
 		c.WriteMessage(websocket.TextMessage, []byte(m))
 	}
-	var got []SendResult
-	for range 3 {
+	for range 2 {
 		got = append(got, <-app.results)
 	}
 	if want := []SendResult{Queued, Queued, Skipped}; !slices.Equal(got, want) {
