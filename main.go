@@ -59,6 +59,9 @@ func run(args []string) error {
 	httpTimeout := fs.Duration("http-timeout", 10*time.Second, "time to write the response to a plain HTTP request, from the end of its header")
 	maxHTTP := fs.Int("max-http-conns", 256, "plain HTTP connections served at once; past it a request gets 503")
 
+	deflate := fs.Bool("deflate", false, "accept permessage-deflate (RFC 7692, no context takeover either way): compresses messages of -deflate-min bytes or more")
+	deflateMin := fs.Int("deflate-min", server.DefaultDeflateMin, "smallest payload sent compressed when -deflate is on; smaller ones go plain")
+
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -88,6 +91,9 @@ func run(args []string) error {
 
 		HTTPTimeout:  *httpTimeout,
 		MaxHTTPConns: *maxHTTP,
+
+		Deflate:    *deflate,
+		DeflateMin: *deflateMin,
 	}))
 	if err != nil {
 		return err
@@ -101,7 +107,8 @@ func run(args []string) error {
 		"workers", cfg.Workers, "max_message", cfg.MaxMessage, "max_buffered", cfg.MaxBuffered, "max_conns", cfg.MaxConns,
 		"max_outbound", cfg.MaxOutbound, "sndbuf", cfg.SendBuffer, "rcvbuf", cfg.RecvBuffer, "handshake_timeout", cfg.HandshakeTimeout,
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
-		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns, "gomaxprocs", procs)
+		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns, "gomaxprocs", procs,
+		"deflate", cfg.Deflate, "deflate_min", cfg.DeflateMin)
 	if len(cfg.Origins) == 0 {
 		log.Warn("every Origin is allowed: set -origin to restrict which pages may connect")
 	}

@@ -453,7 +453,7 @@ func (wh *wheel) push(c *conn, f *Frame, p Policy) {
 		s.stats.pushesSkipped.Add(1)
 		return
 	}
-	switch c.writeLocked(f.b, nil, p == LatestOnly, s.cfg.MaxOutbound) {
+	switch c.writeLocked(s.wire(c, f), nil, p == LatestOnly, s.cfg.MaxOutbound) {
 	case writeWritten, writeQueued:
 		s.stats.pushes.Add(1)
 	case writeSkipped:
@@ -518,7 +518,7 @@ func (s *Server) broadcastTo(w *worker, f *Frame, p Policy) int {
 		sl.mu.Lock()
 		for _, c := range sl.conns {
 			c.mu.Lock()
-			if s.sendLocked(c, f.b, nil, p, f.n, false).Sent() {
+			if s.sendLocked(c, s.wire(c, f), nil, p, f.n, false).Sent() {
 				n++
 			}
 			c.mu.Unlock()

@@ -69,6 +69,14 @@ type worker struct {
 	hb        [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
 	oh        [ws.MaxHeaderSize]byte // outgoing header
 
+	// permessage-deflate: the decompressor every compressed message of
+	// this worker's connections goes through (made at the first one), and
+	// what it reads; deflateOK says the upgrade in progress accepted an
+	// offer.
+	zr        io.ReadCloser
+	zsrc      inflateSrc
+	deflateOK bool
+
 	up          ws.Upgrader
 	hsrw        handshakeRW
 	req         Request // what Config.OnUpgrade sees, during Upgrade only
