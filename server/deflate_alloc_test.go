@@ -1,0 +1,152 @@
+//go:build linux && !race
+
+package server
+
+import (
+	"syscall"
+	"testing"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsmill/wsmill/poller"
+)
+
+// Allocation guards for permessage-deflate, in the style of alloc_test.go:
+// a compressed echo (inflate, deliver, compress, write), a compressed push
+// and a compressed broadcast of a prepared frame allocate nothing once the
+// pools are warm.
+
+// deflateOpen is r.open for a connection that negotiated deflate.
+func (r *allocRig) deflateOpen(t testing.TB) (*conn, int) {
+	c, peer := r.open(t)
+	c.mu.Lock()
+	c.deflate = true
+	c.mu.Unlock()
+	return c, peer
+}
+
+// readAvail reads what the socket holds now (after a turn that wrote).
+func readAvail(t testing.TB, fd int, buf []byte) int {
+	n, err := syscall.Read(fd, buf)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return n
+}
+
+func TestAllocsDeflateEcho(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		op   ws.OpCode
+		msg  []byte
+	}{
+		{"text/1KiB-json", ws.OpText, deflateJSON(1024)},
+		{"binary/16KiB-json", ws.OpBinary, deflateJSON(16 << 10)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newAllocRig(t)
+			c, peer := r.deflateOpen(t)
+			z := rawDeflate(t, tt.msg)
+			frame := maskedFrame(tt.op, z)
+			frame[0] |= rsv1
+			buf := make([]byte, 64<<10)
+			mustWrite(t, peer, frame)
+			if !r.turn(c, poller.EventRead) {
+				t.Fatal("connection closed")
+			}
+			want := readAvail(t, peer, buf)
+			if buf[0] != 0x80|rsv1|byte(tt.op) {
+				t.Fatalf("echo header % x; want RSV1 set", buf[:2])
+			}
+			allocs := testing.AllocsPerRun(200, func() {
+				mustWrite(t, peer, frame)
+				if !r.turn(c, poller.EventRead) {
+					t.Fatal("connection closed")
+				}
+				drain(t, peer, buf, want)
+			})
+			if allocs != 0 {
+				t.Errorf("got %v allocs per compressed echo; want 0", allocs)
+			}
+		})
+	}
+}
+
+func TestAllocsDeflatePush(t *testing.T) {
+	r := newAllocRig(t)
+	c, peer := r.deflateOpen(t)
+	f := NewFrame(OpText, deflateJSON(1024))
+	n := len(f.deflated())
+	if n >= f.Len() {
+		t.Fatalf("compressed frame %d bytes; want fewer than %d", n, f.Len())
+	}
+	buf := make([]byte, n)
+	allocs := testing.AllocsPerRun(200, func() {
+		r.s.wheel.push(c, f, LatestOnly)
+		drain(t, peer, buf, n)
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocs per compressed push; want 0", allocs)
+	}
+	if buf[0] != 0x80|rsv1|byte(OpText) {
+		t.Errorf("push header % x; want RSV1 set", buf[:2])
+	}
+}
+
+// TestAllocsDeflateBroadcast: half the connections negotiated deflate and
+// get the compressed form, made once, the others the plain frame.
+func TestAllocsDeflateBroadcast(t *testing.T) {
+	r := newAllocRig(t)
+	const n = 50
+	var zpeers, ppeers []int
+	for i := range n {
+		if i%2 == 0 {
+			_, p := r.deflateOpen(t)
+			zpeers = append(zpeers, p)
+		} else {
+			_, p := r.open(t)
+			ppeers = append(ppeers, p)
+		}
+	}
+	f := NewFrame(OpText, deflateJSON(1024))
+	zlen := len(f.deflated())
+	buf := make([]byte, f.Len())
+	allocs := testing.AllocsPerRun(100, func() {
+		if got := r.s.Broadcast(f, Reliable); got != n {
+			t.Fatalf("Broadcast reached %d; want %d", got, n)
+		}
+		for _, p := range zpeers {
+			drain(t, p, buf, zlen)
+		}
+		for _, p := range ppeers {
+			drain(t, p, buf, f.Len())
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocs per broadcast; want 0", allocs)
+	}
+}
+
+// TestAllocsDeflateSend: Conn.Send from a goroutine that is not a worker
+// compresses with a pooled deflater.
+func TestAllocsDeflateSend(t *testing.T) {
+	r := newAllocRig(t)
+	c, peer := r.deflateOpen(t)
+	h := r.s.handle(c)
+	msg := deflateJSON(1024)
+	buf := make([]byte, 64<<10)
+	h.Send(OpText, msg, Reliable)
+	want := readAvail(t, peer, buf)
+	done := make(chan float64)
+	go func() {
+		done <- testing.AllocsPerRun(200, func() {
+			if res := h.Send(OpText, msg, Reliable); res != Written {
+				t.Errorf("Send: got %v; want written", res)
+			}
+			drain(t, peer, buf, want)
+		})
+	}()
+	if allocs := <-done; allocs != 0 {
+		t.Errorf("got %v allocs per compressed send; want 0", allocs)
+	}
+}
