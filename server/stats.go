@@ -136,7 +136,7 @@ type workerStats struct {
 	deflateDeclined atomic.Uint64 // permessage-deflate offers declined (bad or unknown parameters)
 	inflateTooBig   atomic.Uint64 // closed with 1009: a message inflated past MaxMessage
 	inflateInvalid  atomic.Uint64 // closed with 1007: not a valid DEFLATE stream
-	_               [64]byte // keep the next worker's counters off this cache line
+	_               [64]byte      // keep the next worker's counters off this cache line
 }
 
 // Stats is a snapshot of the server's counters.
