@@ -52,60 +52,96 @@ func deflateOption(bits bool) httphead.Option {
 	return o
 }
 
-// negotiate is the Upgrader's Negotiate (set only with Config.Deflate): it
-// is called once per offered extension, in the client's order of
-// preference, and accepts the first valid permessage-deflate offer. Every
-// other offer is declined (a zero Option): [RFC7692 7.1] says a server
-// MUST decline an offer with a parameter not defined for offers, with an
-// invalid value, or with the same parameter twice; a header the Upgrader
-// cannot parse fails the handshake with 400 there.
-func (w *worker) negotiate(opt httphead.Option) (httphead.Option, error) {
-	if w.deflateOK || !bytes.EqualFold(opt.Name, extensionName) {
-		return httphead.Option{}, nil
-	}
-	var seen uint8
-	bits := false
-	ok := true
-	opt.Parameters.ForEach(func(k, v []byte) bool {
-		var bit uint8
-		switch string(k) {
-		case "server_no_context_takeover":
-			bit, ok = 1, len(v) == 0
-		case "client_no_context_takeover":
-			bit, ok = 2, len(v) == 0
-		case "server_max_window_bits":
-			// [RFC7692 7.1.2.1]: the value is 8..15. The server does
-			// not limit its window below 32 KiB, so it declines a
-			// smaller one ("a server declines an extension negotiation
-			// offer with this parameter if the server doesn't support
-			// it").
-			n := windowBits(v)
-			bit, ok, bits = 4, n == 15, true
-		case "client_max_window_bits":
-			// [RFC7692 7.1.2.2]: no value, or 8..15. It tells what the
-			// client's compressor can be limited to; the server may
-			// leave it out of its answer, and does: its decompressor
-			// takes any window up to 15 bits, which is what the client
-			// may then use. (Chromium offers it without a value.)
-			bit, ok = 8, len(v) == 0 || windowBits(v) != 0
-		default:
-			ok = false // not defined for use in an offer
+// extensions is the Upgrader's ExtensionCustom (set only with
+// Config.Deflate), called with the value of each Sec-WebSocket-Extensions
+// header line. It accepts the first valid permessage-deflate offer, in the
+// client's order of preference, and declines every other offer by leaving
+// it out of the answer: [RFC7692 7.1] says a server MUST decline an offer
+// with a parameter not defined for offers, with an invalid value, or with
+// the same parameter twice. A header that does not parse fails the
+// handshake with 400. It returns the answer in a slice of the worker's, so
+// an upgrade that negotiates allocates nothing (the Upgrader's Negotiate
+// would append a 450-byte Option to a new slice on every upgrade: garbage
+// that made the heap, and RSS, grow by 280 B per connection opened).
+func (w *worker) extensions(h []byte, _ []httphead.Option) ([]httphead.Option, bool) {
+	o := &w.offer
+	*o = deflateOffer{index: -1}
+	ok := httphead.ScanOptions(h, func(i int, name, attr, val []byte) httphead.Control {
+		if i != o.index {
+			w.endOffer()
+			*o = deflateOffer{index: i, ours: bytes.EqualFold(name, extensionName), ok: true}
 		}
-		if seen&bit != 0 {
-			ok = false // the same parameter twice
+		if o.ours && attr != nil {
+			o.param(attr, val)
 		}
-		seen |= bit
-		return ok
+		return httphead.ControlContinue
 	})
+	w.endOffer()
 	if !ok {
+		return nil, false
+	}
+	if !w.deflateOK {
+		return nil, true
+	}
+	return w.answer[:], true
+}
+
+// deflateOffer is the offer the scan is in (worker.offer).
+type deflateOffer struct {
+	index int   // the option's index in the header line; -1 before the first
+	ours  bool  // it is permessage-deflate
+	ok    bool  // no reason to decline it so far
+	bits  bool  // it had server_max_window_bits (=15)
+	seen  uint8 // parameters seen, one bit each
+}
+
+// param checks one parameter of a permessage-deflate offer.
+func (o *deflateOffer) param(k, v []byte) {
+	var bit uint8
+	ok := true
+	switch string(k) {
+	case "server_no_context_takeover":
+		bit, ok = 1, len(v) == 0
+	case "client_no_context_takeover":
+		bit, ok = 2, len(v) == 0
+	case "server_max_window_bits":
+		// [RFC7692 7.1.2.1]: the value is 8..15. The server does not
+		// limit its window below 32 KiB, so it declines a smaller one ("a
+		// server declines an extension negotiation offer with this
+		// parameter if the server doesn't support it").
+		bit, ok, o.bits = 4, windowBits(v) == 15, true
+	case "client_max_window_bits":
+		// [RFC7692 7.1.2.2]: no value, or 8..15. It tells what the
+		// client's compressor can be limited to; the server may leave it
+		// out of its answer, and does: its decompressor takes any window
+		// up to 15 bits, which the client may then use. (Chromium offers
+		// it without a value.)
+		bit, ok = 8, len(v) == 0 || windowBits(v) != 0
+	default:
+		ok = false // not defined for use in an offer
+	}
+	if o.seen&bit != 0 {
+		ok = false // the same parameter twice
+	}
+	o.seen |= bit
+	o.ok = o.ok && ok
+}
+
+// endOffer decides the offer the scan has just finished.
+func (w *worker) endOffer() {
+	o := &w.offer
+	if o.index < 0 || !o.ours || w.deflateOK {
+		return
+	}
+	if !o.ok {
 		w.st.deflateDeclined.Add(1)
-		return httphead.Option{}, nil
+		return
 	}
 	w.deflateOK = true
-	if bits {
-		return deflateAnswerBits, nil
+	w.answer[0] = deflateAnswer
+	if o.bits {
+		w.answer[0] = deflateAnswerBits
 	}
-	return deflateAnswer, nil
 }
 
 // windowBits parses a max_window_bits value ([RFC7692 7.1.2]: a decimal

@@ -150,3 +150,44 @@ func TestAllocsDeflateSend(t *testing.T) {
 		t.Errorf("got %v allocs per compressed send; want 0", allocs)
 	}
 }
+
+// TestAllocsDeflateUpgrade: an upgrade that negotiates permessage-deflate
+// allocates no more than one without it (gobwas/ws's writeAccept).
+func TestAllocsDeflateUpgrade(t *testing.T) {
+	r := newAllocRig(t)
+	r.w.up.ExtensionCustom = r.w.extensions // as Config.Deflate sets it
+	req := []byte("GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n" +
+		"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+		"Sec-WebSocket-Extensions: permessage-deflate;server_no_context_takeover;client_no_context_takeover\r\n\r\n"
+	want := len(resp) + len(greetingFrame)
+	buf := make([]byte, want)
+	allocs := testing.AllocsPerRun(200, func() {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, peer := r.s.table.acquire(fds[0]), fds[1]
+		r.s.live.Add(1)
+		c.phase = phaseHandshake
+		mustWrite(t, peer, req)
+		if !r.turn(c, poller.EventRead) {
+			t.Fatal("upgrade failed")
+		}
+		drain(t, peer, buf, want)
+		if c.phase != phaseOpen || !c.deflate {
+			t.Fatal("not upgraded with deflate")
+		}
+		r.s.closeConn(c)
+		syscall.Close(peer)
+	})
+	const upstream = 1 // see TestAllocsUpgrade
+	if allocs > upstream {
+		t.Errorf("got %v allocs per deflate upgrade; want at most %d", allocs, upstream)
+	}
+	if got := string(buf[:len(resp)]); got != resp {
+		t.Errorf("response = %q; want %q", got, resp)
+	}
+}

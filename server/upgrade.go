@@ -39,7 +39,7 @@ var (
 func (w *worker) initUpgrader() {
 	w.up = ws.Upgrader{OnBeforeUpgrade: w.beforeUpgrade}
 	if w.s.cfg.Deflate {
-		w.up.Negotiate = w.negotiate // deflate.go
+		w.up.ExtensionCustom = w.extensions // deflate.go
 	}
 	w.hsrw.w = w
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 
 	"github.com/wsmill/wsmill/poller"
@@ -76,6 +77,8 @@ type worker struct {
 	zr        io.ReadCloser
 	zsrc      inflateSrc
 	deflateOK bool
+	offer     deflateOffer       // the offer being scanned (extensions)
+	answer    [1]httphead.Option // the Sec-WebSocket-Extensions answer
 
 	up          ws.Upgrader
 	hsrw        handshakeRW
