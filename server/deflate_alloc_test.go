@@ -16,24 +16,6 @@ import (
 // and a compressed broadcast of a prepared frame allocate nothing once the
 // pools are warm.
 
-// deflateOpen is r.open for a connection that negotiated deflate.
-func (r *allocRig) deflateOpen(t testing.TB) (*conn, int) {
-	c, peer := r.open(t)
-	c.mu.Lock()
-	c.deflate = true
-	c.mu.Unlock()
-	return c, peer
-}
-
-// readAvail reads what the socket holds now (after a turn that wrote).
-func readAvail(t testing.TB, fd int, buf []byte) int {
-	n, err := syscall.Read(fd, buf)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return n
-}
-
 func TestAllocsDeflateEcho(t *testing.T) {
 	for _, tt := range []struct {
 		name string

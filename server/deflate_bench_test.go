@@ -18,6 +18,24 @@ import (
 	"github.com/wsmill/wsmill/poller"
 )
 
+// deflateOpen is r.open for a connection that negotiated deflate.
+func (r *allocRig) deflateOpen(t testing.TB) (*conn, int) {
+	c, peer := r.open(t)
+	c.mu.Lock()
+	c.deflate = true
+	c.mu.Unlock()
+	return c, peer
+}
+
+// readAvail reads what the socket holds now (after a turn that wrote).
+func readAvail(t testing.TB, fd int, buf []byte) int {
+	n, err := syscall.Read(fd, buf)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return n
+}
+
 // deflateSamples are the messages the compression figures are about: the
 // demo's greeting and time push, and JSON of an application at sizes
 // around the DeflateMin threshold and above.
