@@ -79,6 +79,9 @@ func rawDeflateHandshake(t testing.TB, addr, offer string) (*rawConn, string) {
 func (rc *rawConn) expectZ(op byte, payload []byte, z bool) {
 	rc.t.Helper()
 	f, err := rc.rawRead(rawTimeout)
+	for err == nil && rawIsTimePush(f) { // a push may come at any moment, as in next
+		f, err = rc.rawRead(rawTimeout)
+	}
 	if err != nil {
 		rc.t.Fatalf("reading a frame: %v", err)
 	}
