@@ -290,12 +290,23 @@ type browserServer struct {
 // just shut down.
 func startBrowserServer(t *testing.T, addr string) *browserServer {
 	t.Helper()
+	return startBrowserServerWith(t, addr, nil)
+}
+
+// startBrowserServerWith is startBrowserServer with the config changed by
+// edit first (when not nil).
+func startBrowserServerWith(t *testing.T, addr string, edit func(*server.Config)) *browserServer {
+	t.Helper()
 	var srv *server.Server
-	srv, err := server.New(withDemo(server.Config{
+	cfg := server.Config{
 		Handler:      newMux(func() *server.Server { return srv }),
 		PushInterval: 300 * time.Millisecond,
 		OnError:      func(err error) { t.Logf("server: %v", err) },
-	}))
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := server.New(withDemo(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,9 @@ func run(args []string) error {
 	natsMax := fs.Int("nats-max-payload", 64<<10, "largest message that crosses NATS in bytes; a bigger one is delivered on this instance only")
 	chatMax := fs.Int("chat-max", defaultChatMax, "longest /chat message in bytes; a longer one closes the client with 1009")
 
+	deflate := fs.Bool("deflate", false, "accept permessage-deflate (RFC 7692, no context takeover either way): compresses messages of -deflate-min bytes or more")
+	deflateMin := fs.Int("deflate-min", server.DefaultDeflateMin, "smallest payload sent compressed when -deflate is on; smaller ones go plain")
+
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -105,6 +108,8 @@ func run(args []string) error {
 
 		OffloadWorkers: *offWorkers,
 		OffloadBacklog: *offBacklog,
+		Deflate:        *deflate,
+		DeflateMin:     *deflateMin,
 	}, ch))
 	if err != nil {
 		return err
@@ -152,7 +157,8 @@ func run(args []string) error {
 		"max_outbound", cfg.MaxOutbound, "sndbuf", cfg.SendBuffer, "rcvbuf", cfg.RecvBuffer, "handshake_timeout", cfg.HandshakeTimeout,
 		"idle_timeout", cfg.IdleTimeout, "close_timeout", cfg.CloseTimeout, "origins", originsLog(cfg.Origins),
 		"http_timeout", cfg.HTTPTimeout, "max_http_conns", cfg.MaxHTTPConns,
-		"offload_workers", cfg.OffloadWorkers, "offload_backlog", cfg.OffloadBacklog, "gomaxprocs", procs)
+		"offload_workers", cfg.OffloadWorkers, "offload_backlog", cfg.OffloadBacklog, "gomaxprocs", procs,
+		"deflate", cfg.Deflate, "deflate_min", cfg.DeflateMin)
 	if slices.Contains(cfg.Origins, "*") {
 		log.Warn("every Origin is allowed (-origin '*'): any site's page may connect in its user's name")
 	}

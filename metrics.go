@@ -31,6 +31,8 @@ type statsCollector struct {
 
 	// Conn.Go's pool.
 	offloaded, offRefused, offDropped, offPending *prometheus.Desc
+	// permessage-deflate.
+	deflateMsgs, deflateDeclined, inflateRefusals *prometheus.Desc
 
 	// What the kernel holds: this server's sockets (sampled) and the
 	// machine's TCP memory.
@@ -73,14 +75,17 @@ func newStatsCollector(srv func() *server.Server) *statsCollector {
 		pollEvents:    d("poll_events_total", "Readiness events the poller dispatched to connections."),
 		workerTurns:   d("worker_turns_total", "Times a worker ran a connection."),
 
-		buffered:       d("buffered_bytes", "Bytes held for frames and messages that have not arrived whole, and the copies offloaded jobs (Conn.Go) hold (counted against -max-buffered)."),
-		bufferRefusals: d("buffer_refusals_total", "Connections closed with 1013 because their next chunk would pass -max-buffered."),
-		appPanics:      d("app_panics_total", "Application callbacks (OnOpen, OnMessage, OnClose, OnUpgrade, a push's Frame) that panicked; the connection was closed with 1011 (500 for OnUpgrade)."),
-		offloaded:      d("offload_jobs_total", "Jobs Conn.Go accepted for the offload pool."),
-		offRefused:     d("offload_refused_total", "Conn.Go calls refused (Skipped): the connection had -offload-backlog jobs unfinished, or the copy would pass -max-buffered."),
-		offDropped:     d("offload_dropped_total", "Accepted jobs that never ran: the shutdown drain ended first."),
-		offPending:     d("offload_pending", "Jobs accepted and not finished (waiting or running)."),
-		httpConns:      d("http_connections", "Plain HTTP connections handed to net/http and not yet closed (also in descriptors)."),
+		buffered:        d("buffered_bytes", "Bytes held for frames and messages that have not arrived whole, and the copies offloaded jobs (Conn.Go) hold (counted against -max-buffered)."),
+		bufferRefusals:  d("buffer_refusals_total", "Connections closed with 1013 because their next chunk would pass -max-buffered."),
+		appPanics:       d("app_panics_total", "Application callbacks (OnOpen, OnMessage, OnClose, OnUpgrade, a push's Frame) that panicked; the connection was closed with 1011 (500 for OnUpgrade)."),
+		offloaded:       d("offload_jobs_total", "Jobs Conn.Go accepted for the offload pool."),
+		offRefused:      d("offload_refused_total", "Conn.Go calls refused (Skipped): the connection had -offload-backlog jobs unfinished, or the copy would pass -max-buffered."),
+		offDropped:      d("offload_dropped_total", "Accepted jobs that never ran: the shutdown drain ended first."),
+		offPending:      d("offload_pending", "Jobs accepted and not finished (waiting or running)."),
+		deflateMsgs:     d("deflate_messages_total", "Data messages compressed with permessage-deflate, by direction (also in messages_total).", "direction"),
+		deflateDeclined: d("deflate_offers_declined_total", "permessage-deflate offers declined for unknown, invalid or repeated parameters (RFC 7692 7.1)."),
+		inflateRefusals: d("inflate_failures_total", "Connections failed while inflating a message, by reason: too_big (past -max-message: 1009), invalid (not a DEFLATE stream: 1007).", "reason"),
+		httpConns:       d("http_connections", "Plain HTTP connections handed to net/http and not yet closed (also in descriptors)."),
 
 		resets:     d("resets_total", "Connections closed abortively (RST) because bytes for the client were still unsent when the server gave up on it (close timeout, overflow, idle timeout, end of shutdown)."),
 		sockets:    d("socket_queue_sampled", "Connection sockets whose kernel queues this scrape read, of all held (label of).", "of"),
@@ -155,6 +160,11 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.offRefused, float64(st.OffloadRefused))
 	counter(c.offDropped, float64(st.OffloadDropped))
 	gauge(c.offPending, float64(st.OffloadPending))
+	counter(c.deflateMsgs, float64(st.DeflateIn), "in")
+	counter(c.deflateMsgs, float64(st.DeflateOut), "out")
+	counter(c.deflateDeclined, float64(st.DeflateDeclined))
+	counter(c.inflateRefusals, float64(st.InflateTooBig), "too_big")
+	counter(c.inflateRefusals, float64(st.InflateInvalid), "invalid")
 
 	counter(c.resets, float64(st.Resets))
 	ss := s.SampleSockets(socketSample)

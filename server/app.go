@@ -141,9 +141,13 @@ func (r SendResult) Sent() bool { return r <= Queued }
 // number of connections without a copy (unless the kernel takes only part
 // of it: then the rest is copied into that connection's queue). A Frame is
 // immutable and safe to use from any goroutine, as often as you like.
+// With Config.Deflate, the first send to a connection that negotiated
+// permessage-deflate compresses it (when it has Config.DeflateMin bytes or
+// more) and every later one shares that compressed form.
 type Frame struct {
 	b []byte // header and payload
 	n int    // payload bytes
+	z frameZ // the compressed frame, made on first need (deflate.go)
 }
 
 // NewFrame encodes a final, unmasked data frame carrying a copy of payload.

@@ -51,7 +51,10 @@ type conn struct {
 	// so that padding stays small: the struct is 256 bytes, a malloc size
 	// class (255 bytes of fields; at a million connections every 16 bytes
 	// is 16 MB). It was 240 until the peer's address (19 bytes) had to be
-	// kept for OnClose; drainArm took one of the 2 bytes left.
+	// kept for OnClose; drainArm and permessage-deflate's flag (deflate)
+	// took the 2 bytes left. (deflate's other flag, "the open message is
+	// compressed", is a value of utf8: such a message is checked only once
+	// inflated.)
 
 	fd    int
 	gen   uint32 // changes (under mu) each time the struct is reused; see Conn
@@ -59,7 +62,7 @@ type conn struct {
 	ev    atomic.Uint32 // pending poller.Event bits plus internal requests (ev*)
 
 	// Read state, owned by the running worker.
-	utf8       uint32    // UTF-8 validator state of the open text message or frame
+	utf8       uint32    // UTF-8 validator state of the open text message or frame; utf8Deflated: the open message is compressed
 	cur        ws.Header // header of the frame in progress
 	curGot     int64     // payload bytes of cur received so far
 	frame      *[]byte   // pooled buffer for cur's payload, nil when none
@@ -103,6 +106,7 @@ type conn struct {
 	peerPort  uint16
 	peerIP    [16]byte
 	drainArm  bool    // the queue went over half of MaxOutbound: OnDrain when it empties
+	deflate   bool    // permessage-deflate negotiated: set by the upgrade, before the conn is reachable
 	out       *[]byte // pooled outbound queue
 	outTotal  uint64  // bytes ever appended to the queue
 	outDone   uint64  // bytes ever flushed from the queue

@@ -259,6 +259,43 @@
 // Nothing here blocks on a client: a Subscribe or Unsubscribe waits at
 // most for a publish to the same part to finish its non-blocking writes.
 //
+// # Compression
+//
+// permessage-deflate ([RFC7692], Config.Deflate, deflate.go) is negotiated
+// only without context takeover in either direction: the answer always
+// carries server_no_context_takeover and client_no_context_takeover (a
+// server may require the latter, [RFC7692 7.1.1.2]), so every message is
+// compressed and decompressed on its own and no connection owns a window,
+// a compressor or a decompressor between messages. What a connection
+// holds is one flag (conn.deflate, set by the upgrade before the conn is
+// reachable, read under mu); "the open fragmented message is compressed"
+// is a value of conn.utf8, since such a message is UTF-8 checked only
+// once inflated. An idle connection costs what it did without deflate.
+//
+//   - Inbound: each worker owns one decompressor (worker.zr, klauspost's
+//     flate reader, made at its first compressed message and reset for
+//     each one) and the reader it pulls from (worker.zsrc: the payload,
+//     then 00 00 ff ff and an empty final block, so that a whole message
+//     ends in io.EOF and a truncated one does not). The compressed bytes of
+//     a fragmented or incomplete message are held like any other
+//     (held.go); the message is inflated when its last frame arrives, into
+//     a held buffer charged to MaxBuffered that grows with the output and
+//     never past MaxMessage bytes of room: one byte more is a 1009 at once.
+//     The inflated buffer goes back to its pool once OnMessage returns.
+//   - Outbound: klauspost's stateless encoder, whose scratch comes from its
+//     own pools for the call, writing into a deflater's buffer from a
+//     sync.Pool (sends come from any goroutine; the pool's per-P caches
+//     make it per worker in practice). No per-connection or per-worker
+//     compressor with its 800 KB of tables exists. A send compresses under
+//     the conn's lock, so frames still never interleave; payloads under
+//     Config.DeflateMin, and any that would not shrink, go plain (RSV1 is
+//     per message).
+//   - A prepared Frame (Broadcast, Publish, Config.Pushes) is compressed
+//     once, by the first send that needs it for a deflate connection, and
+//     that form (Frame.z, an atomic pointer) is shared by every deflate
+//     connection; the others get the plain bytes. A broadcast to many
+//     deflate connections costs one compression and smaller writes.
+//
 // # What may block
 //
 // Nothing on the connection path: not the poll loop, not a worker (a slow

@@ -83,7 +83,7 @@ func (w *worker) readPayload(c *conn) (int, bool, bool) {
 func (w *worker) payloadChunk(c *conn, chunk []byte) bool {
 	ws.Cipher(chunk, c.cur.Mask, int(c.curGot))
 	c.curGot += int64(len(chunk))
-	if c.isText(c.cur.OpCode) {
+	if c.isText(c.cur.OpCode) && !c.compressed(c.cur) {
 		st, ok := utf8Step(c.utf8, chunk)
 		c.utf8 = st
 		return ok
@@ -93,6 +93,22 @@ func (w *worker) payloadChunk(c *conn, chunk []byte) bool {
 
 func (c *conn) isText(op ws.OpCode) bool {
 	return op == ws.OpText || (op == ws.OpContinuation && c.msgOp == ws.OpText)
+}
+
+// utf8Deflated is the value of conn.utf8 while the open fragmented message
+// is compressed: its fragments carry DEFLATE data, not text, and the
+// message is validated once inflated ([RFC7692 6.1]). No validator state
+// has this bit.
+const utf8Deflated utf8State = 1 << 31
+
+// compressed reports whether frame h carries compressed data: RSV1 on the
+// first frame of a message ([RFC7692 6]), or a continuation of a message
+// that began so (check has refused RSV1 everywhere else).
+func (c *conn) compressed(h ws.Header) bool {
+	if h.OpCode == ws.OpContinuation {
+		return c.utf8 == utf8Deflated
+	}
+	return h.Rsv1()
 }
 
 // parseFrames handles every complete frame in data and keeps the tail of an
@@ -160,6 +176,15 @@ func (w *worker) check(c *conn, h ws.Header) ws.StatusCode {
 	// Unmasked frames, RSV bits without an extension, reserved opcodes,
 	// control frames over 125 bytes or fragmented, continuation without an
 	// open message and a new data frame inside one: all 1002.
+	if h.Rsv1() && c.deflate && (h.OpCode == ws.OpText || h.OpCode == ws.OpBinary) {
+		// [RFC7692 6]: the Per-Message Compressed bit is RSV1 of the
+		// first frame of a message. On a control frame, a continuation,
+		// or without the extension negotiated it stays set and fails
+		// below ([RFC7692 6.1]: RSV1 "MUST NOT" be set on a non-first
+		// frame or a control frame; [RFC6455 5.2]: an RSV bit no
+		// extension defines fails the connection).
+		h.Rsv &^= ws.Rsv(true, false, false)
+	}
 	if ws.CheckHeader(h, st) != nil {
 		return ws.StatusProtocolError
 	}
@@ -180,7 +205,13 @@ func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool)
 	case ws.OpText, ws.OpBinary:
 		if !h.Fin {
 			c.msgOp, c.msgLen = h.OpCode, 0
+			if h.Rsv1() {
+				c.utf8 = utf8Deflated
+			}
 			return w.appendMessage(c, h, payload, checked)
+		}
+		if h.Rsv1() {
+			return w.inflateDeliver(c, h.OpCode, payload)
 		}
 		if h.OpCode == ws.OpText {
 			valid := c.utf8 == 0
@@ -212,7 +243,8 @@ func (w *worker) handleFrame(c *conn, h ws.Header, payload []byte, checked bool)
 // appendMessage adds a fragment to the open message and delivers the
 // message when the fragment is the last one.
 func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked bool) bool {
-	if c.msgOp == ws.OpText && !checked {
+	z := c.utf8 == utf8Deflated
+	if c.msgOp == ws.OpText && !checked && !z {
 		st, ok := utf8Step(c.utf8, payload)
 		c.utf8 = st
 		if !ok {
@@ -233,12 +265,16 @@ func (w *worker) appendMessage(c *conn, h ws.Header, payload []byte, checked boo
 	if !h.Fin {
 		return true
 	}
-	if c.msgOp == ws.OpText && c.utf8 != 0 {
+	if c.msgOp == ws.OpText && c.utf8 != 0 && !z {
 		return w.fail(c, ws.StatusInvalidFramePayloadData) // message ends inside a rune
 	}
 	op, msg := c.msgOp, c.msg
 	c.msgOp, c.msgLen, c.msg, c.utf8 = 0, 0, nil, 0
-	ok = w.deliver(c, Opcode(op), *msg)
+	if z {
+		ok = w.inflateDeliver(c, op, *msg)
+	} else {
+		ok = w.deliver(c, Opcode(op), *msg)
+	}
 	w.s.dropBuf(msg)
 	return ok
 }

@@ -72,16 +72,35 @@ func (h Conn) Send(op Opcode, payload []byte, p Policy) SendResult {
 		// OnMessage: its batch state is ours to read.
 		w := h.s.owner(h.c.fd)
 		if f, ok := w.frameInPlace(ws.OpCode(op), payload); ok {
-			return h.send(f, nil, p, len(payload), w.corkConn == h.c && p == Reliable)
+			// On the worker's goroutine: c.deflate is its to read.
+			if !h.c.deflate || len(payload) < h.s.cfg.DeflateMin {
+				return h.send(f, nil, p, len(payload), w.corkConn == h.c && p == Reliable)
+			}
 		}
 	}
-	var hb [ws.MaxHeaderSize]byte
-	return h.send(putHeader(&hb, ws.OpCode(op), len(payload)), payload, p, len(payload), false)
+	if !h.lock() {
+		return Closed
+	}
+	var r SendResult
+	if h.c.deflate {
+		r = h.s.sendDeflateLocked(h.c, ws.OpCode(op), payload, p)
+	} else {
+		var hb [ws.MaxHeaderSize]byte
+		r = h.s.sendLocked(h.c, putHeader(&hb, ws.OpCode(op), len(payload)), payload, p, len(payload), false)
+	}
+	h.c.mu.Unlock()
+	return r
 }
 
-// SendFrame sends a prepared frame.
+// SendFrame sends a prepared frame: to a connection that negotiated
+// permessage-deflate, its compressed form (made once per frame, see Frame).
 func (h Conn) SendFrame(f *Frame, p Policy) SendResult {
-	return h.send(f.b, nil, p, f.n, false)
+	if !h.lock() {
+		return Closed
+	}
+	r := h.s.sendLocked(h.c, h.s.wire(h.c, f), nil, p, f.n, false)
+	h.c.mu.Unlock()
+	return r
 }
 
 // send sends the frame a+b, whose payload is n bytes; gather: it is an
@@ -173,10 +192,10 @@ func (s *Server) sendLocked(c *conn, a, b []byte, p Policy, n int, gather bool) 
 	s.drained(c)
 	switch r {
 	case writeWritten:
-		s.stats.countOut(c.fd, n)
+		s.stats.countOut(c.fd, n, a[0]&rsv1 != 0)
 		return Written
 	case writeQueued:
-		s.stats.countOut(c.fd, n)
+		s.stats.countOut(c.fd, n, a[0]&rsv1 != 0)
 		return Queued
 	case writeSkipped:
 		if c.closeSent {

@@ -110,16 +110,21 @@ const outStripes = 8
 
 type outStripe struct {
 	msgs, bytes atomic.Uint64
-	_           [48]byte
+	deflated    atomic.Uint64 // of msgs, those sent compressed (RSV1)
+	_           [40]byte
 }
 
 func (c *counters) reject(r RejectReason) { c.rejects[r].Add(1) }
 
-// countOut counts one data message of n payload bytes sent on fd.
-func (c *counters) countOut(fd, n int) {
+// countOut counts one data message of n payload bytes sent on fd; z: it
+// went compressed.
+func (c *counters) countOut(fd, n int, z bool) {
 	st := &c.out[fd&(outStripes-1)]
 	st.msgs.Add(1)
 	st.bytes.Add(uint64(n))
+	if z {
+		st.deflated.Add(1)
+	}
 }
 
 // workerStats are the counters the frame path bumps, one set per worker.
@@ -129,7 +134,12 @@ type workerStats struct {
 	pingsIn, pongsIn atomic.Uint64
 	turns            atomic.Uint64
 	busyNs           atomic.Int64
-	_                [64]byte // keep the next worker's counters off this cache line
+	// permessage-deflate (deflate.go)
+	deflateIn       atomic.Uint64 // compressed messages received and inflated
+	deflateDeclined atomic.Uint64 // permessage-deflate offers declined (bad or unknown parameters)
+	inflateTooBig   atomic.Uint64 // closed with 1009: a message inflated past MaxMessage
+	inflateInvalid  atomic.Uint64 // closed with 1007: not a valid DEFLATE stream
+	_               [64]byte      // keep the next worker's counters off this cache line
 }
 
 // Stats is a snapshot of the server's counters.
@@ -171,6 +181,13 @@ type Stats struct {
 	TickLagMax     time.Duration // the worst tick lag since start
 
 	HTTPConns int64 // descriptors handed to net/http and not yet closed (also in Live)
+
+	// permessage-deflate (Config.Deflate)
+	DeflateIn       uint64 // compressed messages received (in MessagesIn too)
+	DeflateOut      uint64 // data messages sent compressed (in MessagesOut too)
+	DeflateDeclined uint64 // permessage-deflate offers declined for bad or unknown parameters
+	InflateTooBig   uint64 // connections closed with 1009: a message inflated past MaxMessage
+	InflateInvalid  uint64 // connections closed with 1007: an invalid DEFLATE stream
 }
 
 // Stats returns a snapshot of the counters.
@@ -210,11 +227,16 @@ func (s *Server) Stats() Stats {
 		st.WorkerTurns += ws.turns.Load()
 		st.PollEvents += ws.pollEvents.Load()
 		st.WorkerBusy += time.Duration(ws.busyNs.Load())
+		st.DeflateIn += ws.deflateIn.Load()
+		st.DeflateDeclined += ws.deflateDeclined.Load()
+		st.InflateTooBig += ws.inflateTooBig.Load()
+		st.InflateInvalid += ws.inflateInvalid.Load()
 	}
 	st.PongsOut = st.PingsIn // every ping is answered with one pong
 	for i := range c.out {
 		st.MessagesOut += c.out[i].msgs.Load()
 		st.BytesOut += c.out[i].bytes.Load()
+		st.DeflateOut += c.out[i].deflated.Load()
 	}
 	for i := range st.RejectedBy {
 		st.RejectedBy[i] = c.rejects[i].Load()

@@ -396,7 +396,7 @@ func (s *Server) publishPart(part *topicPart, f *Frame, p Policy, r *FanoutResul
 	part.mu.Lock()
 	for _, c := range part.conns {
 		c.mu.Lock()
-		r.count(s.sendLocked(c, f.b, nil, p, f.n, false))
+		r.count(s.sendLocked(c, s.wire(c, f), nil, p, f.n, false))
 		c.mu.Unlock()
 	}
 	part.mu.Unlock()

@@ -38,6 +38,9 @@ var (
 
 func (w *worker) initUpgrader() {
 	w.up = ws.Upgrader{OnBeforeUpgrade: w.beforeUpgrade}
+	if w.s.cfg.Deflate {
+		w.up.ExtensionCustom = w.extensions // deflate.go
+	}
 	w.hsrw.w = w
 	w.resp.r = &w.req
 }
@@ -217,7 +220,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	line, header := nextLine(req)
 	_, target, _, _ := splitRequestLine(line)
 	w.req = Request{target: target, header: header}
-	w.value, w.refused = nil, false
+	w.value, w.refused, w.deflateOK = nil, false, false
 	w.hsrw.c, w.hsrw.failed, w.reserved = c, false, false
 	w.hsrw.r.Reset(req)
 	_, err := w.up.Upgrade(&w.hsrw)
@@ -261,6 +264,7 @@ func (w *worker) handleRequest(c *conn, req, rest []byte) bool {
 	// sends (a greeting) goes before the first of them.
 	c.mu.Lock()
 	c.opening = true
+	c.deflate = w.deflateOK
 	c.mu.Unlock()
 	s.wheel.add(c)
 	panicked := s.callOpen(c)

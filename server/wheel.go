@@ -479,7 +479,7 @@ func (wh *wheel) push(c *conn, f *Frame, p Policy) {
 		c.mu.Unlock()
 		return
 	}
-	r := c.writeLocked(f.b, nil, p == LatestOnly, s.cfg.MaxOutbound)
+	r := c.writeLocked(s.wire(c, f), nil, p == LatestOnly, s.cfg.MaxOutbound)
 	s.drained(c)
 	switch r {
 	case writeWritten, writeQueued:
@@ -555,7 +555,7 @@ func (s *Server) broadcastTo(w *worker, f *Frame, p Policy, r *FanoutResult) {
 		sl.mu.Lock()
 		for _, c := range sl.conns {
 			c.mu.Lock()
-			r.count(s.sendLocked(c, f.b, nil, p, f.n, false))
+			r.count(s.sendLocked(c, s.wire(c, f), nil, p, f.n, false))
 			c.mu.Unlock()
 		}
 		sl.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 
 	"github.com/wsmill/wsmill/poller"
@@ -69,6 +70,16 @@ type worker struct {
 	br        bytes.Reader
 	hb        [ws.MaxHeaderSize]byte // header scratch for ReadHeaderBuffer
 	oh        [ws.MaxHeaderSize]byte // outgoing header
+
+	// permessage-deflate: the decompressor every compressed message of
+	// this worker's connections goes through (made at the first one), and
+	// what it reads; deflateOK says the upgrade in progress accepted an
+	// offer.
+	zr        io.ReadCloser
+	zsrc      inflateSrc
+	deflateOK bool
+	offer     deflateOffer       // the offer being scanned (extensions)
+	answer    [1]httphead.Option // the Sec-WebSocket-Extensions answer
 
 	up          ws.Upgrader
 	hsrw        handshakeRW
