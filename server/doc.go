@@ -36,8 +36,9 @@
 // wheel, the net/http server for plain HTTP requests (which, being
 // net/http, uses a goroutine per HTTP request, at most Config.MaxHTTPConns
 // at once; WebSocket connections never reach it), and, from the first
-// Conn.Go on, Config.OffloadWorkers offload goroutines (offload.go), never
-// one per connection.
+// Conn.Go on, Config.OffloadWorkers offload goroutines (offload.go), and,
+// from the first Broadcast or Publish past broadcastSerial connections,
+// Workers-1 fan-out goroutines (fanout.go); never one per connection.
 //
 // The offload goroutines are the only ones that may block: they run the
 // application's jobs (a database query), one connection's in the order Go
@@ -246,8 +247,8 @@
 // write), and change both sides together, so a connection is in a part at
 // most once and a frame reaches it at most once. Publish from any
 // goroutine writes the parts in turn, or, past broadcastSerial
-// subscribers, hands all but one part to goroutines of its own and waits
-// for them: it returns when every write is done, which keeps frames from
+// subscribers, offers them to the fan-out goroutines (fanout.go) as well,
+// claims parts itself until none is left and waits for the others: it returns when every write is done, which keeps frames from
 // one goroutine in order. A connection leaves its topics when it stops
 // being open (enterClosing, goodbye) and again in detach, once
 // conn.closed is set and nothing can add it back; a topic whose last

@@ -24,8 +24,11 @@ type allocRig struct {
 	w *worker
 }
 
-func newAllocRig(t testing.TB) *allocRig {
-	s, err := New(testConfig(Config{PushInterval: time.Hour, Workers: 1}))
+func newAllocRig(t testing.TB) *allocRig { return newAllocRigN(t, 1) }
+
+// newAllocRigN is newAllocRig with the given number of workers.
+func newAllocRigN(t testing.TB, workers int) *allocRig {
+	s, err := New(testConfig(Config{PushInterval: time.Hour, Workers: workers}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,7 @@ type Server struct {
 	topics   topicTable   // topic.go
 	watch    func(string) // WatchTopics' fn, set before Serve
 	off      offloadPool  // Conn.Go's goroutines, started at the first Go
+	fan      fanPool      // Broadcast's and Publish's helpers past broadcastSerial (fanout.go)
 
 	http   *http.Server
 	httpLn *bridgeListener
@@ -529,5 +530,6 @@ func (s *Server) stop() {
 		s.httpLn.Close()
 		s.http.Close()
 		s.off.stop()
+		s.fan.stop()
 	})
 }

@@ -352,10 +352,10 @@ func (s *Server) WatchTopics(fn func(topic string)) { s.watch = fn }
 // topic, with policy p, and says what happened at each. It is safe from
 // any goroutine (an App method included), never blocks on a client and
 // sends f itself, without a copy (unless the kernel takes only part of it).
-// Up to broadcastSerial subscribers the calling goroutine writes them all,
-// allocating nothing; past that each worker's share goes to a goroutine
-// of its own, as in Broadcast, so a publish to many subscribers uses every
-// core. Frames published one after another from one goroutine reach each
+// Up to broadcastSerial subscribers the calling goroutine writes them all;
+// past that the workers' shares are split between it and the fan-out
+// goroutines, as in Broadcast, so a publish to many subscribers uses every
+// core. Either way it allocates nothing. Frames published one after another from one goroutine reach each
 // subscriber in that order; a connection subscribed, unsubscribed or
 // closed during the call may or may not get f, and gets it at most once.
 // A topic nobody is subscribed to costs a table lookup.
@@ -371,24 +371,7 @@ func (s *Server) Publish(topic string, f *Frame, p Policy) FanoutResult {
 		}
 		return r
 	}
-	var mu sync.Mutex
-	var total FanoutResult
-	var wg sync.WaitGroup
-	last := len(t.parts) - 1
-	for i := range t.parts[:last] {
-		wg.Go(func() {
-			var r FanoutResult
-			s.publishPart(&t.parts[i], f, p, &r)
-			mu.Lock()
-			total.add(r)
-			mu.Unlock()
-		})
-	}
-	var r FanoutResult
-	s.publishPart(&t.parts[last], f, p, &r)
-	wg.Wait()
-	total.add(r)
-	return total
+	return s.fanout(t, f, p, len(t.parts))
 }
 
 // publishPart sends f to one worker's share of a topic.

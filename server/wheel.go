@@ -503,9 +503,9 @@ func (wh *wheel) push(c *conn, f *Frame, p Policy) {
 // happened at each (FanoutResult: written, queued, skipped, closed). It is
 // safe from any goroutine (an App method included) and never blocks on a
 // client. Up to broadcastSerial open connections the calling goroutine
-// writes them all, allocating nothing; past that each worker's share goes
-// to a goroutine of its own (one per worker, the caller taking the last),
-// so a broadcast to many connections uses every core. It takes each wheel
+// writes them all; past that the workers' shares are split between it and
+// the fan-out goroutines (fanout.go), so a broadcast to many connections
+// uses every core. Either way it allocates nothing. It takes each wheel
 // slot's lock in turn, so it delays a worker's pushes by at most one
 // slot's worth of writes. A connection is in the set from the end of its
 // upgrade (before OnOpen runs, so a broadcast may reach it before what its
@@ -518,24 +518,7 @@ func (s *Server) Broadcast(f *Frame, p Policy) FanoutResult {
 		}
 		return r
 	}
-	var mu sync.Mutex
-	var total FanoutResult
-	var wg sync.WaitGroup
-	last := len(s.workers) - 1
-	for _, w := range s.workers[:last] {
-		wg.Go(func() {
-			var r FanoutResult
-			s.broadcastTo(w, f, p, &r)
-			mu.Lock()
-			total.add(r)
-			mu.Unlock()
-		})
-	}
-	var r FanoutResult
-	s.broadcastTo(s.workers[last], f, p, &r)
-	wg.Wait()
-	total.add(r)
-	return total
+	return s.fanout(nil, f, p, len(s.workers))
 }
 
 // broadcastSerial is the size up to which one goroutine broadcasts (or
