@@ -264,7 +264,7 @@ func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 		return nil
 	}
 	op := byte(wsclient.OpBinary)
-	if spec.Text || spec.Payload == "json" {
+	if spec.Text {
 		op = wsclient.OpText
 	}
 	fill, err := echoFill(spec)

@@ -21,6 +21,7 @@ func (c *echoConfig) registerDeflate(fs *flag.FlagSet) {
 	fs.StringVar(&c.Payload, "payload", "seq", "message content: seq (sequence number and a cycling pattern) or json (a price list, sent as text; compresses like real feeds)")
 }
 
+// checkPayload checks -payload (and makes a JSON echo a text one).
 func (c *echoConfig) checkPayload() error {
 	switch c.Payload {
 	case "", "seq":
@@ -29,6 +30,7 @@ func (c *echoConfig) checkPayload() error {
 		if c.Size < payload.MinJSON {
 			return fmt.Errorf("-payload json needs -size %d or more", payload.MinJSON)
 		}
+		c.Text = true // JSON goes as text messages, as an application sends it
 		return nil
 	}
 	return fmt.Errorf("unknown -payload %q (seq or json)", c.Payload)

@@ -51,7 +51,7 @@ func TestEchoDeflateEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Msgs == 0 || res.Mismatch != 0 || res.Lost != 0 || !res.Deflate || res.Payload != "json" {
+			if res.Msgs == 0 || res.Mismatch != 0 || res.Lost != 0 || !res.Deflate || res.Payload != "json" || !res.Text {
 				t.Fatalf("%+v", res)
 			}
 			if compress {
