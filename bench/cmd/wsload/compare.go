@@ -84,6 +84,9 @@ var workloadMetrics = map[string][]metricDef{
 		{"msgs_per_server_cpu_s", "msgs/server CPU-s", "%.0f", "higher", 0},
 		{"client_cpu_s", "client CPU (s)", "%.2f", "lower", 0},
 		{"mismatch", "mismatches", "%.0f", "lower", 0},
+		{"wire_out_per_msg", "wire out (B/msg)", "%.0f", "lower", 0},
+		{"wire_in_per_msg", "wire in (B/msg)", "%.0f", "lower", 0},
+		{"deflate_conns", "deflate conns", "%.0f", "higher", 0},
 	},
 	"push": {
 		{"push_p99_ms", "push p99 (ms)", "%.3f", "lower", 0},
@@ -165,7 +168,7 @@ func cmdCompare(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Workload, "workload", cfg.Workload, "echo, connections, push or fanout")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each round runs every server once, in the same order")
 	fs.StringVar(&cfg.Servers, "servers", "wsmill,gorilla,gws,nbio,rawecho",
-		"servers to compare: wsmill (the repository root; for fanout bench/peers/wsmill), a directory name under bench/peers, or bin:PATH (a prebuilt binary with wsmill's flags, labelled by its base name)")
+		"servers to compare: wsmill (the repository root; for fanout bench/peers/wsmill), a directory name under bench/peers, or bin:PATH (a prebuilt binary with wsmill's flags, labelled by its base name); NAME+FLAG adds -FLAG to that server's command line (wsmill+deflate,wsmill,gws+deflate)")
 	fs.StringVar(&cfg.Root, "root", "", "wsmill repository root (default: found from the working directory)")
 	fs.StringVar(&cfg.Out, "out", "", "directory for the JSON, Markdown and PNG results (default: ROOT/bench/results)")
 	fs.DurationVar(&cfg.PushInterval, "push-interval", 5*time.Second, "the servers' -push-interval (the push workload uses -interval instead; fanout defaults to 1h)")
@@ -226,14 +229,20 @@ func cmdCompare(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	// Build every server once.
+	// Build every server once (wsmill and wsmill+deflate share a binary).
+	built := map[string]string{}
 	for i := range specs {
 		if specs[i].Skip != "" || specs[i].Bin != "" {
+			continue
+		}
+		if bin, ok := built[specs[i].Peer]; ok {
+			specs[i].Bin = bin
 			continue
 		}
 		if specs[i].Bin, err = buildServer(ctx, specs[i], root, benchDir, tmp); err != nil {
 			return err
 		}
+		built[specs[i].Peer] = specs[i].Bin
 	}
 
 	rep := &compareReport{Workload: cfg.Workload, Rounds: cfg.Rounds, Servers: servers, Baseline: baseline, Args: args,
@@ -285,11 +294,12 @@ func cmdCompare(ctx context.Context, args []string) error {
 
 // serverSpec says where one compared server comes from and how it is run.
 type serverSpec struct {
-	Label       string // its name in tables and files
-	Bin         string // the binary: given (bin:PATH) or, once built, in the temporary directory
-	Peer        string // bench/peers/NAME to build; "" (and no Bin) is the repository root
-	WsmillFlags bool   // takes -wsmill-flags: the repository-root wsmill, or a bin: build of it
-	Skip        string // why this server sits this workload out
+	Label       string   // its name in tables and files
+	Bin         string   // the binary: given (bin:PATH) or, once built, in the temporary directory
+	Peer        string   // bench/peers/NAME to build; "" (and no Bin) is the repository root
+	WsmillFlags bool     // takes -wsmill-flags: the repository-root wsmill, or a bin: build of it
+	Skip        string   // why this server sits this workload out
+	Args        []string // flags from the entry's +FLAG parts (compareargs.go)
 }
 
 // resolveServers turns -servers into specs. "wsmill" is the repository
@@ -303,7 +313,11 @@ func resolveServers(names []string, workload string) ([]serverSpec, error) {
 	}
 	var specs []serverSpec
 	seen := map[string]bool{}
-	for _, n := range names {
+	for _, entry := range names {
+		n, args, err := splitServerArgs(entry)
+		if err != nil {
+			return nil, err
+		}
 		var sp serverSpec
 		switch {
 		case strings.HasPrefix(n, "bin:"):
@@ -334,6 +348,9 @@ func resolveServers(names []string, workload string) ([]serverSpec, error) {
 			case "fanout":
 				sp.Skip = "rawecho cannot broadcast (it echoes bytes, it has no WebSocket framing nor a connection list)"
 			}
+		}
+		if len(args) > 0 {
+			sp.Label, sp.Args = sp.Label+strings.TrimPrefix(entry, n), args
 		}
 		if seen[sp.Label] {
 			return nil, fmt.Errorf("server %q appears twice in -servers (bin: servers are labelled by their file's base name)", sp.Label)
@@ -528,6 +545,7 @@ func compareOne(ctx context.Context, cfg *compareConfig, sp serverSpec, logPath 
 	if sp.WsmillFlags {
 		extra = append(extra, strings.Fields(cfg.WsmillFlags)...)
 	}
+	extra = append(extra, sp.Args...)
 	srv, err := startServer(ctx, name, sp.Bin, interval, extra, logPath)
 	if err != nil {
 		return nil, err

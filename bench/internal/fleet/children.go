@@ -54,6 +54,11 @@ type Spec struct {
 	K    int  `json:"k,omitempty"`
 	Text bool `json:"text,omitempty"`
 
+	// Deflate offers permessage-deflate on every connection (any workload);
+	// Payload is the echo's message kind ("", "seq" or "json").
+	Deflate bool   `json:"deflate,omitempty"`
+	Payload string `json:"payload,omitempty"`
+
 	// push
 	Interval  time.Duration `json:"interval,omitempty"`
 	SlowPct   float64       `json:"slow_pct,omitempty"`

@@ -188,7 +188,12 @@ func main() {
 	addr := flag.String("addr", ":8080", "listen address")
 	push := flag.Duration("push-interval", 5*time.Second, "time push period")
 	fanout := flag.Duration("fanout-interval", 0, "broadcast \"F\"+unix ns to every connection this often (0: never)")
+	deflate := flag.Bool("deflate", false, "negotiate permessage-deflate (gorilla's Upgrader.EnableCompression: no context takeover, every message written compressed at level 1)")
 	flag.Parse()
+	// gorilla's documented switch: the Upgrader negotiates permessage-
+	// deflate when the client offers it, and a negotiated conn compresses
+	// every data message it writes (EnableWriteCompression is on by default).
+	upgrader.EnableCompression = *deflate
 	if *push <= 0 {
 		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
 		os.Exit(2)

@@ -80,6 +80,7 @@ func main() {
 	addr := flag.String("addr", ":8080", "listen address")
 	push := flag.Duration("push-interval", 5*time.Second, "time push period")
 	fanout := flag.Duration("fanout-interval", 0, "broadcast \"F\"+unix ns to every connection this often (0: never)")
+	deflate := flag.Bool("deflate", false, "negotiate permessage-deflate (gws.PermessageDeflate{Enabled: true}, as gws's README configures a server)")
 	flag.Parse()
 	if *push <= 0 {
 		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
@@ -89,8 +90,12 @@ func main() {
 	h := &handler{conns: gws.NewConcurrentMap[*gws.Conn, struct{}](64)}
 	upgrader := gws.NewUpgrader(h, &gws.ServerOption{
 		// ParallelEnabled: false (default) — messages handled in order on
-		// the read goroutine. No compression, no UTF-8 check: same work as
-		// the other peers.
+		// the read goroutine. No UTF-8 check: same work as the other peers.
+		// With -deflate, compression as gws's README sets up a server:
+		// Enabled and every other field at its default (no context
+		// takeover either way, level BestSpeed, messages under 512 bytes
+		// sent plain, a pool of 32 compressors).
+		PermessageDeflate: gws.PermessageDeflate{Enabled: *deflate},
 	})
 
 	mux := http.NewServeMux()
