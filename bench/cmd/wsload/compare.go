@@ -165,7 +165,7 @@ func cmdCompare(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Workload, "workload", cfg.Workload, "echo, connections, push or fanout")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each round runs every server once, in the same order")
 	fs.StringVar(&cfg.Servers, "servers", "wsmill,gorilla,gws,nbio,rawecho",
-		"servers to compare: wsmill (the repository root; for fanout bench/peers/wsmill), a directory name under bench/peers, or bin:PATH (a prebuilt binary with wsmill's flags, labelled by its base name)")
+		"servers to compare: wsmill (the repository root; for fanout bench/peers/wsmill), a directory name under bench/peers, or bin:PATH (a prebuilt binary with wsmill's flags, labelled by its base name); in fanout NAME@broadcast or NAME@rooms sets that server's mode (default: rooms when -rooms ≥ 1)")
 	fs.StringVar(&cfg.Root, "root", "", "wsmill repository root (default: found from the working directory)")
 	fs.StringVar(&cfg.Out, "out", "", "directory for the JSON, Markdown and PNG results (default: ROOT/bench/results)")
 	fs.DurationVar(&cfg.PushInterval, "push-interval", 5*time.Second, "the servers' -push-interval (the push workload uses -interval instead; fanout defaults to 1h)")
@@ -205,6 +205,11 @@ func cmdCompare(ctx context.Context, args []string) error {
 	specs, err := resolveServers(fleet.ParseSrc(cfg.Servers), cfg.Workload)
 	if err != nil {
 		return err
+	}
+	if cfg.Workload == "fanout" {
+		if err := setFanoutModes(specs, cfg.fanout.Rooms); err != nil {
+			return err
+		}
 	}
 	var servers []string
 	for _, sp := range specs {
@@ -290,6 +295,8 @@ type serverSpec struct {
 	Peer        string // bench/peers/NAME to build; "" (and no Bin) is the repository root
 	WsmillFlags bool   // takes -wsmill-flags: the repository-root wsmill, or a bin: build of it
 	Skip        string // why this server sits this workload out
+	Mode        string // fanout: "@MODE" of -servers, "" for none (compare_rooms.go)
+	Rooms       bool   // fanout: started with -fanout-rooms
 }
 
 // resolveServers turns -servers into specs. "wsmill" is the repository
@@ -303,7 +310,11 @@ func resolveServers(names []string, workload string) ([]serverSpec, error) {
 	}
 	var specs []serverSpec
 	seen := map[string]bool{}
-	for _, n := range names {
+	for _, full := range names {
+		n, mode, err := splitServerMode(full, workload)
+		if err != nil {
+			return nil, err
+		}
 		var sp serverSpec
 		switch {
 		case strings.HasPrefix(n, "bin:"):
@@ -334,6 +345,9 @@ func resolveServers(names []string, workload string) ([]serverSpec, error) {
 			case "fanout":
 				sp.Skip = "rawecho cannot broadcast (it echoes bytes, it has no WebSocket framing nor a connection list)"
 			}
+		}
+		if mode != "" {
+			sp.Label, sp.Mode = full, mode
 		}
 		if seen[sp.Label] {
 			return nil, fmt.Errorf("server %q appears twice in -servers (bin: servers are labelled by their file's base name)", sp.Label)
@@ -524,6 +538,9 @@ func compareOne(ctx context.Context, cfg *compareConfig, sp serverSpec, logPath 
 	var extra []string
 	if cfg.Workload == "fanout" {
 		extra = append(extra, "-fanout-interval", cfg.fanout.Interval.String())
+		if sp.Rooms {
+			extra = append(extra, "-fanout-rooms")
+		}
 	}
 	if sp.WsmillFlags {
 		extra = append(extra, strings.Fields(cfg.WsmillFlags)...)

@@ -55,6 +55,7 @@ type Options struct {
 	RcvBuf  int           // SO_RCVBUF to set before connect, 0 to leave it
 	ReadBuf int           // bufio.Reader size
 	Stamps  bool          // SO_TIMESTAMPNS: keep each read's kernel receive time (stamp.go)
+	Target  string        // request-target of the upgrade, "" for /ws (fanout rooms: /ws?room=r7)
 }
 
 // wsConn is one client connection. Writes are serialised by wmu so that a
@@ -115,7 +116,11 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	} else {
 		c.BR = bufio.NewReaderSize(nc, o.ReadBuf)
 	}
-	if err := c.handshake(o.Addr); err != nil {
+	target := o.Target
+	if target == "" {
+		target = "/ws"
+	}
+	if err := c.handshake(o.Addr, target); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -154,11 +159,11 @@ func SocketControl(bound bool, rcvbuf int, stamps bool) func(network, address st
 	}
 }
 
-func (c *Conn) handshake(addr string) error {
+func (c *Conn) handshake(addr, target string) error {
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
-	if _, err := io.WriteString(c.NC, UpgradeRequest(addr, key)); err != nil {
+	if _, err := io.WriteString(c.NC, UpgradeRequestTarget(addr, target, key)); err != nil {
 		return fmt.Errorf("write upgrade request: %w", err)
 	}
 	tp := textproto.NewReader(c.BR)
@@ -184,9 +189,12 @@ func (c *Conn) handshake(addr string) error {
 	return nil
 }
 
-// upgradeRequest is the HTTP request that asks for the upgrade at GET /ws.
-func UpgradeRequest(addr, key string) string {
-	return "GET /ws HTTP/1.1\r\nHost: " + addr +
+// UpgradeRequest is the HTTP request that asks for the upgrade at GET /ws.
+func UpgradeRequest(addr, key string) string { return UpgradeRequestTarget(addr, "/ws", key) }
+
+// UpgradeRequestTarget asks for the upgrade at GET target ("/ws?room=r7").
+func UpgradeRequestTarget(addr, target, key string) string {
+	return "GET " + target + " HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
 		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
 }
