@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 func TestRoomTarget(t *testing.T) {
@@ -74,6 +79,65 @@ func TestFanoutModes(t *testing.T) {
 			}
 			if fmt.Sprint(got) != tt.want {
 				t.Fatalf("got %v; want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFanoutRoomsPeers builds every fan-out peer and runs wsload fanout
+// with rooms against it for real: every connection (40 over 4 rooms) gets
+// every tick's frame once, and a peer started with -fanout-rooms refuses an
+// upgrade without a room, so the mode is really on. wsmill in broadcast
+// mode, the other half of a wsmill@broadcast,wsmill@rooms run, must still
+// reach clients that name a room.
+func TestFanoutRoomsPeers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the peers")
+	}
+	_, benchDir, err := findRoot("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const interval = 50 * time.Millisecond
+	for _, tt := range []struct {
+		peer  string
+		rooms bool
+	}{{"wsmill", true}, {"wsmill", false}, {"gorilla", true}, {"gws", true}, {"nbio", true}} {
+		t.Run(fmt.Sprintf("%s/rooms=%v", tt.peer, tt.rooms), func(t *testing.T) {
+			dir := t.TempDir()
+			bin, err := buildServer(context.Background(), serverSpec{Label: tt.peer, Peer: tt.peer}, "", benchDir, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			extra := []string{"-fanout-interval", interval.String()}
+			if tt.rooms {
+				extra = append(extra, "-fanout-rooms")
+			}
+			srv, err := startServer(context.Background(), tt.peer, bin, time.Hour, extra, filepath.Join(dir, "log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.stop()
+			res, err := runFanout(context.Background(), fanoutConfig{Addr: srv.addr, PID: srv.cmd.Process.Pid, N: 40, Rooms: 4,
+				Interval: interval, Duration: 500 * time.Millisecond, Grace: 300 * time.Millisecond, Procs: 1, DialConc: 8,
+				DialTimeout: 5 * time.Second, Quiet: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Connected != 40 || res.Open != 40 || res.Broadcasts < 8 || res.Missing != 0 || res.Dups != 0 ||
+				res.Deliveries != int64(40*res.Broadcasts) {
+				t.Fatalf("%+v", res)
+			}
+			c, err := wsclient.Dial(context.Background(), wsclient.Options{Addr: srv.addr, Timeout: 2 * time.Second})
+			if tt.rooms {
+				if err == nil || !strings.Contains(err.Error(), "upgrade refused") {
+					t.Fatalf("upgrade without a room: err %v; want it refused", err)
+				}
+			} else if err != nil {
+				t.Fatalf("broadcast mode, plain /ws: %v", err)
+			}
+			if c != nil {
+				c.Close()
 			}
 		})
 	}
