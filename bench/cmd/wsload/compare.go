@@ -168,7 +168,7 @@ func cmdCompare(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Workload, "workload", cfg.Workload, "echo, connections, push or fanout")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each round runs every server once, in the same order")
 	fs.StringVar(&cfg.Servers, "servers", "wsmill,gorilla,gws,nbio,rawecho",
-		"servers to compare: wsmill (the repository root; for fanout bench/peers/wsmill), a directory name under bench/peers, or bin:PATH (a prebuilt binary with wsmill's flags, labelled by its base name); NAME+FLAG adds -FLAG to that server's command line (wsmill+deflate,wsmill,gws+deflate)")
+		"servers to compare: wsmill (the repository root; for fanout bench/peers/wsmill), a directory name under bench/peers, or bin:PATH (a prebuilt binary with wsmill's flags, labelled by its base name); NAME+FLAG adds -FLAG to that server's command line (wsmill+deflate,wsmill,gws+deflate); in fanout NAME@broadcast or NAME@rooms sets that server's mode (default: rooms when -rooms ≥ 1), after any +FLAG (wsmill+deflate@rooms)")
 	fs.StringVar(&cfg.Root, "root", "", "wsmill repository root (default: found from the working directory)")
 	fs.StringVar(&cfg.Out, "out", "", "directory for the JSON, Markdown and PNG results (default: ROOT/bench/results)")
 	fs.DurationVar(&cfg.PushInterval, "push-interval", 5*time.Second, "the servers' -push-interval (the push workload uses -interval instead; fanout defaults to 1h)")
@@ -208,6 +208,11 @@ func cmdCompare(ctx context.Context, args []string) error {
 	specs, err := resolveServers(fleet.ParseSrc(cfg.Servers), cfg.Workload)
 	if err != nil {
 		return err
+	}
+	if cfg.Workload == "fanout" {
+		if err := setFanoutModes(specs, cfg.fanout.Rooms); err != nil {
+			return err
+		}
 	}
 	var servers []string
 	for _, sp := range specs {
@@ -300,6 +305,8 @@ type serverSpec struct {
 	WsmillFlags bool     // takes -wsmill-flags: the repository-root wsmill, or a bin: build of it
 	Skip        string   // why this server sits this workload out
 	Args        []string // flags from the entry's +FLAG parts (compareargs.go)
+	Mode        string   // fanout: "@MODE" of -servers, "" for none (compare_rooms.go)
+	Rooms       bool     // fanout: started with -fanout-rooms
 }
 
 // resolveServers turns -servers into specs. "wsmill" is the repository
@@ -314,7 +321,11 @@ func resolveServers(names []string, workload string) ([]serverSpec, error) {
 	var specs []serverSpec
 	seen := map[string]bool{}
 	for _, entry := range names {
-		n, args, err := splitServerArgs(entry)
+		base, mode, err := splitServerMode(entry, workload)
+		if err != nil {
+			return nil, err
+		}
+		n, args, err := splitServerArgs(base)
 		if err != nil {
 			return nil, err
 		}
@@ -349,8 +360,8 @@ func resolveServers(names []string, workload string) ([]serverSpec, error) {
 				sp.Skip = "rawecho cannot broadcast (it echoes bytes, it has no WebSocket framing nor a connection list)"
 			}
 		}
-		if len(args) > 0 {
-			sp.Label, sp.Args = sp.Label+strings.TrimPrefix(entry, n), args
+		if len(args) > 0 || mode != "" {
+			sp.Label, sp.Args, sp.Mode = sp.Label+strings.TrimPrefix(entry, n), args, mode
 		}
 		if seen[sp.Label] {
 			return nil, fmt.Errorf("server %q appears twice in -servers (bin: servers are labelled by their file's base name)", sp.Label)
@@ -541,6 +552,9 @@ func compareOne(ctx context.Context, cfg *compareConfig, sp serverSpec, logPath 
 	var extra []string
 	if cfg.Workload == "fanout" {
 		extra = append(extra, "-fanout-interval", cfg.fanout.Interval.String())
+		if sp.Rooms {
+			extra = append(extra, "-fanout-rooms")
+		}
 	}
 	if sp.WsmillFlags {
 		extra = append(extra, strings.Fields(cfg.WsmillFlags)...)

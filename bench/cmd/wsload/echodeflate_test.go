@@ -100,6 +100,21 @@ func TestResolveServersWithArgs(t *testing.T) {
 			t.Errorf("%v: no error", bad)
 		}
 	}
+	// +FLAG and a fan-out @MODE together: the mode is the last part.
+	got, err = resolveServers([]string{"wsmill+deflate@rooms", "gws+deflate@broadcast"}, "fanout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []serverSpec{
+		{Label: "wsmill+deflate@rooms", Peer: "wsmill", Args: []string{"-deflate"}, Mode: "rooms"},
+		{Label: "gws+deflate@broadcast", Peer: "gws", Args: []string{"-deflate"}, Mode: "broadcast"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %+v; want %+v", got, want)
+	}
+	if _, err := resolveServers([]string{"gws@rooms+deflate"}, "fanout"); err == nil {
+		t.Error("gws@rooms+deflate: no error (the mode comes last)")
+	}
 	got, err = resolveServers([]string{"rawecho+x"}, "push")
 	if err != nil || len(got) != 1 || got[0].Skip == "" {
 		t.Fatalf("rawecho+x in push: %+v, %v; want skipped", got, err)

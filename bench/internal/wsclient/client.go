@@ -56,6 +56,7 @@ type Options struct {
 	ReadBuf int           // bufio.Reader size
 	Stamps  bool          // SO_TIMESTAMPNS: keep each read's kernel receive time (stamp.go)
 	Deflate bool          // offer permessage-deflate without context takeover (deflate.go)
+	Target  string        // request-target of the upgrade, "" for /ws (fanout rooms: /ws?room=r7)
 }
 
 // wsConn is one client connection. Writes are serialised by wmu so that a
@@ -127,7 +128,11 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	} else {
 		c.BR = bufio.NewReaderSize(nc, o.ReadBuf)
 	}
-	if err := c.handshake(o.Addr); err != nil {
+	target := o.Target
+	if target == "" {
+		target = "/ws"
+	}
+	if err := c.handshake(o.Addr, target); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -166,13 +171,13 @@ func SocketControl(bound bool, rcvbuf int, stamps bool) func(network, address st
 	}
 }
 
-func (c *Conn) handshake(addr string) error {
+func (c *Conn) handshake(addr, target string) error {
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
-	req := UpgradeRequest(addr, key)
+	req := UpgradeRequestTarget(addr, target, key)
 	if c.z != nil {
-		req = upgradeRequestDeflate(addr, key)
+		req = upgradeRequestDeflate(addr, target, key)
 	}
 	if _, err := io.WriteString(c.NC, req); err != nil {
 		return fmt.Errorf("write upgrade request: %w", err)
@@ -207,9 +212,12 @@ func (c *Conn) handshake(addr string) error {
 	return nil
 }
 
-// upgradeRequest is the HTTP request that asks for the upgrade at GET /ws.
-func UpgradeRequest(addr, key string) string {
-	return "GET /ws HTTP/1.1\r\nHost: " + addr +
+// UpgradeRequest is the HTTP request that asks for the upgrade at GET /ws.
+func UpgradeRequest(addr, key string) string { return UpgradeRequestTarget(addr, "/ws", key) }
+
+// UpgradeRequestTarget asks for the upgrade at GET target ("/ws?room=r7").
+func UpgradeRequestTarget(addr, target, key string) string {
+	return "GET " + target + " HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
 		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
 }

@@ -54,8 +54,8 @@ type deflateState struct {
 func (c *Conn) Deflate() bool { return c.z != nil && c.z.on }
 
 // upgradeRequestDeflate is UpgradeRequest with the deflate offer.
-func upgradeRequestDeflate(addr, key string) string {
-	return strings.TrimSuffix(UpgradeRequest(addr, key), "\r\n") +
+func upgradeRequestDeflate(addr, target, key string) string {
+	return strings.TrimSuffix(UpgradeRequestTarget(addr, target, key), "\r\n") +
 		"Sec-WebSocket-Extensions: " + DeflateOffer + "\r\n\r\n"
 }
 
