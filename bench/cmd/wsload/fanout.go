@@ -41,7 +41,9 @@ type fanoutConfig struct {
 	DialConc    int
 	Rate        float64
 	DialTimeout time.Duration
-	Rooms       int // > 0: connection i joins room i%Rooms (fanoutrooms.go)
+	Rooms       int    // > 0: connection i joins room i%Rooms (fanoutrooms.go)
+	Chat        string // non-empty: every connection joins this /chat room (fanoutchat.go)
+	At          int64  // unix ns: open the window then (several fanouts over one room, wsload roomfan); 0: when connected
 	Quiet       bool
 }
 
@@ -59,6 +61,8 @@ func (c *fanoutConfig) register(fs *flag.FlagSet, target bool) {
 	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
 	fs.Float64Var(&c.Rate, "rate", 0, "total dial rate limit in connections/s (0: unlimited)")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
+	fs.StringVar(&c.Chat, "chat", "", "room: connections upgrade at /chat?room=ROOM&name=sI (wsmill's room chat, no greeting) and read the chat's JSON messages whose text is \"F\"+unix ns, sent by a publisher (wsload roomfan)")
+	fs.Int64Var(&c.At, "at", 0, "unix ns at which the measured window opens, shared by several fanout processes measuring one room (0: once connected); being connected later is an error")
 	fs.IntVar(&c.Rooms, "rooms", 0, "rooms: connection i upgrades at /ws?room=r(i%R), for a server started with -fanout-rooms (0: plain /ws, for a broadcast)")
 }
 
@@ -118,6 +122,7 @@ type fanoutResult struct {
 	ReadLastP50ms float64        `json:"read_last_p50_ms"`
 	Errors        map[string]int `json:"errors,omitempty"`
 	Warning       string         `json:"warning,omitempty"`
+	Bcasts        []fanoutBcast  `json:"bcasts,omitempty"` // with -at: each broadcast, to merge with other processes' (roomfan)
 	RSSBefore     int64          `json:"rss_before"`
 	RSSConnected  int64          `json:"rss_connected"`
 	RSSAfter      int64          `json:"rss_after"`
@@ -206,6 +211,9 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	if err := checkRooms(cfg.Rooms, cfg.N); err != nil {
 		return nil, err
 	}
+	if err := checkChat(cfg.Chat, cfg.Rooms); err != nil {
+		return nil, err
+	}
 	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
 	res := &fanoutResult{Workload: "fanout", N: cfg.N, Rooms: cfg.Rooms, Procs: procs, IntervalMs: stats.Ms(cfg.Interval),
 		Seconds: cfg.Duration.Seconds(), Expected: int(cfg.Duration / cfg.Interval), Errors: map[string]int{}}
@@ -216,9 +224,9 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		}
 		res.RSSBefore = ps.RSS
 	}
-	spec := fleet.Spec{Mode: "fanout", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: true,
+	spec := fleet.Spec{Mode: "fanout", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: cfg.Chat == "",
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
-		Interval: cfg.Interval, Grace: cfg.Grace, Stamps: true, Rooms: cfg.Rooms}
+		Interval: cfg.Interval, Grace: cfg.Grace, Stamps: true, Rooms: cfg.Rooms, Chat: cfg.Chat}
 	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
@@ -233,6 +241,11 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	// The window is in absolute time (the clock the payloads carry), a
 	// little ahead so that every worker has it before it opens.
 	at := time.Now().Add(200 * time.Millisecond)
+	if cfg.At != 0 {
+		if at = time.Unix(0, cfg.At); time.Until(at) < 100*time.Millisecond {
+			return nil, fmt.Errorf("-at: connected %v after the window opened (give the dials more time)", -time.Until(at).Round(time.Millisecond))
+		}
+	}
 	if err := p.Broadcast(fleet.Command{Cmd: "start", At: at.UnixNano(), Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
@@ -305,6 +318,9 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	}
 	bcasts := mergeBcasts(lists...)
 	res.Broadcasts = len(bcasts)
+	if cfg.At != 0 {
+		res.Bcasts = bcasts
+	}
 	res.Missing, res.Complete = missingDeliveries(bcasts, res.Open)
 	res.P50ms = float64(h.ValueAtQuantile(50)) / 1000
 	res.P99ms = float64(h.ValueAtQuantile(99)) / 1000
@@ -390,6 +406,9 @@ func fanoutWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Comman
 				return
 			}
 			send, ok := parseFanout(op, p)
+			if !ok && spec.Chat != "" {
+				send, ok = parseChatFanout(op, p)
+			}
 			ws, we := w0.Load(), w1.Load()
 			if !ok || ws == 0 || send < ws || send >= we {
 				continue

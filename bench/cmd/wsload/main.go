@@ -30,6 +30,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
+	"github.com/wsmill/wsmill/bench/workload/roomfan"
 )
 
 var (
@@ -53,6 +54,9 @@ usage:
                      starts K wsmill processes with -reuseport and epoll client processes, holds N
                      connections in steps, checks every greeting and every push of every connection
   wsload compare     -workload echo|connections|push|fanout [-rounds 3] [-servers wsmill,gorilla,gws,nbio,rawecho,bin:PATH] [-out DIR] [workload flags]
+  wsload roomfan     [-n 18000] [-layouts 1,2] [-rounds 2] [-interval 1s] [-duration 15s] [-out DIR]
+                     one chat room across wsmill instances: 1 × N alone against 2 × N/2 over NATS
+                     (nats-server embedded), time to the last subscriber and CPU per message
   wsload plot        -in DIR/compare-WORKLOAD.json [-out FILE.png]
 
 "wsload SUBCOMMAND -h" lists a subcommand's flags. Each subcommand prints a
@@ -100,6 +104,8 @@ func main() {
 		err = cmdScale(ctx, args)
 	case "compare":
 		err = cmdCompare(ctx, args)
+	case "roomfan":
+		err = roomfan.Command(ctx, args)
 	case "plot":
 		err = cmdPlot(args)
 	case "help", "-h", "-help", "--help":
