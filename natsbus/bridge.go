@@ -342,8 +342,11 @@ func (b *Bridge) deliver(subject string, data []byte) {
 // Safe from any goroutine (an App method included); it never blocks: the
 // NATS client buffers the write and its own goroutine flushes it.
 func (b *Bridge) Publish(topic string, op server.Opcode, payload []byte, p server.Policy) (server.FanoutResult, error) {
-	r := b.srv.Publish(topic, server.NewFrame(op, payload), p)
-	return r, b.publishBus(topic, op, payload, p)
+	// The bus first: nats.go only copies the message into its buffer
+	// and wakes its flusher, so the other instances start their fan-out
+	// while this one writes its own subscribers, instead of after.
+	err := b.publishBus(topic, op, payload, p)
+	return b.srv.Publish(topic, server.NewFrame(op, payload), p), err
 }
 
 func (b *Bridge) publishBus(topic string, op server.Opcode, payload []byte, p server.Policy) error {
