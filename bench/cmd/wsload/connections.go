@@ -15,6 +15,7 @@ import (
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
@@ -140,27 +141,27 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 }
 
 func printConnections(w io.Writer, r *connectionsResult) {
-	t := newTable(w)
-	t.row("connections requested", strconv.Itoa(r.N))
-	t.row("client processes / source addresses", fmt.Sprintf("%d / %d", r.Procs, r.Sources))
-	t.row("connected / failed", fmt.Sprintf("%d / %d", r.Connected, r.Failed))
+	t := report.NewTable(w)
+	t.Row("connections requested", strconv.Itoa(r.N))
+	t.Row("client processes / source addresses", fmt.Sprintf("%d / %d", r.Procs, r.Sources))
+	t.Row("connected / failed", fmt.Sprintf("%d / %d", r.Connected, r.Failed))
 	for k, v := range r.Errors {
-		t.row("  error", fmt.Sprintf("%d × %s", v, k))
+		t.Row("  error", fmt.Sprintf("%d × %s", v, k))
 	}
-	t.row("dial time / rate", fmt.Sprintf("%.2f s / %.0f conns/s", r.DialSeconds, r.DialRate))
-	t.row("lost during hold", strconv.Itoa(r.LostDuringHold))
+	t.Row("dial time / rate", fmt.Sprintf("%.2f s / %.0f conns/s", r.DialSeconds, r.DialRate))
+	t.Row("lost during hold", strconv.Itoa(r.LostDuringHold))
 	if r.Before != nil && r.After != nil {
-		t.row("server RSS before / after", fmt.Sprintf("%s / %s", proc.MiB(r.Before.RSS), proc.MiB(r.After.RSS)))
-		t.row("server RSS per connection", fmt.Sprintf("%.0f bytes", r.RSSPerConn))
-		t.row("server fds before / after", fmt.Sprintf("%d / %d (%.3f per connection)", r.Before.FDs, r.After.FDs, r.FDsPerConn))
-		t.row("server threads before / after", fmt.Sprintf("%d / %d", r.ThreadsBefore, r.ThreadsAfter))
+		t.Row("server RSS before / after", fmt.Sprintf("%s / %s", proc.MiB(r.Before.RSS), proc.MiB(r.After.RSS)))
+		t.Row("server RSS per connection", fmt.Sprintf("%.0f bytes", r.RSSPerConn))
+		t.Row("server fds before / after", fmt.Sprintf("%d / %d (%.3f per connection)", r.Before.FDs, r.After.FDs, r.FDsPerConn))
+		t.Row("server threads before / after", fmt.Sprintf("%d / %d", r.ThreadsBefore, r.ThreadsAfter))
 		if r.AfterClose != nil {
-			t.row("server after close (1 s)", fmt.Sprintf("RSS %s, fds %d, threads %d", proc.MiB(r.AfterClose.RSS), r.AfterClose.FDs, r.AfterClose.Threads))
+			t.Row("server after close (1 s)", fmt.Sprintf("RSS %s, fds %d, threads %d", proc.MiB(r.AfterClose.RSS), r.AfterClose.FDs, r.AfterClose.Threads))
 		}
 	} else {
-		t.row("server", "not measured (no -pid)")
+		t.Row("server", "not measured (no -pid)")
 	}
-	t.flush()
+	t.Flush()
 }
 
 // connectionsWorker holds its connections, reading (and discarding) what

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -195,29 +196,29 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 }
 
 func printEcho(w io.Writer, r *echoResult) {
-	t := newTable(w)
+	t := report.NewTable(w)
 	kind := "binary"
 	if r.Text {
 		kind = "text"
 	}
-	t.row("connections (connected)", fmt.Sprintf("%d (%d), %d client process(es)", r.Conns, r.Connected, r.Procs))
-	t.row("message", fmt.Sprintf("%d bytes %s, %d outstanding per connection", r.Size, kind, r.K))
-	t.row("measured", fmt.Sprintf("%.1f s (after warm-up)", r.Seconds))
-	t.row("echoes", fmt.Sprintf("%d (%.0f msgs/s, %.2f MB/s)", r.Msgs, r.MsgsPerSec, r.MBPerSec))
-	t.row("round trip p50 / p99 / p99.9 / max", fmt.Sprintf("%.0f / %.0f / %.0f / %.0f µs", r.P50us, r.P99us, r.P999us, r.MaxUs))
-	t.row("client CPU (window / whole run)", fmt.Sprintf("%.2f s / %.2f s", r.ClientCPU, r.ClientCPUTotal))
+	t.Row("connections (connected)", fmt.Sprintf("%d (%d), %d client process(es)", r.Conns, r.Connected, r.Procs))
+	t.Row("message", fmt.Sprintf("%d bytes %s, %d outstanding per connection", r.Size, kind, r.K))
+	t.Row("measured", fmt.Sprintf("%.1f s (after warm-up)", r.Seconds))
+	t.Row("echoes", fmt.Sprintf("%d (%.0f msgs/s, %.2f MB/s)", r.Msgs, r.MsgsPerSec, r.MBPerSec))
+	t.Row("round trip p50 / p99 / p99.9 / max", fmt.Sprintf("%.0f / %.0f / %.0f / %.0f µs", r.P50us, r.P99us, r.P999us, r.MaxUs))
+	t.Row("client CPU (window / whole run)", fmt.Sprintf("%.2f s / %.2f s", r.ClientCPU, r.ClientCPUTotal))
 	if r.ServerCPU > 0 {
-		t.row("server CPU", fmt.Sprintf("%.2f s (%.0f%% of one core)", r.ServerCPU, 100*r.ServerCPU/r.Seconds))
-		t.row("msgs per server CPU-second", fmt.Sprintf("%.0f", r.MsgsPerSrvCPU))
+		t.Row("server CPU", fmt.Sprintf("%.2f s (%.0f%% of one core)", r.ServerCPU, 100*r.ServerCPU/r.Seconds))
+		t.Row("msgs per server CPU-second", fmt.Sprintf("%.0f", r.MsgsPerSrvCPU))
 	} else {
-		t.row("server CPU", "not measured (no -pid)")
+		t.Row("server CPU", "not measured (no -pid)")
 	}
-	t.row("mismatched echoes / lost connections", fmt.Sprintf("%d / %d", r.Mismatch, r.Lost))
-	t.row("time pushes skipped", strconv.FormatInt(r.Pushes, 10))
+	t.Row("mismatched echoes / lost connections", fmt.Sprintf("%d / %d", r.Mismatch, r.Lost))
+	t.Row("time pushes skipped", strconv.FormatInt(r.Pushes, 10))
 	for k, v := range r.Errors {
-		t.row("  error", fmt.Sprintf("%d × %s", v, k))
+		t.Row("  error", fmt.Sprintf("%d × %s", v, k))
 	}
-	t.flush()
+	t.Flush()
 }
 
 // echoPayload fills p with message seq of a connection: 16 hex digits of

@@ -21,8 +21,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -231,7 +233,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		return nil, err
 	}
 	if !cfg.Quiet {
-		fmt.Fprintf(stderr, "measuring broadcasts for %v...\n", cfg.Duration)
+		fmt.Fprintf(cli.Stderr, "measuring broadcasts for %v...\n", cfg.Duration)
 	}
 	var srv0, srv1 float64
 	if err := proc.Sleep(ctx, time.Until(at)); err != nil {
@@ -325,25 +327,25 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 }
 
 func printFanout(w io.Writer, r *fanoutResult) {
-	t := newTable(w)
-	t.row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
-	t.row("window / interval", fmt.Sprintf("%.1f s / %.0f ms: %d broadcasts (%d expected), to %d open connections", r.Seconds, r.IntervalMs, r.Broadcasts, r.Expected, r.Open))
-	t.row("arrival − send p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms (over %d deliveries)", r.P50ms, r.P99ms, r.MaxMs, r.Deliveries))
-	t.row("time to the last connection p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms (over broadcasts)", r.LastP50ms, r.LastP99ms, r.LastMaxMs))
-	t.row("read − send p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms; to the last read p50 %.3f ms (client queueing included)", r.ReadP50ms, r.ReadP99ms, r.ReadMaxMs, r.ReadLastP50ms))
-	t.row("missing deliveries", fmt.Sprintf("%d (%d of %d broadcasts reached every connection)", r.Missing, r.Complete, r.Broadcasts))
-	t.row("kernel-stamped / duplicates / late / lost", fmt.Sprintf("%.1f%% / %d / %d / %d", r.StampedPct, r.Dups, r.Late, r.Lost))
+	t := report.NewTable(w)
+	t.Row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
+	t.Row("window / interval", fmt.Sprintf("%.1f s / %.0f ms: %d broadcasts (%d expected), to %d open connections", r.Seconds, r.IntervalMs, r.Broadcasts, r.Expected, r.Open))
+	t.Row("arrival − send p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms (over %d deliveries)", r.P50ms, r.P99ms, r.MaxMs, r.Deliveries))
+	t.Row("time to the last connection p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms (over broadcasts)", r.LastP50ms, r.LastP99ms, r.LastMaxMs))
+	t.Row("read − send p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms; to the last read p50 %.3f ms (client queueing included)", r.ReadP50ms, r.ReadP99ms, r.ReadMaxMs, r.ReadLastP50ms))
+	t.Row("missing deliveries", fmt.Sprintf("%d (%d of %d broadcasts reached every connection)", r.Missing, r.Complete, r.Broadcasts))
+	t.Row("kernel-stamped / duplicates / late / lost", fmt.Sprintf("%.1f%% / %d / %d / %d", r.StampedPct, r.Dups, r.Late, r.Lost))
 	if r.RSSBefore > 0 {
-		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", proc.MiB(r.RSSBefore), proc.MiB(r.RSSConnected), proc.MiB(r.RSSAfter)))
-		t.row("server CPU in window / per broadcast / threads", fmt.Sprintf("%.2f s / %.2f ms / %d", r.ServerCPU, r.CPUPerBcastMs, r.ServerThreads))
+		t.Row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", proc.MiB(r.RSSBefore), proc.MiB(r.RSSConnected), proc.MiB(r.RSSAfter)))
+		t.Row("server CPU in window / per broadcast / threads", fmt.Sprintf("%.2f s / %.2f ms / %d", r.ServerCPU, r.CPUPerBcastMs, r.ServerThreads))
 	}
 	for k, v := range r.Errors {
-		t.row("  error", fmt.Sprintf("%d × %s", v, k))
+		t.Row("  error", fmt.Sprintf("%d × %s", v, k))
 	}
 	if r.Warning != "" {
-		t.row("WARNING", r.Warning)
+		t.Row("WARNING", r.Warning)
 	}
-	t.flush()
+	t.Flush()
 }
 
 // fanoutConn is one connection's fan-out record.

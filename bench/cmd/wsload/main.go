@@ -18,23 +18,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"text/tabwriter"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
-)
-
-var (
-	stdout io.Writer = os.Stdout
-	stderr io.Writer = os.Stderr
+	"github.com/wsmill/wsmill/bench/internal/report"
+	"github.com/wsmill/wsmill/bench/workload/compare"
 )
 
 const usage = `wsload: end-to-end load generator for WebSocket servers
@@ -67,6 +61,10 @@ func main() {
 	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connectionsWorker, "echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
 		fleet.RegisterWorker(mode, fn)
 	}
+	compare.Register("connections", func() compare.Workload { return &connectionsCompared{} })
+	compare.Register("echo", func() compare.Workload { return &echoCompared{} })
+	compare.Register("push", func() compare.Workload { return &pushCompared{} })
+	compare.Register("fanout", func() compare.Workload { return &fanoutCompared{} })
 	sub, args := os.Args[1], os.Args[2:]
 	if sub == "__scale" {
 		if err := scaleWorkerMain(); err != nil {
@@ -99,11 +97,11 @@ func main() {
 	case "scale":
 		err = cmdScale(ctx, args)
 	case "compare":
-		err = cmdCompare(ctx, args)
+		err = compare.Command(ctx, args)
 	case "plot":
-		err = cmdPlot(args)
+		err = compare.PlotCommand(args)
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(os.Stdout, usage)
+		fmt.Fprint(cli.Stdout, usage)
 		return
 	default:
 		fmt.Fprintf(os.Stderr, "wsload: unknown subcommand %q\n\n%s", sub, usage)
@@ -125,13 +123,13 @@ func cmdConnections(ctx context.Context, args []string) error {
 	var cfg connectionsConfig
 	fs := flag.NewFlagSet("connections", flag.ContinueOnError)
 	cfg.register(fs, true)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	res, err := runConnections(ctx, cfg)
 	if res != nil {
-		printConnections(stdout, res)
-		printResult(res)
+		printConnections(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
 	}
 	return err
 }
@@ -140,13 +138,13 @@ func cmdEcho(ctx context.Context, args []string) error {
 	var cfg echoConfig
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	cfg.register(fs, true)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	res, err := runEcho(ctx, cfg)
 	if res != nil {
-		printEcho(stdout, res)
-		printResult(res)
+		printEcho(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
 	}
 	return err
 }
@@ -155,13 +153,13 @@ func cmdPush(ctx context.Context, args []string) error {
 	var cfg pushConfig
 	fs := flag.NewFlagSet("push", flag.ContinueOnError)
 	cfg.register(fs, true)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	res, err := runPush(ctx, cfg)
 	if res != nil {
-		printPush(stdout, res)
-		printResult(res)
+		printPush(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
 	}
 	return err
 }
@@ -170,44 +168,13 @@ func cmdFanout(ctx context.Context, args []string) error {
 	var cfg fanoutConfig
 	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
 	cfg.register(fs, true)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	res, err := runFanout(ctx, cfg)
 	if res != nil {
-		printFanout(stdout, res)
-		printResult(res)
+		printFanout(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
 	}
 	return err
 }
-
-// parseFlags parses and rejects stray arguments.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	return nil
-}
-
-// printResult writes the machine-readable summary line.
-func printResult(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		fmt.Fprintf(stderr, "wsload: encode result: %v\n", err)
-		return
-	}
-	fmt.Fprintf(stdout, "RESULT %s\n", b)
-}
-
-// table is a two-column aligned table.
-type table struct{ tw *tabwriter.Writer }
-
-func newTable(w io.Writer) *table {
-	return &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
-}
-
-func (t *table) row(cols ...string) { fmt.Fprintln(t.tw, strings.Join(cols, "\t")) }
-func (t *table) flush()             { t.tw.Flush() }

@@ -14,8 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -161,7 +163,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		return nil, err
 	}
 	if !cfg.Quiet {
-		fmt.Fprintf(stderr, "measuring pushes for %v...\n", cfg.Duration)
+		fmt.Fprintf(cli.Stderr, "measuring pushes for %v...\n", cfg.Duration)
 	}
 	parts, err := p.Collect(ctx, "result", cfg.Duration+cfg.Interval+60*time.Second)
 	if err != nil {
@@ -227,28 +229,28 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 }
 
 func printPush(w io.Writer, r *pushResult) {
-	t := newTable(w)
-	t.row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
-	t.row("window / interval", fmt.Sprintf("%.1f s / %.0f ms (%d pushes expected per connection)", r.Seconds, r.IntervalMs, r.Expected))
-	t.row("normal connections", fmt.Sprintf("%d, %d pushes, %d gaps measured", r.Normal, r.Pushes, r.Gaps))
-	t.row("|gap − interval| p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms", r.P50ms, r.P99ms, r.MaxMs))
-	t.row("connections with every push", fmt.Sprintf("%.2f%% (%d pushes missing in all)", r.CompletePct, r.Missing))
-	t.row("normal connections lost", strconv.Itoa(r.Lost))
+	t := report.NewTable(w)
+	t.Row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
+	t.Row("window / interval", fmt.Sprintf("%.1f s / %.0f ms (%d pushes expected per connection)", r.Seconds, r.IntervalMs, r.Expected))
+	t.Row("normal connections", fmt.Sprintf("%d, %d pushes, %d gaps measured", r.Normal, r.Pushes, r.Gaps))
+	t.Row("|gap − interval| p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms", r.P50ms, r.P99ms, r.MaxMs))
+	t.Row("connections with every push", fmt.Sprintf("%.2f%% (%d pushes missing in all)", r.CompletePct, r.Missing))
+	t.Row("normal connections lost", strconv.Itoa(r.Lost))
 	if r.Slow > 0 {
-		t.row("slow connections", fmt.Sprintf("%d, sent %d messages in all", r.Slow, r.SlowSent))
-		t.row("slow closed by server (in window / after)", fmt.Sprintf("%d / %d (still open: %d)", r.SlowClosed, r.SlowLate, r.Slow-r.SlowClosed-r.SlowLate))
+		t.Row("slow connections", fmt.Sprintf("%d, sent %d messages in all", r.Slow, r.SlowSent))
+		t.Row("slow closed by server (in window / after)", fmt.Sprintf("%d / %d (still open: %d)", r.SlowClosed, r.SlowLate, r.Slow-r.SlowClosed-r.SlowLate))
 	}
 	if r.RSSBefore > 0 {
-		t.row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", proc.MiB(r.RSSBefore), proc.MiB(r.RSSConnected), proc.MiB(r.RSSAfter)))
-		t.row("server CPU in window / threads", fmt.Sprintf("%.2f s / %d", r.ServerCPU, r.ServerThreads))
+		t.Row("server RSS before / connected / after", fmt.Sprintf("%s / %s / %s", proc.MiB(r.RSSBefore), proc.MiB(r.RSSConnected), proc.MiB(r.RSSAfter)))
+		t.Row("server CPU in window / threads", fmt.Sprintf("%.2f s / %d", r.ServerCPU, r.ServerThreads))
 	}
 	for k, v := range r.Errors {
-		t.row("  error", fmt.Sprintf("%d × %s", v, k))
+		t.Row("  error", fmt.Sprintf("%d × %s", v, k))
 	}
 	if r.Warning != "" {
-		t.row("WARNING", r.Warning)
+		t.Row("WARNING", r.Warning)
 	}
-	t.flush()
+	t.Flush()
 }
 
 // pushConn is one normal connection's push record (touched only by its reader,

@@ -19,9 +19,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/target"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -195,13 +198,13 @@ func cmdScale(ctx context.Context, args []string) error {
 	var cfg scaleConfig
 	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
 	cfg.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	res, err := runScale(ctx, cfg)
 	if res != nil {
-		printScale(stdout, res)
-		printResult(res)
+		printScale(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
 	}
 	return err
 }
@@ -235,7 +238,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	defer cancel()
 	t0 := time.Now()
 	r := &scaleRun{cfg: cfg, Events: make(chan scaleEvent, 4096)}
-	res := &scaleResult{Workload: "scale", Command: "wsload " + strings.Join(os.Args[1:], " "), Host: hostInfo(),
+	res := &scaleResult{Workload: "scale", Command: "wsload " + strings.Join(os.Args[1:], " "), Host: report.HostInfo(),
 		N: cfg.N, IntervalMs: stats.Ms(cfg.Interval), HoldS: cfg.Hold.Seconds(), GoMaxProcs: cfg.GoMaxProcs, ClientProcs: cfg.ClientProcs,
 		Lost: map[string]int{}, Unexpected: map[string]int{}}
 	r.res = res
@@ -250,7 +253,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 
 	var benchDir string
 	if cfg.Out == "" || cfg.ServerBin == "" {
-		root, bd, err := findRoot(cfg.Root)
+		root, bd, err := target.FindRoot(cfg.Root)
 		if err != nil {
 			return nil, err
 		}
@@ -261,7 +264,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 				return nil, err
 			}
 			defer os.RemoveAll(tmp)
-			if cfg.ServerBin, err = buildServer(ctx, serverSpec{Label: "wsmill", WsmillFlags: true}, root, benchDir, tmp); err != nil {
+			if cfg.ServerBin, err = target.Build(ctx, target.Spec{Label: "wsmill"}, root, benchDir, tmp); err != nil {
 				return nil, err
 			}
 		}
@@ -276,7 +279,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	}
 	res.ServerLogDir = logDir
 
-	port, err := freePort()
+	port, err := target.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +325,7 @@ func runScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 				res.Largest = st.Open
 			}
 			if !cfg.Quiet {
-				fmt.Fprintf(stderr, "step %d: %s\n", target, stepLine(st))
+				fmt.Fprintf(cli.Stderr, "step %d: %s\n", target, stepLine(st))
 			}
 		}
 		if err != nil {
@@ -372,7 +375,7 @@ func srcAddrs(n int) []string {
 func (r *scaleRun) startServers(ctx context.Context) error {
 	cfg := r.cfg
 	if !cfg.Quiet {
-		fmt.Fprintf(stderr, "starting %d wsmill processes on %s (GOMAXPROCS=%d, -workers %d)...\n", r.res.Servers, r.res.Addr, cfg.GoMaxProcs, cfg.Workers)
+		fmt.Fprintf(cli.Stderr, "starting %d wsmill processes on %s (GOMAXPROCS=%d, -workers %d)...\n", r.res.Servers, r.res.Addr, cfg.GoMaxProcs, cfg.Workers)
 	}
 	for i := 0; i < r.res.Servers; i++ {
 		s, err := startScaleServer(i, cfg.ServerBin, r.res.ServerArgs, cfg.GoMaxProcs, filepath.Join(r.res.ServerLogDir, fmt.Sprintf("wsmill-%d.log", i)))
@@ -488,7 +491,7 @@ func (r *scaleRun) runStep(ctx context.Context, target int) (*scaleStep, error) 
 	cfg := r.cfg
 	st := &scaleStep{Target: target, Errors: map[string]int{}}
 	if !cfg.Quiet {
-		fmt.Fprintf(stderr, "dialing up to %d connections over %d client processes and %d source addresses...\n", target, len(r.clients), r.res.Sources)
+		fmt.Fprintf(cli.Stderr, "dialing up to %d connections over %d client processes and %d source addresses...\n", target, len(r.clients), r.res.Sources)
 	}
 	prevOpen := 0
 	if n := len(r.res.Steps); n > 0 {
@@ -640,7 +643,7 @@ func (r *scaleRun) hold(ctx context.Context, st *scaleStep) error {
 		return err
 	}
 	if !cfg.Quiet {
-		fmt.Fprintf(stderr, "holding %d connections for %v...\n", st.Open, cfg.Hold)
+		fmt.Fprintf(cli.Stderr, "holding %d connections for %v...\n", st.Open, cfg.Hold)
 	}
 	if err := proc.Sleep(ctx, time.Until(ws)); err != nil {
 		return err
@@ -770,7 +773,7 @@ func topErrors(m map[string]int, n int) string {
 func (r *scaleRun) Shutdown() *scaleShutdown {
 	sd := &scaleShutdown{Closes: map[string]int{}}
 	if !r.cfg.Quiet {
-		fmt.Fprintf(stderr, "stopping %d servers (SIGTERM) and %d client processes...\n", len(r.servers), len(r.clients))
+		fmt.Fprintf(cli.Stderr, "stopping %d servers (SIGTERM) and %d client processes...\n", len(r.servers), len(r.clients))
 	}
 	r.Broadcast(scaleCmd{Cmd: "shutdown"})
 	if _, err := r.Collect(context.Background(), "shutdown", 30*time.Second, nil, nil); err != nil {
@@ -883,32 +886,32 @@ func stepLine(s *scaleStep) string {
 }
 
 func printScale(w io.Writer, r *scaleResult) {
-	t := newTable(w)
-	t.row("servers / client processes / source addresses", fmt.Sprintf("%d / %d / %d on %s", r.Servers, r.Clients, r.Sources, r.Addr))
-	t.row("push interval / hold per step", fmt.Sprintf("%.0f ms / %.1f s", r.IntervalMs, r.HoldS))
+	t := report.NewTable(w)
+	t.Row("servers / client processes / source addresses", fmt.Sprintf("%d / %d / %d on %s", r.Servers, r.Clients, r.Sources, r.Addr))
+	t.Row("push interval / hold per step", fmt.Sprintf("%.0f ms / %.1f s", r.IntervalMs, r.HoldS))
 	for _, s := range r.Steps {
-		t.row(fmt.Sprintf("step %d", s.Target), stepLine(s))
+		t.Row(fmt.Sprintf("step %d", s.Target), stepLine(s))
 	}
-	t.row("largest N held (every push)", strconv.Itoa(r.Largest))
+	t.Row("largest N held (every push)", strconv.Itoa(r.Largest))
 	if r.Stopped != "" {
-		t.row("stopped", r.Stopped)
+		t.Row("stopped", r.Stopped)
 	}
-	t.row("connect rate (all steps)", fmt.Sprintf("%.0f conns/s", r.ConnectRate))
+	t.Row("connect rate (all steps)", fmt.Sprintf("%.0f conns/s", r.ConnectRate))
 	if sd := r.Shutdown; sd != nil {
-		t.row("shutdown", fmt.Sprintf("servers exited %.2f s after SIGTERM; %s", sd.ServersExitS, topErrors(sd.Closes, 4)))
-		t.row("server totals", fmt.Sprintf("%v", sd.ServerTotals))
+		t.Row("shutdown", fmt.Sprintf("servers exited %.2f s after SIGTERM; %s", sd.ServersExitS, topErrors(sd.Closes, 4)))
+		t.Row("server totals", fmt.Sprintf("%v", sd.ServerTotals))
 		if sd.ServerErrors != "" {
-			t.row("shutdown errors", sd.ServerErrors)
+			t.Row("shutdown errors", sd.ServerErrors)
 		}
 		if len(sd.ServerWarnings) > 0 {
-			t.row("server warnings", topErrors(sd.ServerWarnings, 5))
+			t.Row("server warnings", topErrors(sd.ServerWarnings, 5))
 		}
 	}
 	if len(r.Lost) > 0 {
-		t.row("lost (server dropped)", topErrors(r.Lost, 5))
+		t.Row("lost (server dropped)", topErrors(r.Lost, 5))
 	}
 	if len(r.Unexpected) > 0 {
-		t.row("unexpected frames", topErrors(r.Unexpected, 5))
+		t.Row("unexpected frames", topErrors(r.Unexpected, 5))
 	}
-	t.flush()
+	t.Flush()
 }

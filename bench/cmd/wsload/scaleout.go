@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -36,7 +37,7 @@ func writeScale(r *scaleResult, dir string) error {
 	if err := plotScaleLag(r, filepath.Join(dir, "scale-lag.png")); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
-	fmt.Fprintf(stderr, "wrote %s/scale.json, scale.md, scale-lag.png\n", dir)
+	fmt.Fprintf(cli.Stderr, "wrote %s/scale.json, scale.md, scale-lag.png\n", dir)
 	return nil
 }
 

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/target"
 )
 
 // scaleSpec is everything one client process needs.
@@ -259,11 +261,11 @@ func (s *scaleServer) waitStarted(ctx context.Context, timeout time.Duration) er
 	case <-s.started:
 		return nil
 	case <-s.exited:
-		return fmt.Errorf("wsmill %d exited before its start line (%v): %s", s.idx, s.err, tail(s.logPath, 400))
+		return fmt.Errorf("wsmill %d exited before its start line (%v): %s", s.idx, s.err, target.Tail(s.logPath, 400))
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(timeout):
-		return fmt.Errorf("wsmill %d printed no start line within %v: %s", s.idx, timeout, tail(s.logPath, 400))
+		return fmt.Errorf("wsmill %d printed no start line within %v: %s", s.idx, timeout, target.Tail(s.logPath, 400))
 	}
 }
 

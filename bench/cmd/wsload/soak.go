@@ -46,8 +46,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 
@@ -211,13 +213,13 @@ func cmdSoak(ctx context.Context, args []string) error {
 	var cfg soakConfig
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	cfg.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	res, err := runSoak(ctx, cfg)
 	if res != nil {
-		printSoak(stdout, res)
-		printResult(res)
+		printSoak(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
 	}
 	if err == nil && res.Verdict != "PASS" {
 		err = fmt.Errorf("FAIL: %s", strings.Join(res.Reasons, "; "))
@@ -383,7 +385,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 	start := time.Now()
 	cpu0 := proc.SelfCPU()
 	if !cfg.Quiet {
-		fmt.Fprintf(stderr, "soak: %d good + %d bad slots for %v over %d process(es)\n", counts[classGood], total-counts[classGood], cfg.Duration, procs)
+		fmt.Fprintf(cli.Stderr, "soak: %d good + %d bad slots for %v over %d process(es)\n", counts[classGood], total-counts[classGood], cfg.Duration, procs)
 	}
 
 	open := map[int][]int{} // latest open counts per worker
@@ -424,7 +426,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		res.CloseWtPeak = max(res.CloseWtPeak, cw)
 		res.Peak.Threads = max(res.Peak.Threads, ps.Threads)
 		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "soak: %6.0fs %-6s RSS %s, VmData %s, fds %d, CLOSE_WAIT %d, threads %d, open good %d bad %d; TCP orphans %d, mem %d pages\n",
+			fmt.Fprintf(cli.Stderr, "soak: %6.0fs %-6s RSS %s, VmData %s, fds %d, CLOSE_WAIT %d, threads %d, open good %d bad %d; TCP orphans %d, mem %d pages\n",
 				row.T, phase, proc.MiB(ps.RSS), proc.MiB(ps.Data), ps.FDs, cw, ps.Threads, row.GoodOpen, row.BadOpen, row.Orphans, row.TCPPages)
 		}
 		return ps, nil
@@ -528,7 +530,7 @@ func runSoak(ctx context.Context, cfg soakConfig) (*soakResult, error) {
 		}
 		res.TCP.SettleS = time.Since(t0).Seconds()
 		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "soak: TCP at the end (server %s): orphans %d, mem %d pages; baseline %d, %d\n",
+			fmt.Fprintf(cli.Stderr, "soak: TCP at the end (server %s): orphans %d, mem %d pages; baseline %d, %d\n",
 				map[bool]string{true: "stopped", false: "running"}[res.TCP.ServerStopped],
 				res.TCP.End.Orphan, res.TCP.End.Mem, res.TCP.Baseline.Orphan, res.TCP.Baseline.Mem)
 		}
@@ -793,31 +795,31 @@ func soakVerdict(res *soakResult) {
 }
 
 func printSoak(w io.Writer, r *soakResult) {
-	t := newTable(w)
-	t.row("soak", fmt.Sprintf("%.0f s, %d client process(es), push interval %.0f ms, push gap limit %.0f ms", r.Seconds, r.Procs, r.IntervalMs, r.PushLimitMs))
+	t := report.NewTable(w)
+	t.Row("soak", fmt.Sprintf("%.0f s, %d client process(es), push interval %.0f ms, push gap limit %.0f ms", r.Seconds, r.Procs, r.IntervalMs, r.PushLimitMs))
 	g := r.Good
-	t.row("good clients (at a time)", strconv.Itoa(g.Concurrency))
-	t.row("good started / served / FAILED", fmt.Sprintf("%d / %d / %d (%d were open at the end)", g.Started, g.Served, g.Failed, g.OpenAtEnd))
-	t.row("good echoes verified / pushes", fmt.Sprintf("%d / %d (%.2f pushes per connection-second)", g.Echoes, g.Pushes, g.PushesPerS))
-	t.row("push gap p50 / p99 / max", fmt.Sprintf("%.0f / %.0f / %.0f ms", g.GapP50Ms, g.GapP99Ms, g.GapMaxMs))
-	t.row("client: CPU / worst own stall", fmt.Sprintf("%.1f s / %.0f ms (a 100 ms ticker's lateness)", r.ClientCPU, r.StallMaxMs))
+	t.Row("good clients (at a time)", strconv.Itoa(g.Concurrency))
+	t.Row("good started / served / FAILED", fmt.Sprintf("%d / %d / %d (%d were open at the end)", g.Started, g.Served, g.Failed, g.OpenAtEnd))
+	t.Row("good echoes verified / pushes", fmt.Sprintf("%d / %d (%.2f pushes per connection-second)", g.Echoes, g.Pushes, g.PushesPerS))
+	t.Row("push gap p50 / p99 / max", fmt.Sprintf("%.0f / %.0f / %.0f ms", g.GapP50Ms, g.GapP99Ms, g.GapMaxMs))
+	t.Row("client: CPU / worst own stall", fmt.Sprintf("%.1f s / %.0f ms (a 100 ms ticker's lateness)", r.ClientCPU, r.StallMaxMs))
 	for _, k := range sortedKeys(g.Failures) {
-		t.row("  good failure", fmt.Sprintf("%d × %s", g.Failures[k], k))
+		t.Row("  good failure", fmt.Sprintf("%d × %s", g.Failures[k], k))
 	}
-	t.flush()
+	t.Flush()
 
 	fmt.Fprintln(w)
-	t = newTable(w)
-	t.row("#", "behaviour", "at a time", "started", "closed by server", "open at end", "client gave up", "client ended", "errors", "close p50 / max")
+	t = report.NewTable(w)
+	t.Row("#", "behaviour", "at a time", "started", "closed by server", "open at end", "client gave up", "client ended", "errors", "close p50 / max")
 	for _, b := range r.Bad {
 		cl := "-"
 		if b.ByServer > 0 {
 			cl = fmt.Sprintf("%s / %s", fmtMs(b.CloseP50Ms), fmtMs(b.CloseMaxMs))
 		}
-		t.row(strconv.Itoa(b.Number), b.Behaviour, strconv.Itoa(b.Concurrency), strconv.Itoa(b.Started), strconv.Itoa(b.ByServer), strconv.Itoa(b.OpenAtEnd),
+		t.Row(strconv.Itoa(b.Number), b.Behaviour, strconv.Itoa(b.Concurrency), strconv.Itoa(b.Started), strconv.Itoa(b.ByServer), strconv.Itoa(b.OpenAtEnd),
 			strconv.Itoa(b.GaveUp), strconv.Itoa(b.ClientEnded), strconv.Itoa(b.Errors), cl)
 	}
-	t.flush()
+	t.Flush()
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "what the server did (count × outcome; close times from: hog header, HTTP request, FIN, first byte, greeting, the invalid frame, the stall burst's start)")
 	for _, b := range r.Bad {
@@ -841,21 +843,21 @@ func printSoak(w io.Writer, r *soakResult) {
 	}
 
 	if r.Measured {
-		t = newTable(w)
-		t.row("t (s)", "phase", "RSS", "VmData", "fds", "CLOSE_WAIT", "threads", "CPU (s)", "good open", "bad open", "TCP orphans", "TCP mem (pages)")
+		t = report.NewTable(w)
+		t.Row("t (s)", "phase", "RSS", "VmData", "fds", "CLOSE_WAIT", "threads", "CPU (s)", "good open", "bad open", "TCP orphans", "TCP mem (pages)")
 		for _, s := range r.Timeline {
-			t.row(fmt.Sprintf("%.0f", s.T), s.Phase, proc.MiB(s.RSS), proc.MiB(s.Data), strconv.Itoa(s.FDs), strconv.Itoa(s.CloseWt), strconv.Itoa(s.Threads),
+			t.Row(fmt.Sprintf("%.0f", s.T), s.Phase, proc.MiB(s.RSS), proc.MiB(s.Data), strconv.Itoa(s.FDs), strconv.Itoa(s.CloseWt), strconv.Itoa(s.Threads),
 				fmt.Sprintf("%.1f", s.CPU), strconv.Itoa(s.GoodOpen), strconv.Itoa(s.BadOpen), i64toa(s.Orphans), i64toa(s.TCPPages))
 		}
-		t.flush()
+		t.Flush()
 		fmt.Fprintln(w)
-		t = newTable(w)
-		t.row("server", "RSS", "fds", "VmData", "CLOSE_WAIT", "threads")
-		t.row("baseline", proc.MiB(r.Baseline.RSS), strconv.Itoa(r.Baseline.FDs), proc.MiB(r.Baseline.Data), strconv.Itoa(r.CloseWtBase), strconv.Itoa(r.Baseline.Threads))
-		t.row("peak", proc.MiB(r.Peak.RSS), strconv.Itoa(r.Peak.FDs), proc.MiB(r.Peak.Data), strconv.Itoa(r.CloseWtPeak), strconv.Itoa(r.Peak.Threads))
-		t.row(fmt.Sprintf("after (%.0f s settle)", r.SettleS), proc.MiB(r.After.RSS), strconv.Itoa(r.After.FDs), proc.MiB(r.After.Data), strconv.Itoa(r.CloseWtAfter), strconv.Itoa(r.After.Threads))
-		t.row("pass if after ≤", proc.MiB(r.RSSLimit), strconv.Itoa(r.Baseline.FDs)+" (exact)", "(reported)", "(reported)", "(reported)")
-		t.flush()
+		t = report.NewTable(w)
+		t.Row("server", "RSS", "fds", "VmData", "CLOSE_WAIT", "threads")
+		t.Row("baseline", proc.MiB(r.Baseline.RSS), strconv.Itoa(r.Baseline.FDs), proc.MiB(r.Baseline.Data), strconv.Itoa(r.CloseWtBase), strconv.Itoa(r.Baseline.Threads))
+		t.Row("peak", proc.MiB(r.Peak.RSS), strconv.Itoa(r.Peak.FDs), proc.MiB(r.Peak.Data), strconv.Itoa(r.CloseWtPeak), strconv.Itoa(r.Peak.Threads))
+		t.Row(fmt.Sprintf("after (%.0f s settle)", r.SettleS), proc.MiB(r.After.RSS), strconv.Itoa(r.After.FDs), proc.MiB(r.After.Data), strconv.Itoa(r.CloseWtAfter), strconv.Itoa(r.After.Threads))
+		t.Row("pass if after ≤", proc.MiB(r.RSSLimit), strconv.Itoa(r.Baseline.FDs)+" (exact)", "(reported)", "(reported)", "(reported)")
+		t.Flush()
 		fmt.Fprintf(w, "server CPU over the run: %.1f s\n", r.ServerCPU)
 		if p := r.HogProbe; p != nil {
 			fmt.Fprintf(w, "hog probe before the window: %d of %d hogs opened at once, each declaring %s: server VmData +%s (%s per hog), RSS +%s\n",
@@ -896,14 +898,14 @@ func printTCPMem(w io.Writer, m soakTCP) {
 		end = "end (server stopped"
 	}
 	end += fmt.Sprintf(", %.0f s settle)", m.SettleS)
-	t := newTable(w)
-	t.row("machine TCP (/proc/net/sockstat)", "inuse", "orphans", "TIME_WAIT", "mem pages")
-	t.row("baseline", i64toa(m.Baseline.InUse), i64toa(m.Baseline.Orphan), i64toa(m.Baseline.TW), pages(m.Baseline.Mem))
-	t.row("peak", i64toa(m.Peak.InUse), i64toa(m.Peak.Orphan), i64toa(m.Peak.TW), pages(m.Peak.Mem))
-	t.row(end, i64toa(m.End.InUse), i64toa(m.End.Orphan), i64toa(m.End.TW), pages(m.End.Mem))
-	t.row("pass if end ≤", "(reported)", fmt.Sprintf("%d (+%d)", m.Baseline.Orphan+m.OrphanSlack, m.OrphanSlack), "(reported)",
+	t := report.NewTable(w)
+	t.Row("machine TCP (/proc/net/sockstat)", "inuse", "orphans", "TIME_WAIT", "mem pages")
+	t.Row("baseline", i64toa(m.Baseline.InUse), i64toa(m.Baseline.Orphan), i64toa(m.Baseline.TW), pages(m.Baseline.Mem))
+	t.Row("peak", i64toa(m.Peak.InUse), i64toa(m.Peak.Orphan), i64toa(m.Peak.TW), pages(m.Peak.Mem))
+	t.Row(end, i64toa(m.End.InUse), i64toa(m.End.Orphan), i64toa(m.End.TW), pages(m.End.Mem))
+	t.Row("pass if end ≤", "(reported)", fmt.Sprintf("%d (+%d)", m.Baseline.Orphan+m.OrphanSlack, m.OrphanSlack), "(reported)",
 		fmt.Sprintf("%d (+%d)", m.Baseline.Mem+m.MemSlack, m.MemSlack))
-	t.flush()
+	t.Flush()
 	fmt.Fprintf(w, "tcp_mem (pages): min %d, pressure %d, max %d; the peak was %.1f %% of pressure (counters shared with every process on the machine)\n",
 		m.Baseline.Min, m.Baseline.Pressure, m.Baseline.Max, 100*float64(m.Peak.Mem)/float64(max(m.Baseline.Pressure, 1)))
 }

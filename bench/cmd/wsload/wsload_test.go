@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -70,18 +69,6 @@ func TestIsSlowSpread(t *testing.T) {
 	}
 	if isSlow(5, 0) {
 		t.Fatal("0% marks a connection slow")
-	}
-}
-
-func TestScanWorkloadAndMedian(t *testing.T) {
-	if w := scanWorkload([]string{"-rounds", "2", "-workload", "push"}); w != "push" {
-		t.Fatalf("got %q", w)
-	}
-	if w := scanWorkload([]string{"--workload=echo"}); w != "echo" {
-		t.Fatalf("got %q", w)
-	}
-	if m := stats.Median([]float64{3, 1, 2, 10}); m != 2.5 {
-		t.Fatalf("median %v", m)
 	}
 }
 
@@ -171,42 +158,6 @@ func TestPushAndConnectionsEndToEnd(t *testing.T) {
 	// pipes count too): at least 50 more fds while connected.
 	if d := cr.After.FDs - cr.Before.FDs; d < 50 || d > 60 {
 		t.Fatalf("fds %d -> %d", cr.Before.FDs, cr.After.FDs)
-	}
-}
-
-func TestPlotAndMarkdown(t *testing.T) {
-	r := &compareReport{Workload: "echo", Rounds: 2, Servers: []string{"wsmill", "gorilla"}, Metrics: workloadMetrics["echo"],
-		Host: hostInfo(), Started: time.Now()}
-	for round := 1; round <= 2; round++ {
-		r.Runs = append(r.Runs,
-			compareRun{Server: "wsmill", Round: round, Result: map[string]any{"msgs_per_s": 1000.0 * float64(round)}},
-			compareRun{Server: "gorilla", Round: round, Result: map[string]any{"msgs_per_s": 500.0}})
-	}
-	r.summarize()
-	if got := r.Ratios["gorilla"]["msgs_per_s"]; got != 500.0/1500.0 {
-		t.Fatalf("ratio %v", got)
-	}
-	dir := t.TempDir()
-	if err := writeCompare(r, dir); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"compare-echo.json", "compare-echo.md", "compare-echo.png"} {
-		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
-			t.Fatalf("%s: %v", f, err)
-		}
-	}
-}
-
-func TestFindRoot(t *testing.T) {
-	root, bench, err := findRoot("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if filepath.Join(root, "bench") != bench || !isBenchModule(bench) {
-		t.Fatalf("root %s bench %s", root, bench)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -584,59 +535,6 @@ func TestFanoutStats(t *testing.T) {
 	}
 }
 
-func TestResolveServers(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "wsmill-after")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name     string
-		servers  []string
-		workload string
-		want     []serverSpec
-		wantErr  bool
-	}{
-		{"root wsmill", []string{"wsmill", "gws"}, "echo",
-			[]serverSpec{{Label: "wsmill", WsmillFlags: true}, {Label: "gws", Peer: "gws"}}, false},
-		{"fanout uses the peer", []string{"wsmill", "rawecho"}, "fanout",
-			[]serverSpec{{Label: "wsmill", Peer: "wsmill"}, {Label: "rawecho", Peer: "rawecho", Skip: "rawecho cannot broadcast (it echoes bytes, it has no WebSocket framing nor a connection list)"}}, false},
-		{"rawecho in push", []string{"rawecho"}, "push",
-			[]serverSpec{{Label: "rawecho", Peer: "rawecho", Skip: "rawecho does not push"}}, false},
-		{"prebuilt", []string{"bin:" + bin}, "echo",
-			[]serverSpec{{Label: "wsmill-after", Bin: bin, WsmillFlags: true}}, false},
-		{"missing binary", []string{"bin:" + bin + "-nope"}, "echo", nil, true},
-		{"twice", []string{"bin:" + bin, "bin:" + bin}, "echo", nil, true},
-		{"empty", nil, "echo", nil, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := resolveServers(tt.servers, tt.workload)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err %v; want error %v", err, tt.wantErr)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Fatalf("got %+v; want %+v", got, tt.want)
-			}
-		})
-	}
-	for _, tt := range []struct {
-		want    string
-		servers []string
-		got     string
-	}{
-		{"", []string{"gws", "wsmill"}, "wsmill"},
-		{"", []string{"wsmill-before", "wsmill-after"}, "wsmill-before"},
-		{"gws", []string{"gws", "wsmill"}, "gws"},
-	} {
-		if b, err := pickBaseline(tt.want, tt.servers); err != nil || b != tt.got {
-			t.Fatalf("pickBaseline(%q, %v): got %q, %v; want %q", tt.want, tt.servers, b, err, tt.got)
-		}
-	}
-	if _, err := pickBaseline("nbio", []string{"gws"}); err == nil {
-		t.Fatal("a baseline that is not compared is accepted")
-	}
-}
-
 // fanoutTestServer greets and broadcasts "F"+unix ns every interval to
 // every connection, with gorilla/websocket (one write lock per connection).
 func fanoutTestServer(t *testing.T, interval time.Duration) string {
@@ -839,40 +737,5 @@ func TestScaleHelpers(t *testing.T) {
 		if sum != total {
 			t.Errorf("shares of %d over %d add up to %d", total, parts, sum)
 		}
-	}
-}
-
-// TestPairedRatios: a round where the whole machine was slow moves both
-// figures of that round; the paired ratio follows the per-round ratios
-// where the ratio of medians would not, and wins count per round.
-func TestPairedRatios(t *testing.T) {
-	r := &compareReport{Servers: []string{"wsmill", "x"}, Baseline: "wsmill",
-		Metrics: []metricDef{{Key: "msgs_per_s", Label: "msgs/s", Better: "higher"}, {Key: "p99_us", Label: "p99", Better: "lower"}}}
-	add := func(server string, round int, msgs, p99 float64) {
-		r.Runs = append(r.Runs, compareRun{Server: server, Round: round, Result: map[string]any{"msgs_per_s": msgs, "p99_us": p99}})
-	}
-	add("wsmill", 1, 100, 10)
-	add("x", 1, 90, 12)
-	add("wsmill", 2, 50, 10) // a slow round for both
-	add("x", 2, 45, 9)
-	add("wsmill", 3, 102, 10)
-	add("x", 3, 110, 11)
-	r.Runs = append(r.Runs, compareRun{Server: "x", Round: 4, Error: "boom"})
-	r.summarize()
-	if got := r.Paired["x"]["msgs_per_s"]; math.Abs(got-0.9) > 1e-9 {
-		t.Fatalf("paired msgs/s: got %v; want 0.9 (per round 0.9, 0.9, 1.078)", got)
-	}
-	if got := r.Wins["x"]["msgs_per_s"]; got != 1 {
-		t.Fatalf("wins msgs/s: got %d; want 1", got)
-	}
-	if got := r.Wins["x"]["p99_us"]; got != 1 {
-		t.Fatalf("wins p99 (lower is better): got %d; want 1", got)
-	}
-	if _, ok := r.Paired["wsmill"]; ok {
-		t.Fatal("the baseline has paired ratios; want none")
-	}
-	lines := r.pairedLines()
-	if len(lines) != 1 || !strings.Contains(lines[0], "msgs/s 0.90× (better than wsmill in 1 of 3 rounds)") {
-		t.Fatalf("paired lines: %q", lines)
 	}
 }

@@ -1,19 +1,14 @@
-package main
+package report
 
 // Plotting a comparison: a grouped bar chart of the workload's main metric,
 // one group per server and one bar per round, with the median marked.
 
 import (
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"image/color"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -22,8 +17,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// plotCompare draws r's main metric to a PNG at path.
-func plotCompare(r *compareReport, path string) error {
+// PlotCompare draws r's main metric to a PNG at path.
+func PlotCompare(r *Compare, path string) error {
 	if len(r.Metrics) == 0 {
 		return errors.New("no metrics")
 	}
@@ -52,7 +47,7 @@ func plotCompare(r *compareReport, path string) error {
 		for i, s := range servers {
 			for _, run := range r.Runs {
 				if run.Server == s && run.Round == round && run.Error == "" && run.Result != nil {
-					if v, ok := lookup(run.Result, m.Key); ok {
+					if v, ok := Lookup(run.Result, m.Key); ok {
 						vals[i] = v
 					}
 				}
@@ -87,16 +82,16 @@ func plotCompare(r *compareReport, path string) error {
 	// Headroom above the tallest bar for the legend.
 	top := 0.0
 	for _, run := range r.Runs {
-		if v, ok := lookup(run.Result, m.Key); ok && run.Error == "" {
+		if v, ok := Lookup(run.Result, m.Key); ok && run.Error == "" {
 			top = math.Max(top, v)
 		}
 	}
 	p.Y.Max = top * 1.35
-	p.Y.Tick.Marker = plainTicks{}
+	p.Y.Tick.Marker = PlainTicks{}
 	labels := make([]string, len(servers))
 	for i, s := range servers {
 		labels[i] = s
-		if rat, ok := r.Ratios[s][m.Key]; ok && s != r.baseline() {
+		if rat, ok := r.Ratios[s][m.Key]; ok && s != r.BaselineName() {
 			labels[i] = fmt.Sprintf("%s (%.2f×)", s, rat)
 		}
 	}
@@ -109,10 +104,10 @@ func plotCompare(r *compareReport, path string) error {
 	return p.Save(w, 4*vg.Inch, path)
 }
 
-// plainTicks labels ticks as plain numbers (50000, 0.5), not "50000.00".
-type plainTicks struct{}
+// PlainTicks labels ticks as plain numbers (50000, 0.5), not "50000.00".
+type PlainTicks struct{}
 
-func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+func (PlainTicks) Ticks(lo, hi float64) []plot.Tick {
 	ts := plot.DefaultTicks{}.Ticks(lo, hi)
 	for i := range ts {
 		if ts[i].Label != "" {
@@ -120,41 +115,4 @@ func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return ts
-}
-
-// cmdPlot redraws a comparison's PNG from its JSON.
-func cmdPlot(args []string) error {
-	fs := flag.NewFlagSet("plot", flag.ContinueOnError)
-	in := fs.String("in", "", "compare-WORKLOAD.json written by compare")
-	out := fs.String("out", "", "PNG to write (default: the JSON's name with .png)")
-	report := fs.Bool("report", false, "recompute medians, ratios and paired ratios from the runs and rewrite the JSON, Markdown and PNG in the JSON's directory (for files written by an older wsload)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *in == "" {
-		return errors.New("-in is required")
-	}
-	b, err := os.ReadFile(*in)
-	if err != nil {
-		return err
-	}
-	var r compareReport
-	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("%s: %w", *in, err)
-	}
-	if len(r.Metrics) == 0 {
-		r.Metrics = workloadMetrics[r.Workload]
-	}
-	if *report {
-		r.summarize()
-		return writeCompare(&r, filepath.Dir(*in))
-	}
-	if *out == "" {
-		*out = strings.TrimSuffix(*in, ".json") + ".png"
-	}
-	if err := plotCompare(&r, *out); err != nil {
-		return err
-	}
-	printResult(map[string]any{"plot": *out})
-	return nil
 }

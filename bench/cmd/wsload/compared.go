@@ -1,0 +1,140 @@
+package main
+
+// The workloads compare runs, until each moves into its package.
+
+import (
+	"context"
+	"flag"
+	"time"
+
+	"github.com/wsmill/wsmill/bench/internal/report"
+	"github.com/wsmill/wsmill/bench/workload/compare"
+)
+
+type connectionsCompared struct{ cfg connectionsConfig }
+
+func (w *connectionsCompared) Register(fs *flag.FlagSet) { w.cfg.register(fs, false) }
+func (w *connectionsCompared) Needs() compare.Needs      { return compare.Needs{} }
+func (w *connectionsCompared) Server(iv time.Duration, _ bool) (time.Duration, []string) {
+	return iv, nil
+}
+func (w *connectionsCompared) Metrics() []report.Metric {
+	return []report.Metric{
+		report.NewMetric("rss_per_conn_bytes", "RSS/conn (B)", "%.0f", "lower", 0),
+		report.NewMetric("fds_per_conn", "fds/conn", "%.3f", "lower", 0),
+		report.NewMetric("threads_after", "threads", "%.0f", "lower", 0),
+		report.NewMetric("dial_rate", "dial rate (conn/s)", "%.0f", "higher", 0),
+		report.NewMetric("server_after.rss_bytes", "RSS after (MiB)", "%.1f", "lower", 1.0/(1<<20)),
+		report.NewMetric("connected", "connected", "%.0f", "higher", 0),
+		report.NewMetric("failed", "failed", "%.0f", "lower", 0),
+		report.NewMetric("lost_during_hold", "lost", "%.0f", "lower", 0),
+	}
+}
+func (w *connectionsCompared) Run(ctx context.Context, t compare.Target) (any, error) {
+	c := w.cfg
+	c.Addr, c.PID = t.Addr, t.PID
+	c.Greeting = c.Greeting && t.Greeting
+	r, err := runConnections(ctx, c)
+	if r == nil {
+		return nil, err
+	}
+	r.Server = t.Server
+	return r, err
+}
+
+type echoCompared struct{ cfg echoConfig }
+
+func (w *echoCompared) Register(fs *flag.FlagSet) { w.cfg.register(fs, false) }
+func (w *echoCompared) Needs() compare.Needs      { return compare.Needs{} }
+func (w *echoCompared) Server(iv time.Duration, _ bool) (time.Duration, []string) {
+	return iv, nil
+}
+func (w *echoCompared) Metrics() []report.Metric {
+	return []report.Metric{
+		report.NewMetric("msgs_per_s", "msgs/s", "%.0f", "higher", 0),
+		report.NewMetric("mb_per_s", "MB/s", "%.2f", "higher", 0),
+		report.NewMetric("p50_us", "p50 (µs)", "%.0f", "lower", 0),
+		report.NewMetric("p99_us", "p99 (µs)", "%.0f", "lower", 0),
+		report.NewMetric("p999_us", "p99.9 (µs)", "%.0f", "lower", 0),
+		report.NewMetric("server_cpu_s", "server CPU (s)", "%.2f", "lower", 0),
+		report.NewMetric("msgs_per_server_cpu_s", "msgs/server CPU-s", "%.0f", "higher", 0),
+		report.NewMetric("client_cpu_s", "client CPU (s)", "%.2f", "lower", 0),
+		report.NewMetric("mismatch", "mismatches", "%.0f", "lower", 0),
+	}
+}
+func (w *echoCompared) Run(ctx context.Context, t compare.Target) (any, error) {
+	c := w.cfg
+	c.Addr, c.PID, c.Quiet = t.Addr, t.PID, true
+	c.Greeting = c.Greeting && t.Greeting
+	r, err := runEcho(ctx, c)
+	if r == nil {
+		return nil, err
+	}
+	r.Server = t.Server
+	return r, err
+}
+
+type pushCompared struct{ cfg pushConfig }
+
+func (w *pushCompared) Register(fs *flag.FlagSet) { w.cfg.register(fs, false) }
+func (w *pushCompared) Needs() compare.Needs      { return compare.Needs{Pushes: true} }
+func (w *pushCompared) Server(time.Duration, bool) (time.Duration, []string) {
+	return w.cfg.Interval, nil // -interval is the servers' push interval
+}
+func (w *pushCompared) Metrics() []report.Metric {
+	return []report.Metric{
+		report.NewMetric("push_p99_ms", "push p99 (ms)", "%.3f", "lower", 0),
+		report.NewMetric("push_p50_ms", "push p50 (ms)", "%.3f", "lower", 0),
+		report.NewMetric("push_max_ms", "push max (ms)", "%.3f", "lower", 0),
+		report.NewMetric("complete_pct", "every push (%)", "%.2f", "higher", 0),
+		report.NewMetric("slow_closed", "slow closed", "%.0f", "higher", 0),
+		report.NewMetric("rss_connected", "RSS connected (MiB)", "%.1f", "lower", 1.0/(1<<20)),
+		report.NewMetric("rss_after", "RSS after (MiB)", "%.1f", "lower", 1.0/(1<<20)),
+		report.NewMetric("server_cpu_s", "server CPU (s)", "%.2f", "lower", 0),
+	}
+}
+func (w *pushCompared) Run(ctx context.Context, t compare.Target) (any, error) {
+	c := w.cfg
+	c.Addr, c.PID = t.Addr, t.PID
+	r, err := runPush(ctx, c)
+	if r == nil {
+		return nil, err
+	}
+	r.Server = t.Server
+	return r, err
+}
+
+type fanoutCompared struct{ cfg fanoutConfig }
+
+func (w *fanoutCompared) Register(fs *flag.FlagSet) { w.cfg.register(fs, false) }
+func (w *fanoutCompared) Needs() compare.Needs      { return compare.Needs{Broadcast: true} }
+func (w *fanoutCompared) Server(iv time.Duration, given bool) (time.Duration, []string) {
+	if !given {
+		iv = time.Hour // time pushes out of the way of the broadcasts
+	}
+	return iv, []string{"-fanout-interval", w.cfg.Interval.String()}
+}
+func (w *fanoutCompared) Metrics() []report.Metric {
+	return []report.Metric{
+		report.NewMetric("last_p50_ms", "to last p50 (ms)", "%.2f", "lower", 0),
+		report.NewMetric("last_p99_ms", "to last p99 (ms)", "%.2f", "lower", 0),
+		report.NewMetric("p50_ms", "delivery p50 (ms)", "%.2f", "lower", 0),
+		report.NewMetric("p99_ms", "delivery p99 (ms)", "%.2f", "lower", 0),
+		report.NewMetric("max_ms", "max (ms)", "%.2f", "lower", 0), // over pairs = over broadcasts' last
+		report.NewMetric("missing", "missing", "%.0f", "lower", 0),
+		report.NewMetric("broadcasts", "broadcasts", "%.0f", "higher", 0),
+		report.NewMetric("read_last_p50_ms", "to last read p50 (ms)", "%.2f", "lower", 0),
+		report.NewMetric("server_cpu_ms_per_broadcast", "server CPU/broadcast (ms)", "%.1f", "lower", 0),
+		report.NewMetric("rss_connected", "RSS connected (MiB)", "%.1f", "lower", 1.0/(1<<20)),
+	}
+}
+func (w *fanoutCompared) Run(ctx context.Context, t compare.Target) (any, error) {
+	c := w.cfg
+	c.Addr, c.PID, c.Quiet = t.Addr, t.PID, true
+	r, err := runFanout(ctx, c)
+	if r == nil {
+		return nil, err
+	}
+	r.Server = t.Server
+	return r, err
+}
