@@ -11,37 +11,6 @@ import (
 	"github.com/wsmill/wsmill/bench/workload/compare"
 )
 
-type connectionsCompared struct{ cfg connectionsConfig }
-
-func (w *connectionsCompared) Register(fs *flag.FlagSet) { w.cfg.register(fs, false) }
-func (w *connectionsCompared) Needs() compare.Needs      { return compare.Needs{} }
-func (w *connectionsCompared) Server(iv time.Duration, _ bool) (time.Duration, []string) {
-	return iv, nil
-}
-func (w *connectionsCompared) Metrics() []report.Metric {
-	return []report.Metric{
-		report.NewMetric("rss_per_conn_bytes", "RSS/conn (B)", "%.0f", "lower", 0),
-		report.NewMetric("fds_per_conn", "fds/conn", "%.3f", "lower", 0),
-		report.NewMetric("threads_after", "threads", "%.0f", "lower", 0),
-		report.NewMetric("dial_rate", "dial rate (conn/s)", "%.0f", "higher", 0),
-		report.NewMetric("server_after.rss_bytes", "RSS after (MiB)", "%.1f", "lower", 1.0/(1<<20)),
-		report.NewMetric("connected", "connected", "%.0f", "higher", 0),
-		report.NewMetric("failed", "failed", "%.0f", "lower", 0),
-		report.NewMetric("lost_during_hold", "lost", "%.0f", "lower", 0),
-	}
-}
-func (w *connectionsCompared) Run(ctx context.Context, t compare.Target) (any, error) {
-	c := w.cfg
-	c.Addr, c.PID = t.Addr, t.PID
-	c.Greeting = c.Greeting && t.Greeting
-	r, err := runConnections(ctx, c)
-	if r == nil {
-		return nil, err
-	}
-	r.Server = t.Server
-	return r, err
-}
-
 type echoCompared struct{ cfg echoConfig }
 
 func (w *echoCompared) Register(fs *flag.FlagSet) { w.cfg.register(fs, false) }

@@ -29,6 +29,7 @@ import (
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/workload/compare"
+	"github.com/wsmill/wsmill/bench/workload/connections"
 )
 
 const usage = `wsload: end-to-end load generator for WebSocket servers
@@ -58,10 +59,10 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connectionsWorker, "echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
+	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connections.Worker, "echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
 		fleet.RegisterWorker(mode, fn)
 	}
-	compare.Register("connections", func() compare.Workload { return &connectionsCompared{} })
+	compare.Register("connections", connections.Compared)
 	compare.Register("echo", func() compare.Workload { return &echoCompared{} })
 	compare.Register("push", func() compare.Workload { return &pushCompared{} })
 	compare.Register("fanout", func() compare.Workload { return &fanoutCompared{} })
@@ -85,7 +86,7 @@ func main() {
 	var err error
 	switch sub {
 	case "connections":
-		err = cmdConnections(ctx, args)
+		err = connections.Command(ctx, args)
 	case "echo":
 		err = cmdEcho(ctx, args)
 	case "push":
@@ -117,21 +118,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "wsload %s: %v\n", sub, err)
 		os.Exit(1)
 	}
-}
-
-func cmdConnections(ctx context.Context, args []string) error {
-	var cfg connectionsConfig
-	fs := flag.NewFlagSet("connections", flag.ContinueOnError)
-	cfg.register(fs, true)
-	if err := cli.ParseFlags(fs, args); err != nil {
-		return err
-	}
-	res, err := runConnections(ctx, cfg)
-	if res != nil {
-		printConnections(cli.Stdout, res)
-		report.Result(cli.Stdout, res)
-	}
-	return err
 }
 
 func cmdEcho(ctx context.Context, args []string) error {

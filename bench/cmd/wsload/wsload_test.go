@@ -4,27 +4,24 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/testpeer"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
 // TestMain lets the test binary serve as the worker process: the pool
 // re-executes os.Executable() with "__worker".
 func TestMain(m *testing.M) {
-	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connectionsWorker, "echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
+	for mode, fn := range map[string]fleet.WorkerFunc{"echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
 		fleet.RegisterWorker(mode, fn)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "__scale" {
@@ -72,56 +69,8 @@ func TestIsSlowSpread(t *testing.T) {
 	}
 }
 
-// testServer follows the servers' contract with gorilla/websocket.
-func testServer(t *testing.T, push time.Duration) string {
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		var mu sync.Mutex
-		write := func(op int, p []byte) error {
-			mu.Lock()
-			defer mu.Unlock()
-			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			return c.WriteMessage(op, p)
-		}
-		if write(websocket.TextMessage, []byte(wsclient.Greeting)) != nil {
-			return
-		}
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			tk := time.NewTicker(push)
-			defer tk.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-tk.C:
-					if write(websocket.TextMessage, []byte(time.Now().Format(wsclient.TimeLayout))) != nil {
-						return
-					}
-				}
-			}
-		}()
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil || write(op, p) != nil {
-				return
-			}
-		}
-	})
-	s := httptest.NewServer(mux)
-	t.Cleanup(s.Close)
-	return strings.TrimPrefix(s.URL, "http://")
-}
-
 func TestEchoEndToEnd(t *testing.T) {
-	addr := testServer(t, 50*time.Millisecond)
+	addr := testpeer.Server(t, 50*time.Millisecond)
 	for _, procs := range []int{1, 2} {
 		res, err := runEcho(context.Background(), echoConfig{Addr: addr, PID: os.Getpid(), C: 4, Size: 200, K: 3,
 			Duration: 500 * time.Millisecond, Warmup: 200 * time.Millisecond, Greeting: true, Procs: procs,
@@ -135,8 +84,8 @@ func TestEchoEndToEnd(t *testing.T) {
 	}
 }
 
-func TestPushAndConnectionsEndToEnd(t *testing.T) {
-	addr := testServer(t, 100*time.Millisecond)
+func TestPushEndToEnd(t *testing.T) {
+	addr := testpeer.Server(t, 100*time.Millisecond)
 	pr, err := runPush(context.Background(), pushConfig{Addr: addr, PID: os.Getpid(), N: 20, Interval: 100 * time.Millisecond,
 		Duration: time.Second, SlowPct: 10, SlowBuf: 4096, SlowEvery: 10 * time.Millisecond, SlowSize: 1024,
 		Procs: 2, DialConc: 8, DialTimeout: 5 * time.Second, Quiet: true})
@@ -145,19 +94,6 @@ func TestPushAndConnectionsEndToEnd(t *testing.T) {
 	}
 	if pr.Normal != 18 || pr.Slow != 2 || pr.Gaps == 0 || pr.Expected != 10 || pr.SlowSent == 0 {
 		t.Fatalf("push: %+v", pr)
-	}
-	cr, err := runConnections(context.Background(), connectionsConfig{Addr: addr, PID: os.Getpid(), N: 50, Procs: 2,
-		Src: "127.0.0.2,127.0.0.3", Greeting: true, Hold: 100 * time.Millisecond, DialConc: 8, DialTimeout: 5 * time.Second, Quiet: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cr.Connected != 50 || cr.LostDuringHold != 0 || cr.After == nil {
-		t.Fatalf("connections: %+v", cr)
-	}
-	// The test process is the server here (and the workers' parent, whose
-	// pipes count too): at least 50 more fds while connected.
-	if d := cr.After.FDs - cr.Before.FDs; d < 50 || d > 60 {
-		t.Fatalf("fds %d -> %d", cr.Before.FDs, cr.After.FDs)
 	}
 }
 
@@ -535,72 +471,8 @@ func TestFanoutStats(t *testing.T) {
 	}
 }
 
-// fanoutTestServer greets and broadcasts "F"+unix ns every interval to
-// every connection, with gorilla/websocket (one write lock per connection).
-func fanoutTestServer(t *testing.T, interval time.Duration) string {
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	type wconn struct {
-		mu sync.Mutex
-		c  *websocket.Conn
-	}
-	var mu sync.Mutex
-	conns := map[*wconn]bool{}
-	write := func(w *wconn, p []byte) error {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		return w.c.WriteMessage(websocket.TextMessage, p)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", func(rw http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(rw, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		w := &wconn{c: c}
-		if write(w, []byte(wsclient.Greeting)) != nil {
-			return
-		}
-		mu.Lock()
-		conns[w] = true
-		mu.Unlock()
-		defer func() {
-			mu.Lock()
-			delete(conns, w)
-			mu.Unlock()
-		}()
-		for {
-			if _, _, err := c.ReadMessage(); err != nil {
-				return
-			}
-		}
-	})
-	s := httptest.NewServer(mux)
-	stop := make(chan struct{})
-	go func() {
-		tk := time.NewTicker(interval)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tk.C:
-			}
-			p := fmt.Appendf(nil, "F%d", time.Now().UnixNano())
-			mu.Lock()
-			for w := range conns {
-				write(w, p)
-			}
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { close(stop); s.Close() })
-	return strings.TrimPrefix(s.URL, "http://")
-}
-
 func TestFanoutEndToEnd(t *testing.T) {
-	addr := fanoutTestServer(t, 50*time.Millisecond)
+	addr := testpeer.Fanout(t, 50*time.Millisecond)
 	res, err := runFanout(context.Background(), fanoutConfig{Addr: addr, PID: os.Getpid(), N: 20, Interval: 50 * time.Millisecond,
 		Duration: 500 * time.Millisecond, Grace: 300 * time.Millisecond, Procs: 2, DialConc: 8, DialTimeout: 5 * time.Second, Quiet: true})
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package connections
 
 // connections: how much memory, how many file descriptors and threads the
 // server spends per idle connection, and how fast it accepts them.
@@ -13,42 +13,49 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
-type connectionsConfig struct {
-	Addr        string
-	PID         int
-	N           int
-	Procs       int
-	Src         string
-	Greeting    bool
-	Hold        time.Duration
-	DialConc    int
-	Rate        float64
-	DialTimeout time.Duration
-	Quiet       bool // no progress bar
+// Config is one connections run.
+type Config struct {
+	cli.Target
+	fleet.Dialing
+	N        int
+	Greeting bool
+	Hold     time.Duration
+	Quiet    bool // no progress bar
 }
 
-func (c *connectionsConfig) register(fs *flag.FlagSet, target bool) {
-	if target {
-		fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "server host:port")
-		fs.IntVar(&c.PID, "pid", 0, "server process id, for RSS/threads/fds (0: not measured)")
-	}
+func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.N, "n", 1000, "connections to open")
-	fs.IntVar(&c.Procs, "procs", 0, "client processes (0: one per 9,000 connections)")
-	fs.StringVar(&c.Src, "src", "", "comma-separated source addresses, used round-robin (e.g. 127.0.0.2,127.0.0.3)")
+	c.Dialing.Register(fs, 0, "0: one per 9,000 connections", true)
 	fs.BoolVar(&c.Greeting, "greeting", true, "require the \"Hi Client!\" greeting on each connection")
 	fs.DurationVar(&c.Hold, "hold", 5*time.Second, "idle time after the last connection before the server is measured")
-	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
-	fs.Float64Var(&c.Rate, "rate", 0, "total dial rate limit in connections/s (0: as fast as the server accepts)")
-	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
 }
 
-type connectionsResult struct {
+// Command runs "wsload connections".
+func Command(ctx context.Context, args []string) error {
+	var cfg Config
+	fs := flag.NewFlagSet("connections", flag.ContinueOnError)
+	cfg.Target.Register(fs, "RSS/threads/fds")
+	cfg.register(fs)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := Run(ctx, cfg)
+	if res != nil {
+		Print(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
+	}
+	return err
+}
+
+// Result is the RESULT of a connections run.
+type Result struct {
 	Workload       string         `json:"workload"`
 	Server         string         `json:"server,omitempty"`
 	N              int            `json:"n"`
@@ -69,14 +76,14 @@ type connectionsResult struct {
 	ThreadsAfter   int            `json:"threads_after"`
 }
 
-// runConnections opens cfg.N connections, holds them, measures the server.
-func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsResult, error) {
+// Run opens cfg.N connections, holds them, measures the server.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.N < 1 {
 		return nil, fmt.Errorf("-n must be at least 1")
 	}
 	src := fleet.ParseSrc(cfg.Src)
 	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
-	res := &connectionsResult{Workload: "connections", N: cfg.N, Procs: procs, Sources: max(1, len(src))}
+	res := &Result{Workload: "connections", N: cfg.N, Procs: procs, Sources: max(1, len(src))}
 	if cfg.PID > 0 {
 		ps, err := proc.ReadStat(cfg.PID)
 		if err != nil {
@@ -84,8 +91,8 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 		}
 		res.Before = &ps
 	}
-	spec := fleet.Spec{Mode: "connections", Addr: cfg.Addr, Src: src, Greeting: cfg.Greeting,
-		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024}
+	spec := cfg.Dialing.Spec("connections", cfg.Addr)
+	spec.Greeting, spec.ReadBuf = cfg.Greeting, 1024
 	p, err := fleet.StartPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate})
 	if err != nil {
 		return nil, err
@@ -140,7 +147,8 @@ func runConnections(ctx context.Context, cfg connectionsConfig) (*connectionsRes
 	return res, nil
 }
 
-func printConnections(w io.Writer, r *connectionsResult) {
+// Print writes r as a table.
+func Print(w io.Writer, r *Result) {
 	t := report.NewTable(w)
 	t.Row("connections requested", strconv.Itoa(r.N))
 	t.Row("client processes / source addresses", fmt.Sprintf("%d / %d", r.Procs, r.Sources))
@@ -164,9 +172,9 @@ func printConnections(w io.Writer, r *connectionsResult) {
 	t.Flush()
 }
 
-// connectionsWorker holds its connections, reading (and discarding) what
+// Worker holds its connections, reading (and discarding) what
 // the server sends so that a connection the server drops is noticed.
-func connectionsWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
+func Worker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	var alive atomic.Int64
 	var closing atomic.Bool
 	var lmu sync.Mutex
