@@ -30,6 +30,7 @@ import (
 	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/workload/compare"
 	"github.com/wsmill/wsmill/bench/workload/connections"
+	"github.com/wsmill/wsmill/bench/workload/push"
 )
 
 const usage = `wsload: end-to-end load generator for WebSocket servers
@@ -59,12 +60,12 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connections.Worker, "echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
+	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connections.Worker, "echo": echoWorker, "push": push.Worker, "fanout": fanoutWorker, "soak": soakWorker} {
 		fleet.RegisterWorker(mode, fn)
 	}
 	compare.Register("connections", connections.Compared)
 	compare.Register("echo", func() compare.Workload { return &echoCompared{} })
-	compare.Register("push", func() compare.Workload { return &pushCompared{} })
+	compare.Register("push", push.Compared)
 	compare.Register("fanout", func() compare.Workload { return &fanoutCompared{} })
 	sub, args := os.Args[1], os.Args[2:]
 	if sub == "__scale" {
@@ -90,7 +91,7 @@ func main() {
 	case "echo":
 		err = cmdEcho(ctx, args)
 	case "push":
-		err = cmdPush(ctx, args)
+		err = push.Command(ctx, args)
 	case "fanout":
 		err = cmdFanout(ctx, args)
 	case "soak":
@@ -130,21 +131,6 @@ func cmdEcho(ctx context.Context, args []string) error {
 	res, err := runEcho(ctx, cfg)
 	if res != nil {
 		printEcho(cli.Stdout, res)
-		report.Result(cli.Stdout, res)
-	}
-	return err
-}
-
-func cmdPush(ctx context.Context, args []string) error {
-	var cfg pushConfig
-	fs := flag.NewFlagSet("push", flag.ContinueOnError)
-	cfg.register(fs, true)
-	if err := cli.ParseFlags(fs, args); err != nil {
-		return err
-	}
-	res, err := runPush(ctx, cfg)
-	if res != nil {
-		printPush(cli.Stdout, res)
 		report.Result(cli.Stdout, res)
 	}
 	return err

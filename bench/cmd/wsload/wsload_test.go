@@ -21,7 +21,7 @@ import (
 // TestMain lets the test binary serve as the worker process: the pool
 // re-executes os.Executable() with "__worker".
 func TestMain(m *testing.M) {
-	for mode, fn := range map[string]fleet.WorkerFunc{"echo": echoWorker, "push": pushWorker, "fanout": fanoutWorker, "soak": soakWorker} {
+	for mode, fn := range map[string]fleet.WorkerFunc{"echo": echoWorker, "fanout": fanoutWorker, "soak": soakWorker} {
 		fleet.RegisterWorker(mode, fn)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "__scale" {
@@ -54,21 +54,6 @@ func TestEchoPayloadIsNotAPush(t *testing.T) {
 	}
 }
 
-func TestIsSlowSpread(t *testing.T) {
-	n := 0
-	for g := 0; g < 19000; g++ {
-		if isSlow(g, 1) {
-			n++
-		}
-	}
-	if n != 190 {
-		t.Fatalf("1%% of 19000 = %d, want 190", n)
-	}
-	if isSlow(5, 0) {
-		t.Fatal("0% marks a connection slow")
-	}
-}
-
 func TestEchoEndToEnd(t *testing.T) {
 	addr := testpeer.Server(t, 50*time.Millisecond)
 	for _, procs := range []int{1, 2} {
@@ -81,19 +66,6 @@ func TestEchoEndToEnd(t *testing.T) {
 		if res.Msgs == 0 || res.Mismatch != 0 || res.Lost != 0 || res.P50us <= 0 || res.Pushes == 0 {
 			t.Fatalf("procs %d: %+v", procs, res)
 		}
-	}
-}
-
-func TestPushEndToEnd(t *testing.T) {
-	addr := testpeer.Server(t, 100*time.Millisecond)
-	pr, err := runPush(context.Background(), pushConfig{Addr: addr, PID: os.Getpid(), N: 20, Interval: 100 * time.Millisecond,
-		Duration: time.Second, SlowPct: 10, SlowBuf: 4096, SlowEvery: 10 * time.Millisecond, SlowSize: 1024,
-		Procs: 2, DialConc: 8, DialTimeout: 5 * time.Second, Quiet: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pr.Normal != 18 || pr.Slow != 2 || pr.Gaps == 0 || pr.Expected != 10 || pr.SlowSent == 0 {
-		t.Fatalf("push: %+v", pr)
 	}
 }
 

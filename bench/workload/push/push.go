@@ -1,4 +1,4 @@
-package main
+package push
 
 // push: how regular the server's time pushes are, over many connections,
 // optionally with some slow clients that never read.
@@ -24,29 +24,21 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-type pushConfig struct {
-	Addr        string
-	PID         int
-	N           int
-	Interval    time.Duration
-	Duration    time.Duration
-	SlowPct     float64
-	SlowBuf     int
-	SlowEvery   time.Duration
-	SlowSize    int
-	Procs       int
-	Src         string
-	DialConc    int
-	Rate        float64
-	DialTimeout time.Duration
-	Quiet       bool
+// Config is one push run.
+type Config struct {
+	cli.Target
+	fleet.Dialing
+	N         int
+	Interval  time.Duration
+	Duration  time.Duration
+	SlowPct   float64
+	SlowBuf   int
+	SlowEvery time.Duration
+	SlowSize  int
+	Quiet     bool
 }
 
-func (c *pushConfig) register(fs *flag.FlagSet, target bool) {
-	if target {
-		fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "server host:port")
-		fs.IntVar(&c.PID, "pid", 0, "server process id, for RSS and CPU (0: not measured)")
-	}
+func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.N, "n", 1000, "connections")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "the server's push interval (its -push-interval)")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured window")
@@ -54,11 +46,24 @@ func (c *pushConfig) register(fs *flag.FlagSet, target bool) {
 	fs.IntVar(&c.SlowBuf, "slow-rcvbuf", 4096, "SO_RCVBUF of the slow connections")
 	fs.DurationVar(&c.SlowEvery, "slow-every", 10*time.Millisecond, "a slow connection sends one message this often")
 	fs.IntVar(&c.SlowSize, "slow-size", 1024, "bytes of each slow connection's message")
-	fs.IntVar(&c.Procs, "procs", 0, "client processes (0: one per 9,000 connections)")
-	fs.StringVar(&c.Src, "src", "", "comma-separated source addresses, used round-robin")
-	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
-	fs.Float64Var(&c.Rate, "rate", 0, "total dial rate limit in connections/s (0: unlimited)")
-	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
+	c.Dialing.Register(fs, 0, "0: one per 9,000 connections", true)
+}
+
+// Command runs "wsload push".
+func Command(ctx context.Context, args []string) error {
+	var cfg Config
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	cfg.Target.Register(fs, "RSS and CPU")
+	cfg.register(fs)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := Run(ctx, cfg)
+	if res != nil {
+		Print(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
+	}
+	return err
 }
 
 // pushWorkerPart is one worker's share of the push result.
@@ -79,7 +84,8 @@ type pushWorkerPart struct {
 	Errors     map[string]int `json:"errors,omitempty"`
 }
 
-type pushResult struct {
+// Result is the RESULT of a push run.
+type Result struct {
 	Workload      string         `json:"workload"`
 	Server        string         `json:"server,omitempty"`
 	N             int            `json:"n"`
@@ -120,7 +126,8 @@ func isSlow(g int, pct float64) bool {
 	return math.Floor(float64(g+1)*pct/100) > math.Floor(float64(g)*pct/100)
 }
 
-func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
+// Run opens cfg.N connections and measures the pushes they get.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.N < 1 || cfg.Interval <= 0 || cfg.Duration < cfg.Interval {
 		return nil, fmt.Errorf("need -n ≥ 1, -interval > 0 and -duration ≥ -interval")
 	}
@@ -128,7 +135,7 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		return nil, fmt.Errorf("-slow-pct must be in [0, 100)")
 	}
 	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
-	res := &pushResult{Workload: "push", N: cfg.N, Procs: procs, IntervalMs: stats.Ms(cfg.Interval), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
+	res := &Result{Workload: "push", N: cfg.N, Procs: procs, IntervalMs: stats.Ms(cfg.Interval), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
 	var srv0 float64
 	if cfg.PID > 0 {
 		ps, err := proc.ReadStat(cfg.PID)
@@ -137,9 +144,9 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 		}
 		res.RSSBefore = ps.RSS
 	}
-	spec := fleet.Spec{Mode: "push", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: true,
-		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
-		Interval: cfg.Interval, SlowPct: cfg.SlowPct, SlowBuf: cfg.SlowBuf, SlowEvery: cfg.SlowEvery, SlowSize: cfg.SlowSize}
+	spec := cfg.Dialing.Spec("push", cfg.Addr)
+	spec.Greeting, spec.ReadBuf = true, 1024
+	spec.Interval, spec.SlowPct, spec.SlowBuf, spec.SlowEvery, spec.SlowSize = cfg.Interval, cfg.SlowPct, cfg.SlowBuf, cfg.SlowEvery, cfg.SlowSize
 	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
@@ -228,7 +235,8 @@ func runPush(ctx context.Context, cfg pushConfig) (*pushResult, error) {
 	return res, nil
 }
 
-func printPush(w io.Writer, r *pushResult) {
+// Print writes r as a table.
+func Print(w io.Writer, r *Result) {
 	t := report.NewTable(w)
 	t.Row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
 	t.Row("window / interval", fmt.Sprintf("%.1f s / %.0f ms (%d pushes expected per connection)", r.Seconds, r.IntervalMs, r.Expected))
@@ -262,7 +270,9 @@ type pushConn struct {
 	open  bool // open when the window started (set before the window opens)
 }
 
-func pushWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
+// Worker runs one client process's connections: a reader per normal
+// connection timing the pushes, a writer per slow one.
+func Worker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	base := time.Now()
 	now := func() int64 { return int64(time.Since(base)) }
 	iv := int64(spec.Interval)
