@@ -31,6 +31,7 @@ import (
 	"github.com/wsmill/wsmill/bench/workload/compare"
 	"github.com/wsmill/wsmill/bench/workload/connections"
 	"github.com/wsmill/wsmill/bench/workload/push"
+	"github.com/wsmill/wsmill/bench/workload/soak"
 )
 
 const usage = `wsload: end-to-end load generator for WebSocket servers
@@ -60,7 +61,7 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connections.Worker, "echo": echoWorker, "push": push.Worker, "fanout": fanoutWorker, "soak": soakWorker} {
+	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connections.Worker, "echo": echoWorker, "push": push.Worker, "fanout": fanoutWorker, "soak": soak.Worker} {
 		fleet.RegisterWorker(mode, fn)
 	}
 	compare.Register("connections", connections.Compared)
@@ -95,7 +96,7 @@ func main() {
 	case "fanout":
 		err = cmdFanout(ctx, args)
 	case "soak":
-		err = cmdSoak(ctx, args)
+		err = soak.Command(ctx, args)
 	case "scale":
 		err = cmdScale(ctx, args)
 	case "compare":

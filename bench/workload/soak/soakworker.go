@@ -1,4 +1,4 @@
-package main
+package soak
 
 // soak, the worker side: slots, tallies, and the good client.
 //
@@ -188,7 +188,8 @@ type soaker struct {
 	bEcho  atomic.Int64
 }
 
-func soakWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
+// Worker runs one client process's share of the good and hostile slots.
+func Worker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	ss := new(soakSpec)
 	if err := json.Unmarshal(spec.Params, ss); err != nil {
 		return fmt.Errorf("soak worker: bad soak spec: %w", err)
@@ -503,7 +504,7 @@ func (s *soaker) good(g int) {
 			break
 		}
 		p := buf[:goodSizes[seq%uint64(len(goodSizes))]]
-		echoPayload(p, seq)
+		wsclient.EchoPayload(p, seq)
 		op := byte(wsclient.OpText)
 		if seq%2 == 1 {
 			op = wsclient.OpBinary

@@ -1,4 +1,4 @@
-package main
+package soak
 
 // soak: minutes of good clients mixed with every kind of hostile one, then
 // proof that the server gave back what they took and served every good client.
@@ -209,7 +209,8 @@ type soakTCP struct {
 	OrphanSlack   int64       `json:"orphan_slack"`
 }
 
-func cmdSoak(ctx context.Context, args []string) error {
+// Command runs "wsload soak".
+func Command(ctx context.Context, args []string) error {
 	var cfg soakConfig
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	cfg.register(fs)

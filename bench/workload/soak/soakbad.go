@@ -1,4 +1,4 @@
-package main
+package soak
 
 // soak, the bad behaviours: each function runs one connection of its
 // behaviour to its end and says how it ended. None waits longer than -hold
@@ -408,7 +408,7 @@ func (s *soaker) noRead(g int) soakOutcome {
 	deadline := s.until(s.ss.Hold)
 	c.NC.SetWriteDeadline(deadline)
 	msg := make([]byte, 16<<10)
-	echoPayload(msg, 7)
+	wsclient.EchoPayload(msg, 7)
 	tk := time.NewTicker(10 * time.Millisecond)
 	defer tk.Stop()
 	for time.Now().Before(deadline) {
