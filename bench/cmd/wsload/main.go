@@ -31,6 +31,7 @@ import (
 	"github.com/wsmill/wsmill/bench/workload/compare"
 	"github.com/wsmill/wsmill/bench/workload/connections"
 	"github.com/wsmill/wsmill/bench/workload/push"
+	"github.com/wsmill/wsmill/bench/workload/scale"
 	"github.com/wsmill/wsmill/bench/workload/soak"
 )
 
@@ -70,7 +71,7 @@ func main() {
 	compare.Register("fanout", func() compare.Workload { return &fanoutCompared{} })
 	sub, args := os.Args[1], os.Args[2:]
 	if sub == "__scale" {
-		if err := scaleWorkerMain(); err != nil {
+		if err := scale.WorkerMain(); err != nil {
 			fmt.Fprintf(os.Stderr, "wsload scale client: %v\n", err)
 			os.Exit(1)
 		}
@@ -98,7 +99,7 @@ func main() {
 	case "soak":
 		err = soak.Command(ctx, args)
 	case "scale":
-		err = cmdScale(ctx, args)
+		err = scale.Command(ctx, args)
 	case "compare":
 		err = compare.Command(ctx, args)
 	case "plot":

@@ -1,4 +1,4 @@
-package main
+package scale
 
 // scale: K wsmill processes on one port (-reuseport) and as many epoll
 // client processes as needed hold N connections; every connection's
@@ -194,7 +194,8 @@ type scaleResult struct {
 	ServerLogDir string            `json:"server_log_dir"`
 }
 
-func cmdScale(ctx context.Context, args []string) error {
+// Command runs "wsload scale".
+func Command(ctx context.Context, args []string) error {
 	var cfg scaleConfig
 	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
 	cfg.register(fs)

@@ -1,4 +1,4 @@
-package main
+package scale
 
 // wsload scale's processes: the wsmill servers it starts, the client
 // processes (the hidden "__scale" subcommand, scaleclient_linux.go), and

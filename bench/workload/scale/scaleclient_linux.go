@@ -1,4 +1,4 @@
-package main
+package scale
 
 // The scale client: one raw epoll loop per client process holding up to
 // ~19,000 WebSocket connections, memory-frugal so that a million
@@ -121,7 +121,9 @@ type scaleWorker struct {
 // scaleWorkerMain is the hidden "__scale" subcommand: a client process of
 // wsload scale. It reads a scaleSpec line, then scaleCmd lines, from stdin
 // and writes scaleEvent lines to stdout; stdin's end ends it.
-func scaleWorkerMain() error {
+// WorkerMain is the scale client process ("wsload __scale"): it reads its
+// spec and commands on stdin and writes events on stdout.
+func WorkerMain() error {
 	fleet.IgnoreInterrupts()
 	cmds, spec, err := readScaleStdin()
 	if err != nil {
@@ -507,7 +509,7 @@ func (w *scaleWorker) feed(fd int, c *scConn, b []byte, t int64) {
 			k := min(len(c.part)-int(c.plen), len(b))
 			copy(c.part[c.plen:], b[:k])
 			held := c.part[:int(c.plen)+k]
-			total, hl := frameSize(held)
+			total, hl := wsclient.FrameSize(held)
 			switch {
 			case total < 0: // header still incomplete
 				c.plen += uint8(k)
@@ -527,7 +529,7 @@ func (w *scaleWorker) feed(fd int, c *scConn, b []byte, t int64) {
 			}
 			continue
 		}
-		total, hl := frameSize(b)
+		total, hl := wsclient.FrameSize(b)
 		switch {
 		case total >= 0 && total <= len(b):
 			w.frame(fd, c, b[:total], hl, t)
@@ -572,36 +574,6 @@ func (w *scaleWorker) response(fd int, b []byte) ([]byte, bool) {
 	}
 	hs.buf, hs.response = nil, true
 	return rest, true
-}
-
-// frameSize returns the whole size of the frame at the start of b and its
-// header length, or −1 when b does not hold the whole header yet.
-func frameSize(b []byte) (total, hl int) {
-	if len(b) < 2 {
-		return -1, 0
-	}
-	n := int(b[1] & 0x7F)
-	hl = 2
-	switch n {
-	case 126:
-		if len(b) < 4 {
-			return -1, 0
-		}
-		n, hl = int(binary.BigEndian.Uint16(b[2:])), 4
-	case 127:
-		if len(b) < 10 {
-			return -1, 0
-		}
-		v := binary.BigEndian.Uint64(b[2:])
-		if v > wsclient.MaxFrame {
-			v = wsclient.MaxFrame
-		}
-		n, hl = int(v), 10
-	}
-	if b[1]&0x80 != 0 {
-		hl += 4
-	}
-	return hl + n, hl
 }
 
 // oversized counts a frame too long for the parser and skips its payload.

@@ -1,18 +1,17 @@
-package main
+package scale
 
 // wsload scale's files: scale.json (the whole result), scale.md (the step
 // table) and scale-lag.png (the push-lag CDF of each step).
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/proc"
+	"github.com/wsmill/wsmill/bench/internal/report"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -21,21 +20,9 @@ import (
 
 // writeScale writes DIR/scale.{json,md} and DIR/scale-lag.png.
 func writeScale(r *scaleResult, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	lag := filepath.Join(dir, "scale-lag.png")
+	if err := report.WriteFiles(dir, "scale", r, r.markdown(), func(string) error { return plotScaleLag(r, lag) }); err != nil {
 		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "scale.json"), b, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "scale.md"), []byte(r.markdown()), 0o644); err != nil {
-		return err
-	}
-	if err := plotScaleLag(r, filepath.Join(dir, "scale-lag.png")); err != nil {
-		return fmt.Errorf("plot: %w", err)
 	}
 	fmt.Fprintf(cli.Stderr, "wrote %s/scale.json, scale.md, scale-lag.png\n", dir)
 	return nil
