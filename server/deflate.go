@@ -275,10 +275,15 @@ func (w *worker) inflateDeliver(c *conn, op ws.OpCode, compressed []byte) bool {
 		w.st.inflateTooBig.Add(1)
 		return w.fail(c, ws.StatusMessageTooBig)
 	case inflateInvalid:
-		// [RFC7692 6.2 and 8]: the payload is decompressed before the
-		// message is handled; a stream that does not decompress is data
-		// inconsistent with the message ([RFC6455 7.4.1] 1007), as
-		// gorilla and gws answer too.
+		// RFC 7692 names no close code for a payload that does not
+		// inflate: 6.2 and 7.2.2 only say how to decompress, 8 (security)
+		// is about what compression reveals, and Autobahn's 12.x/13.x
+		// cases send only valid streams (they expect the echo and a
+		// 1000). The payload is data not consistent with the type of
+		// its message, which is [RFC6455 7.4.1]'s 1007, Jetty's answer
+		// (BadPayloadException). 1002 would blame the framing, which
+		// was valid; gws sends 1011, gorilla hands the error to the
+		// application and closes without a code.
 		w.st.inflateInvalid.Add(1)
 		return w.fail(c, ws.StatusInvalidFramePayloadData)
 	case inflateRefused:

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/wsmill/wsmill/bench/internal/report"
@@ -29,6 +30,9 @@ func (w *echoCompared) Metrics() []report.Metric {
 		report.NewMetric("msgs_per_server_cpu_s", "msgs/server CPU-s", "%.0f", "higher", 0),
 		report.NewMetric("client_cpu_s", "client CPU (s)", "%.2f", "lower", 0),
 		report.NewMetric("mismatch", "mismatches", "%.0f", "lower", 0),
+		report.NewMetric("wire_out_per_msg", "wire out (B/msg)", "%.0f", "lower", 0),
+		report.NewMetric("wire_in_per_msg", "wire in (B/msg)", "%.0f", "lower", 0),
+		report.NewMetric("deflate_conns", "deflate conns", "%.0f", "higher", 0),
 	}
 }
 func (w *echoCompared) Run(ctx context.Context, t compare.Target) (any, error) {
@@ -77,3 +81,30 @@ func (w *fanoutCompared) Run(ctx context.Context, t compare.Target) (any, error)
 	r.Server = t.Server
 	return r, err
 }
+
+func (w *fanoutCompared) Modes() []string { return []string{fanoutBroadcast, fanoutRooms} }
+
+// ModeFlags: @rooms (which needs -rooms ≥ 1) and, with -rooms ≥ 1, no
+// mode, publish to rooms (-fanout-rooms); @broadcast broadcasts.
+func (w *fanoutCompared) ModeFlags(label, mode string) ([]string, error) {
+	switch mode {
+	case fanoutRooms:
+		if w.cfg.Rooms < 1 {
+			return nil, fmt.Errorf("server %s publishes to rooms: give -rooms ≥ 1 (the clients' rooms)", label)
+		}
+		return []string{"-fanout-rooms"}, nil
+	case fanoutBroadcast:
+		return nil, nil
+	case "":
+		if w.cfg.Rooms >= 1 {
+			return []string{"-fanout-rooms"}, nil
+		}
+		return nil, nil
+	}
+	return nil, fmt.Errorf("server %s: unknown fan-out mode %s", label, mode)
+}
+
+const (
+	fanoutBroadcast = "broadcast" // the server broadcasts to every connection
+	fanoutRooms     = "rooms"     // the server publishes to every room (-fanout-rooms)
+)

@@ -38,6 +38,8 @@ type echoConfig struct {
 	DialConc    int
 	DialTimeout time.Duration
 	Quiet       bool
+	Deflate     bool
+	Payload     string
 }
 
 func (c *echoConfig) register(fs *flag.FlagSet, target bool) {
@@ -56,6 +58,7 @@ func (c *echoConfig) register(fs *flag.FlagSet, target bool) {
 	fs.StringVar(&c.Src, "src", "", "comma-separated source addresses, used round-robin")
 	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
+	c.registerDeflate(fs)
 }
 
 // echoWorkerPart is one worker's share of the echo result.
@@ -69,6 +72,7 @@ type echoWorkerPart struct {
 	Errors   map[string]int `json:"errors,omitempty"`
 	Hist     string         `json:"hist"`  // round trips in µs (HdrHistogram V2, base64)
 	CPU      float64        `json:"cpu_s"` // this process's CPU (RUSAGE_SELF) inside the window
+	echoWirePart
 }
 
 type echoResult struct {
@@ -96,6 +100,7 @@ type echoResult struct {
 	ClientCPUTotal float64        `json:"client_cpu_total_s"`
 	ServerCPU      float64        `json:"server_cpu_s"`
 	MsgsPerSrvCPU  float64        `json:"msgs_per_server_cpu_s"`
+	echoWire
 }
 
 // runEcho drives cfg.C connections echoing for warm-up + duration.
@@ -106,11 +111,14 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	if cfg.Duration <= 0 {
 		return nil, fmt.Errorf("-duration must be positive")
 	}
+	if err := cfg.checkPayload(); err != nil {
+		return nil, err
+	}
 	cpu0 := proc.SelfCPU()
 	procs := max(cfg.Procs, 1)
 	spec := fleet.Spec{Mode: "echo", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: cfg.Greeting,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 32 << 10,
-		Size: cfg.Size, K: cfg.K, Text: cfg.Text}
+		Size: cfg.Size, K: cfg.K, Text: cfg.Text, Deflate: cfg.Deflate, Payload: cfg.Payload}
 	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.C, Procs: procs, InProc: true}, !cfg.Quiet && cfg.C >= 500)
 	if err != nil {
 		return nil, err
@@ -160,6 +168,7 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 		res.Lost += r.Lost
 		res.Pushes += r.Pushes
 		res.ClientCPU += r.CPU
+		res.addWire(r.echoWirePart)
 		for k, v := range r.Errors {
 			res.Errors[k] += v
 		}
@@ -178,6 +187,7 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	res.ClientCPUTotal = proc.SelfCPU() - cpu0
 	secs := cfg.Duration.Seconds()
 	res.MsgsPerSec = float64(res.Msgs) / secs
+	res.endWire(cfg, res.Msgs)
 	res.MBPerSec = res.MBPerSec / 1e6 / secs
 	res.P50us = float64(h.ValueAtQuantile(50))
 	res.P99us = float64(h.ValueAtQuantile(99))
@@ -213,6 +223,7 @@ func printEcho(w io.Writer, r *echoResult) {
 	} else {
 		t.Row("server CPU", "not measured (no -pid)")
 	}
+	printWire(t, r)
 	t.Row("mismatched echoes / lost connections", fmt.Sprintf("%d / %d", r.Mismatch, r.Lost))
 	t.Row("time pushes skipped", strconv.FormatInt(r.Pushes, 10))
 	for k, v := range r.Errors {
@@ -257,6 +268,11 @@ func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 	if spec.Text {
 		op = wsclient.OpText
 	}
+	fill, err := echoFill(spec)
+	if err != nil {
+		return err
+	}
+	var wire echoWireCount
 	base := time.Now()
 	now := func() int64 { return int64(time.Since(base)) }
 	w0 := int64(cmd.Warmup)
@@ -285,6 +301,7 @@ func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 			continue
 		}
 		ec := &echoConn{c: c, tokens: make(chan struct{}, spec.K), sentAt: make([]atomic.Int64, spec.K)}
+		wire.conn(c)
 		for range spec.K {
 			ec.tokens <- struct{}{}
 		}
@@ -307,15 +324,20 @@ func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 				if now() >= w1 {
 					return
 				}
-				echoPayload(buf, seq)
-				ec.sentAt[seq%uint64(spec.K)].Store(now())
-				if err := ec.c.WriteFrame(op, buf); err != nil {
+				fill(buf, seq)
+				at := now()
+				ec.sentAt[seq%uint64(spec.K)].Store(at)
+				n, err := ec.c.WriteMessage(op, buf)
+				if err != nil {
 					if !stopping.Load() {
 						noteErr("write: ", err)
 					}
 					return
 				}
 				ec.sent.Add(1)
+				if at >= w0 && at < w1 {
+					wire.sent(n)
+				}
 			}
 		}()
 		readers.Add(1)
@@ -343,7 +365,7 @@ func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 					}
 					return
 				}
-				echoPayload(want, seq)
+				fill(want, seq)
 				if mop != op || !bytes.Equal(p, want) {
 					mismatch.Add(1)
 					emu.Lock()
@@ -360,6 +382,7 @@ func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 					hmu.Unlock()
 					msgs.Add(1)
 					nbytes.Add(int64(len(p)))
+					wire.received(ec.c.LastWire())
 				}
 				ec.recv.Add(1)
 				ec.tokens <- struct{}{}
@@ -404,7 +427,8 @@ func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command,
 	}
 	emu.Lock()
 	part := &echoWorkerPart{Msgs: msgs.Load(), Bytes: nbytes.Load(), Sent: sent, Pushes: pushes.Load(),
-		Mismatch: int(mismatch.Load()), Lost: int(lost.Load()), Errors: errs, Hist: string(enc), CPU: cpu1 - cpu0}
+		Mismatch: int(mismatch.Load()), Lost: int(lost.Load()), Errors: errs, Hist: string(enc), CPU: cpu1 - cpu0,
+		echoWirePart: wire.part()}
 	emit(fleet.ResultEvent(part))
 	emu.Unlock()
 	fleet.WaitCmd(ctx, cmds, "close")

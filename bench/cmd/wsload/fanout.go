@@ -43,6 +43,7 @@ type fanoutConfig struct {
 	DialConc    int
 	Rate        float64
 	DialTimeout time.Duration
+	Rooms       int // > 0: connection i joins room i%Rooms (fanoutrooms.go)
 	Quiet       bool
 }
 
@@ -60,6 +61,7 @@ func (c *fanoutConfig) register(fs *flag.FlagSet, target bool) {
 	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
 	fs.Float64Var(&c.Rate, "rate", 0, "total dial rate limit in connections/s (0: unlimited)")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
+	fs.IntVar(&c.Rooms, "rooms", 0, "rooms: connection i upgrades at /ws?room=r(i%R), for a server started with -fanout-rooms (0: plain /ws, for a broadcast)")
 }
 
 // fanoutBcast is one broadcast as seen by some connections.
@@ -90,6 +92,7 @@ type fanoutResult struct {
 	Workload      string         `json:"workload"`
 	Server        string         `json:"server,omitempty"`
 	N             int            `json:"n"`
+	Rooms         int            `json:"rooms,omitempty"`
 	Procs         int            `json:"procs"`
 	Connected     int            `json:"connected"`
 	Failed        int            `json:"failed"`
@@ -202,8 +205,11 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	if cfg.N < 1 || cfg.Interval <= 0 || cfg.Duration < cfg.Interval || cfg.Grace < 0 {
 		return nil, fmt.Errorf("need -n ≥ 1, -interval > 0, -duration ≥ -interval and -grace ≥ 0")
 	}
+	if err := checkRooms(cfg.Rooms, cfg.N); err != nil {
+		return nil, err
+	}
 	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
-	res := &fanoutResult{Workload: "fanout", N: cfg.N, Procs: procs, IntervalMs: stats.Ms(cfg.Interval),
+	res := &fanoutResult{Workload: "fanout", N: cfg.N, Rooms: cfg.Rooms, Procs: procs, IntervalMs: stats.Ms(cfg.Interval),
 		Seconds: cfg.Duration.Seconds(), Expected: int(cfg.Duration / cfg.Interval), Errors: map[string]int{}}
 	if cfg.PID > 0 {
 		ps, err := proc.ReadStat(cfg.PID)
@@ -214,7 +220,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	}
 	spec := fleet.Spec{Mode: "fanout", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: true,
 		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
-		Interval: cfg.Interval, Grace: cfg.Grace, Stamps: true}
+		Interval: cfg.Interval, Grace: cfg.Grace, Stamps: true, Rooms: cfg.Rooms}
 	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
@@ -329,6 +335,9 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 func printFanout(w io.Writer, r *fanoutResult) {
 	t := report.NewTable(w)
 	t.Row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
+	if r.Rooms > 0 {
+		t.Row("rooms", fmt.Sprintf("%d (connection i in room r(i%%%d))", r.Rooms, r.Rooms))
+	}
 	t.Row("window / interval", fmt.Sprintf("%.1f s / %.0f ms: %d broadcasts (%d expected), to %d open connections", r.Seconds, r.IntervalMs, r.Broadcasts, r.Expected, r.Open))
 	t.Row("arrival − send p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms (over %d deliveries)", r.P50ms, r.P99ms, r.MaxMs, r.Deliveries))
 	t.Row("time to the last connection p50 / p99 / max", fmt.Sprintf("%.3f / %.3f / %.3f ms (over broadcasts)", r.LastP50ms, r.LastP99ms, r.LastMaxMs))
@@ -420,7 +429,7 @@ func fanoutWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Comman
 		}
 	}
 	plan := fleet.DialPlan{
-		Opts: spec.DefaultOpts,
+		Opts: func(i int) wsclient.Options { return roomOpts(spec, i) },
 		Connected: func(i int, c *wsclient.Conn) {
 			fc := &fanoutConn{}
 			fcs[i] = fc

@@ -39,7 +39,7 @@ const usage = `wsload: end-to-end load generator for WebSocket servers
 
 usage:
   wsload connections -addr HOST:PORT -n N [-procs P] [-src 127.0.0.2,127.0.0.3] [-pid PID] [-greeting=true] [-hold 5s]
-  wsload echo        -addr HOST:PORT [-c 10] [-size 128] [-k 1] [-duration 10s] [-pid PID] [-text] [-greeting=true]
+  wsload echo        -addr HOST:PORT [-c 10] [-size 128] [-k 1] [-duration 10s] [-pid PID] [-text] [-greeting=true] [-deflate] [-payload seq|json]
   wsload push        -addr HOST:PORT [-n 1000] [-interval 1s] [-duration 30s] [-pid PID] [-slow-pct 1] [-procs P] [-src ...]
   wsload fanout      -addr HOST:PORT [-n 2000] [-interval 1s] [-duration 20s] [-pid PID] [-procs P] [-src ...]
                      the server (started with -fanout-interval) broadcasts "F"+unix ns; latency of

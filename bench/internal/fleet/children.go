@@ -54,6 +54,11 @@ type Spec struct {
 	K    int  `json:"k,omitempty"`
 	Text bool `json:"text,omitempty"`
 
+	// Deflate offers permessage-deflate on every connection (any workload);
+	// Payload is the echo's message kind ("", "seq" or "json").
+	Deflate bool   `json:"deflate,omitempty"`
+	Payload string `json:"payload,omitempty"`
+
 	// push
 	Interval  time.Duration `json:"interval,omitempty"`
 	SlowPct   float64       `json:"slow_pct,omitempty"`
@@ -63,6 +68,7 @@ type Spec struct {
 
 	// fanout (and Interval)
 	Grace time.Duration `json:"grace,omitempty"`
+	Rooms int           `json:"rooms,omitempty"` // > 0: connection Offset+i upgrades at /ws?room=r((Offset+i)%Rooms)
 
 	// Params is the workload's own part of the spec (soak's), as JSON:
 	// the workload encodes and decodes it (DecodeParams).

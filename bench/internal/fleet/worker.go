@@ -140,7 +140,7 @@ func DialAll(ctx context.Context, spec Spec, plan DialPlan, emit func(Event)) []
 
 // defaultOpts is the dial plan's usual options for connection i.
 func (spec Spec) DefaultOpts(i int) wsclient.Options {
-	o := wsclient.Options{Addr: spec.Addr, Timeout: spec.DialTimeout, ReadBuf: spec.ReadBuf, Stamps: spec.Stamps}
+	o := wsclient.Options{Addr: spec.Addr, Timeout: spec.DialTimeout, ReadBuf: spec.ReadBuf, Stamps: spec.Stamps, Deflate: spec.Deflate}
 	if len(spec.Src) > 0 {
 		o.Src = spec.Src[(spec.Offset+i)%len(spec.Src)]
 	}

@@ -55,6 +55,8 @@ type Options struct {
 	RcvBuf  int           // SO_RCVBUF to set before connect, 0 to leave it
 	ReadBuf int           // bufio.Reader size
 	Stamps  bool          // SO_TIMESTAMPNS: keep each read's kernel receive time (stamp.go)
+	Deflate bool          // offer permessage-deflate without context takeover (deflate.go)
+	Target  string        // request-target of the upgrade, "" for /ws (fanout rooms: /ws?room=r7)
 }
 
 // wsConn is one client connection. Writes are serialised by wmu so that a
@@ -66,11 +68,19 @@ type Conn struct {
 	wmu  sync.Mutex
 	wbuf []byte
 
-	rbuf []byte // payload of the last frame read (reused)
-	mbuf []byte // reassembly of fragmented messages (reused)
+	hdr  [14]byte // the frame header being read (an array on the stack would escape through io.ReadFull)
+	rbuf []byte   // payload of the last frame read (reused)
+	mbuf []byte   // reassembly of fragmented messages (reused)
 
 	stamp *stampReader // with dialOptions.Stamps: under br
+
+	z        *deflateState // with Options.Deflate; z.on once the server accepted
+	lastWire int           // bytes on the wire of the last message read
 }
+
+// LastWire is the size on the wire (frame headers and payloads, as
+// received) of the message ReadMessage has just returned.
+func (c *Conn) LastWire() int { return c.lastWire }
 
 // arrival is the kernel receive time (unix ns) of the message ReadMessage
 // has just returned, or 0 without dialOptions.Stamps or a stamp.
@@ -106,6 +116,9 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	deadline, _ := ctx.Deadline()
 	nc.SetDeadline(deadline)
 	c := &Conn{NC: nc}
+	if o.Deflate {
+		c.z = &deflateState{}
+	}
 	if o.Stamps {
 		if c.stamp, err = newStampReader(nc); err != nil {
 			nc.Close()
@@ -115,7 +128,11 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	} else {
 		c.BR = bufio.NewReaderSize(nc, o.ReadBuf)
 	}
-	if err := c.handshake(o.Addr); err != nil {
+	target := o.Target
+	if target == "" {
+		target = "/ws"
+	}
+	if err := c.handshake(o.Addr, target); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -154,11 +171,15 @@ func SocketControl(bound bool, rcvbuf int, stamps bool) func(network, address st
 	}
 }
 
-func (c *Conn) handshake(addr string) error {
+func (c *Conn) handshake(addr, target string) error {
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
-	if _, err := io.WriteString(c.NC, UpgradeRequest(addr, key)); err != nil {
+	req := UpgradeRequestTarget(addr, target, key)
+	if c.z != nil {
+		req = upgradeRequestDeflate(addr, target, key)
+	}
+	if _, err := io.WriteString(c.NC, req); err != nil {
 		return fmt.Errorf("write upgrade request: %w", err)
 	}
 	tp := textproto.NewReader(c.BR)
@@ -181,12 +202,22 @@ func (c *Conn) handshake(addr string) error {
 	if want := base64.StdEncoding.EncodeToString(h[:]); hdr.Get("Sec-WebSocket-Accept") != want {
 		return fmt.Errorf("bad Sec-WebSocket-Accept %q", hdr.Get("Sec-WebSocket-Accept"))
 	}
+	on, err := checkExtensions(hdr.Values("Sec-WebSocket-Extensions"), c.z != nil)
+	if err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	if c.z != nil {
+		c.z.on = on
+	}
 	return nil
 }
 
-// upgradeRequest is the HTTP request that asks for the upgrade at GET /ws.
-func UpgradeRequest(addr, key string) string {
-	return "GET /ws HTTP/1.1\r\nHost: " + addr +
+// UpgradeRequest is the HTTP request that asks for the upgrade at GET /ws.
+func UpgradeRequest(addr, key string) string { return UpgradeRequestTarget(addr, "/ws", key) }
+
+// UpgradeRequestTarget asks for the upgrade at GET target ("/ws?room=r7").
+func UpgradeRequestTarget(addr, target, key string) string {
+	return "GET " + target + " HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
 		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
 }
@@ -195,17 +226,25 @@ func UpgradeRequest(addr, key string) string {
 // generator measures servers, and an abrupt close is what they must survive.
 func (c *Conn) Close() error { return c.NC.Close() }
 
-// WriteFrame sends one final frame with a fresh random mask.
+// WriteFrame sends one final frame with a fresh random mask, never
+// compressed (WriteMessage compresses).
 func (c *Conn) WriteFrame(op byte, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	_, err := c.writeFrameLocked(0x80|op, payload)
+	return err
+}
+
+// writeFrameLocked sends one frame with first byte b0 (FIN, RSV and
+// opcode) and a fresh random mask, and returns its size. Caller holds wmu.
+func (c *Conn) writeFrameLocked(b0 byte, payload []byte) (int, error) {
 	n := len(payload)
 	need := 14 + n
 	if cap(c.wbuf) < need {
 		c.wbuf = make([]byte, need)
 	}
 	b := c.wbuf[:need]
-	b[0] = 0x80 | op
+	b[0] = b0
 	h := 2
 	switch {
 	case n < 126:
@@ -224,8 +263,7 @@ func (c *Conn) WriteFrame(op byte, payload []byte) error {
 	h += 4
 	copy(b[h:], payload)
 	MaskBytes(b[h:h+n], key, 0)
-	_, err := c.NC.Write(b[:h+n])
-	return err
+	return c.NC.Write(b[:h+n])
 }
 
 // maskBytes XORs p with the 4-byte key (big-endian in key) starting at
@@ -254,21 +292,26 @@ func MaskBytes(p []byte, key uint32, pos int) {
 // frame is one frame as read: the payload aliases the connection's buffer
 // until the next read.
 type Frame struct {
-	Fin     bool
-	Op      byte
-	Payload []byte
+	Fin        bool
+	Op         byte
+	Compressed bool // RSV1: the first frame of a compressed message
+	Payload    []byte
+	Wire       int // the frame's size on the wire, header included
 }
 
 // readFrame reads one frame, masked or not, and unmasks it.
 func (c *Conn) ReadFrame() (Frame, error) {
-	var hdr [14]byte
+	hdr := &c.hdr
 	if _, err := io.ReadFull(c.BR, hdr[:2]); err != nil {
 		return Frame{}, err
 	}
-	f := Frame{Fin: hdr[0]&0x80 != 0, Op: hdr[0] & 0x0F}
-	if hdr[0]&0x70 != 0 {
+	f := Frame{Fin: hdr[0]&0x80 != 0, Op: hdr[0] & 0x0F, Compressed: hdr[0]&rsv1 != 0}
+	// [RFC6455 5.2]: a nonzero RSV bit that no negotiated extension
+	// defines fails the connection; permessage-deflate defines RSV1.
+	if rsv := hdr[0] & 0x70; rsv != 0 && (rsv != rsv1 || !c.Deflate()) {
 		return Frame{}, fmt.Errorf("frame with RSV bits set (0x%02x)", hdr[0])
 	}
+	hl := 2
 	masked := hdr[1]&0x80 != 0
 	n := uint64(hdr[1] & 0x7F)
 	switch n {
@@ -277,11 +320,13 @@ func (c *Conn) ReadFrame() (Frame, error) {
 			return Frame{}, err
 		}
 		n = uint64(binary.BigEndian.Uint16(hdr[2:4]))
+		hl = 4
 	case 127:
 		if _, err := io.ReadFull(c.BR, hdr[2:10]); err != nil {
 			return Frame{}, err
 		}
 		n = binary.BigEndian.Uint64(hdr[2:10])
+		hl = 10
 	}
 	if n > MaxFrame {
 		return Frame{}, fmt.Errorf("frame of %d bytes exceeds the client's limit", n)
@@ -292,7 +337,9 @@ func (c *Conn) ReadFrame() (Frame, error) {
 			return Frame{}, err
 		}
 		key = binary.BigEndian.Uint32(hdr[10:14])
+		hl += 4
 	}
+	f.Wire = hl + int(n)
 	if cap(c.rbuf) < int(n) {
 		c.rbuf = make([]byte, n)
 	}
@@ -307,14 +354,21 @@ func (c *Conn) ReadFrame() (Frame, error) {
 }
 
 // ReadMessage returns the next data message (text or binary), reassembling
-// fragments. Pings are answered, pongs skipped; a Close frame ends the
-// connection with errPeerClosed. The payload is valid until the next call.
+// fragments and inflating a compressed one. Pings are answered, pongs
+// skipped; a Close frame ends the connection with errPeerClosed. The
+// payload is valid until the next call; LastWire is its size on the wire.
 func (c *Conn) ReadMessage() (op byte, payload []byte, err error) {
-	fragmented := false
+	fragmented, compressed := false, false
+	wire := 0
 	for {
 		f, err := c.ReadFrame()
 		if err != nil {
 			return 0, nil, err
+		}
+		if f.Compressed && f.Op != OpText && f.Op != OpBinary {
+			// [RFC7692 6]: RSV1 is set on the first frame of a message
+			// only; on a control frame or a continuation it is an error.
+			return 0, nil, fmt.Errorf("RSV1 on a frame of opcode 0x%x", f.Op)
 		}
 		switch f.Op {
 		case OpPing:
@@ -334,11 +388,11 @@ func (c *Conn) ReadMessage() (op byte, payload []byte, err error) {
 			if fragmented {
 				return 0, nil, errors.New("new data frame inside a fragmented message")
 			}
+			op, compressed, wire = f.Op, f.Compressed, f.Wire
 			if f.Fin {
-				return f.Op, f.Payload, nil
+				return c.endMessage(op, f.Payload, compressed, wire)
 			}
 			fragmented = true
-			op = f.Op
 			c.mbuf = append(c.mbuf[:0], f.Payload...)
 		case OpContinuation:
 			if !fragmented {
@@ -348,13 +402,27 @@ func (c *Conn) ReadMessage() (op byte, payload []byte, err error) {
 				return 0, nil, errors.New("fragmented message exceeds the client's limit")
 			}
 			c.mbuf = append(c.mbuf, f.Payload...)
+			wire += f.Wire
 			if f.Fin {
-				return op, c.mbuf, nil
+				return c.endMessage(op, c.mbuf, compressed, wire)
 			}
 		default:
 			return 0, nil, fmt.Errorf("unknown opcode 0x%x", f.Op)
 		}
 	}
+}
+
+// endMessage returns a whole message, inflated when it was compressed.
+func (c *Conn) endMessage(op byte, p []byte, compressed bool, wire int) (byte, []byte, error) {
+	c.lastWire = wire
+	if !compressed {
+		return op, p, nil
+	}
+	q, err := c.z.inflate(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	return op, q, nil
 }
 
 // expectGreeting reads the first message and checks it is the greeting.

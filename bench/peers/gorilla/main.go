@@ -14,7 +14,10 @@
 // Fan-out the gorilla way: one websocket.PreparedMessage per broadcast
 // (encoded once), handed to every connection's writer goroutine, which
 // sends it with WritePreparedMessage: gorilla allows one concurrent writer,
-// and here that writer is writePump.
+// and here that writer is writePump. With -fanout-rooms, the hub keeps a
+// set of clients per room (the room from /ws?room=NAME) and each broadcast
+// is offered to the members of every room in turn, as a chat with rooms
+// built on the chat example's hub does.
 package main
 
 import (
@@ -66,46 +69,68 @@ type client struct {
 	fan  chan *websocket.PreparedMessage
 	quit chan struct{}
 	once sync.Once
-	hub  *hub // nil without -fanout-interval
+	hub  *hub   // nil without -fanout-interval
+	room string // its room in the hub: "" for all (no -fanout-rooms)
 }
 
-// hub is the set of open clients the fan-out walks.
+// hub is the set of open clients the fan-out walks, by room. Without
+// -fanout-rooms every client is in room "", so a broadcast is one room.
 type hub struct {
-	mu      sync.Mutex
-	clients map[*client]struct{}
-	snap    []*client // reused by broadcast, its only user
+	mu    sync.Mutex
+	rooms map[string]map[*client]struct{}
+	names []string  // rooms, reused by broadcast, its only user
+	snap  []*client // one room's members, reused likewise
 }
 
 func (h *hub) add(c *client) {
 	h.mu.Lock()
-	h.clients[c] = struct{}{}
+	m := h.rooms[c.room]
+	if m == nil {
+		m = make(map[*client]struct{})
+		h.rooms[c.room] = m
+	}
+	m[c] = struct{}{}
 	h.mu.Unlock()
 }
 
+// del takes c out of its room and drops the room when it empties.
 func (h *hub) del(c *client) {
 	h.mu.Lock()
-	delete(h.clients, c)
+	m := h.rooms[c.room]
+	delete(m, c)
+	if len(m) == 0 {
+		delete(h.rooms, c.room)
+	}
 	h.mu.Unlock()
 }
 
-// broadcast prepares payload once and offers it to every client's writer.
+// broadcast prepares payload once and offers it to the writer of every
+// client of every room, a room at a time.
 func (h *hub) broadcast(payload []byte) {
 	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, payload)
 	if err != nil {
 		return
 	}
 	h.mu.Lock()
-	h.snap = h.snap[:0]
-	for c := range h.clients {
-		h.snap = append(h.snap, c)
+	h.names = h.names[:0]
+	for name := range h.rooms {
+		h.names = append(h.names, name)
 	}
 	h.mu.Unlock()
-	for i, c := range h.snap {
-		select {
-		case c.fan <- pm:
-		default: // the previous broadcast is still waiting for this writer
+	for _, name := range h.names {
+		h.mu.Lock()
+		h.snap = h.snap[:0]
+		for c := range h.rooms[name] {
+			h.snap = append(h.snap, c)
 		}
-		h.snap[i] = nil
+		h.mu.Unlock()
+		for i, c := range h.snap {
+			select {
+			case c.fan <- pm:
+			default: // the previous broadcast is still waiting for this writer
+			}
+			h.snap[i] = nil
+		}
 	}
 }
 
@@ -188,26 +213,43 @@ func main() {
 	addr := flag.String("addr", ":8080", "listen address")
 	push := flag.Duration("push-interval", 5*time.Second, "time push period")
 	fanout := flag.Duration("fanout-interval", 0, "broadcast \"F\"+unix ns to every connection this often (0: never)")
+	deflate := flag.Bool("deflate", false, "negotiate permessage-deflate (gorilla's Upgrader.EnableCompression: no context takeover, every message written compressed at level 1)")
+	withRooms := flag.Bool("fanout-rooms", false, "with -fanout-interval: publish to every room (joined with /ws?room=NAME) instead of broadcasting")
 	flag.Parse()
+	// gorilla's documented switch: the Upgrader negotiates permessage-
+	// deflate when the client offers it, and a negotiated conn compresses
+	// every data message it writes (EnableWriteCompression is on by default).
+	upgrader.EnableCompression = *deflate
 	if *push <= 0 {
 		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
+		os.Exit(2)
+	}
+	if *withRooms && *fanout <= 0 {
+		fmt.Fprintln(os.Stderr, "-fanout-rooms needs -fanout-interval > 0")
 		os.Exit(2)
 	}
 
 	var h *hub
 	if *fanout > 0 {
-		h = &hub{clients: make(map[*client]struct{}, 1024)}
+		h = &hub{rooms: make(map[string]map[*client]struct{})}
 		go h.fanout(*fanout)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		room := ""
+		if *withRooms {
+			if room = r.URL.Query().Get("room"); room == "" {
+				http.Error(w, "no room: upgrade at /ws?room=NAME", http.StatusBadRequest)
+				return
+			}
+		}
 		conn, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
 			return // Upgrade has already answered with an HTTP error
 		}
 		c := &client{conn: conn, send: make(chan message, sendQueue), quit: make(chan struct{})}
 		if h != nil {
-			c.fan, c.hub = make(chan *websocket.PreparedMessage, 1), h
+			c.fan, c.hub, c.room = make(chan *websocket.PreparedMessage, 1), h, room
 			h.add(c)
 		}
 		go c.writePump(*push)

@@ -13,6 +13,12 @@
 // -fanout-interval D it also broadcasts "F" + its unix-nanosecond send time
 // every D (the fan-out workload), with the same walk; it prints "listening
 // on ADDR" to stderr once ready and exits 0 on SIGINT/SIGTERM.
+//
+// Rooms (-fanout-rooms): nbio has no topics, so rooms are the application's
+// map (room name → member set) beside the connection set, joined in the
+// http.Handler once Upgrade has returned the conn (nbio's examples set
+// per-connection state there) and left in OnClose; a publish walks every
+// room with the same non-blocking WriteMessage.
 package main
 
 import (
@@ -42,6 +48,14 @@ type conns struct {
 	// snap is reused between pushes so the walk does not hold mu while
 	// writing.
 	snap []*websocket.Conn
+
+	// With -fanout-rooms: the members of each room, and each member's
+	// room. Changed under mu together with m, so a conn that closed
+	// before the handler could join it (OnClose already ran) is not
+	// joined.
+	rooms  map[string]map[*websocket.Conn]struct{}
+	roomOf map[*websocket.Conn]string
+	names  []string // reused by publish
 }
 
 func (s *conns) add(c *websocket.Conn) {
@@ -53,7 +67,53 @@ func (s *conns) add(c *websocket.Conn) {
 func (s *conns) del(c *websocket.Conn) {
 	s.mu.Lock()
 	delete(s.m, c)
+	if room, ok := s.roomOf[c]; ok {
+		delete(s.roomOf, c)
+		members := s.rooms[room]
+		delete(members, c)
+		if len(members) == 0 {
+			delete(s.rooms, room)
+		}
+	}
 	s.mu.Unlock()
+}
+
+// join puts an open conn in room.
+func (s *conns) join(c *websocket.Conn, room string) {
+	s.mu.Lock()
+	if _, open := s.m[c]; open {
+		members := s.rooms[room]
+		if members == nil {
+			members = make(map[*websocket.Conn]struct{})
+			s.rooms[room] = members
+		}
+		members[c] = struct{}{}
+		s.roomOf[c] = room
+	}
+	s.mu.Unlock()
+}
+
+// publish writes msg as one text message to every member of every room,
+// a room at a time.
+func (s *conns) publish(msg []byte) {
+	s.mu.Lock()
+	s.names = s.names[:0]
+	for room := range s.rooms {
+		s.names = append(s.names, room)
+	}
+	s.mu.Unlock()
+	for _, room := range s.names {
+		s.mu.Lock()
+		s.snap = s.snap[:0]
+		for c := range s.rooms[room] {
+			s.snap = append(s.snap, c)
+		}
+		s.mu.Unlock()
+		for i, c := range s.snap {
+			_ = c.WriteMessage(websocket.TextMessage, msg)
+			s.snap[i] = nil
+		}
+	}
 }
 
 // send writes msg as one text message to every open connection.
@@ -95,22 +155,39 @@ func main() {
 	addr := flag.String("addr", ":8080", "listen address")
 	push := flag.Duration("push-interval", 5*time.Second, "time push period")
 	fanout := flag.Duration("fanout-interval", 0, "broadcast \"F\"+unix ns to every connection this often (0: never)")
+	withRooms := flag.Bool("fanout-rooms", false, "with -fanout-interval: publish to every room (joined with /ws?room=NAME) instead of broadcasting")
 	flag.Parse()
 	if *push <= 0 {
 		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
+		os.Exit(2)
+	}
+	if *withRooms && *fanout <= 0 {
+		fmt.Fprintln(os.Stderr, "-fanout-rooms needs -fanout-interval > 0")
 		os.Exit(2)
 	}
 	// nbio logs its start/stop banners at Info; keep stderr to our one line
 	// plus real errors (none of which are per connection).
 	logging.SetLevel(logging.LevelError)
 
-	set := &conns{m: make(map[*websocket.Conn]struct{}, 1024)}
+	set := &conns{m: make(map[*websocket.Conn]struct{}, 1024),
+		rooms: map[string]map[*websocket.Conn]struct{}{}, roomOf: map[*websocket.Conn]string{}}
 	upgrader := newUpgrader(set)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
-		// On an nbhttp.Engine connection Upgrade keeps the conn on the
-		// poller; OnOpen has already run when it returns.
-		_, _ = upgrader.Upgrade(w, r, nil)
+		if !*withRooms {
+			// On an nbhttp.Engine connection Upgrade keeps the conn on the
+			// poller; OnOpen has already run when it returns.
+			_, _ = upgrader.Upgrade(w, r, nil)
+			return
+		}
+		room := r.URL.Query().Get("room")
+		if room == "" {
+			http.Error(w, "no room: upgrade at /ws?room=NAME", http.StatusBadRequest)
+			return
+		}
+		if c, err := upgrader.Upgrade(w, r, nil); err == nil {
+			set.join(c, room)
+		}
 	})
 
 	engine := nbhttp.NewEngine(nbhttp.Config{
@@ -146,7 +223,12 @@ func main() {
 			set.send([]byte(now.Format(timeFmt)))
 		case <-fan:
 			// "F" and the send time in unix ns, taken just before the walk.
-			set.send(strconv.AppendInt([]byte{'F'}, time.Now().UnixNano(), 10))
+			msg := strconv.AppendInt([]byte{'F'}, time.Now().UnixNano(), 10)
+			if *withRooms {
+				set.publish(msg)
+			} else {
+				set.send(msg)
+			}
 		case <-ctx.Done():
 			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = engine.Shutdown(sctx)

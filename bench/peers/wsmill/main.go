@@ -3,7 +3,9 @@
 // root, and the wsmill side of the fan-out workload. It greets, echoes and
 // pushes the time like the demo, and with -fanout-interval it broadcasts one
 // prepared frame to every connection with Server.Broadcast, the API's
-// documented fan-out.
+// documented fan-out. With -fanout-rooms as well, each connection joins the
+// room named in its upgrade (/ws?room=NAME) with Server.Subscribe in OnOpen,
+// and each tick's frame is published to every room with Server.Publish.
 //
 // Contract (shared by every peer, see ../README.md): GET /ws upgrades; the
 // server sends "Hi Client!", echoes every message with its opcode and pushes
@@ -18,9 +20,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,9 +36,16 @@ const timeFmt = "2006-01-02 15:04:05"
 var greeting = server.NewFrame(server.OpText, []byte("Hi Client!"))
 
 // app greets and echoes; every method runs on the connection's worker.
-type app struct{}
+// With rooms (-fanout-rooms) it subscribes each connection to the room
+// OnUpgrade attached; the server takes it out when it closes.
+type app struct{ rooms *roomSet }
 
-func (app) OnOpen(c server.Conn) { c.SendFrame(greeting, server.Reliable) }
+func (a app) OnOpen(c server.Conn) {
+	if a.rooms != nil {
+		c.Server().Subscribe(c, c.Value().(string))
+	}
+	c.SendFrame(greeting, server.Reliable)
+}
 
 // OnMessage echoes the borrowed payload; Send copies what the kernel does
 // not take at once.
@@ -58,10 +69,51 @@ func (k *clock) frameAt(now time.Time) *server.Frame {
 	return k.frame
 }
 
+// roomSet is the names of the rooms clients asked for, so that a tick can
+// publish to each: the topics themselves (their members, their leaving at
+// close) are the server's. A name stays once seen; a topic whose
+// subscribers have all gone costs the server nothing, and Publish to it
+// returns at once.
+type roomSet struct {
+	mu    sync.Mutex
+	seen  map[string]bool
+	names []string // append-only; the publisher reads a prefix
+}
+
+func (r *roomSet) add(name string) {
+	r.mu.Lock()
+	if !r.seen[name] {
+		r.seen[name] = true
+		r.names = append(r.names, name)
+	}
+	r.mu.Unlock()
+}
+
+func (r *roomSet) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.names[:len(r.names):len(r.names)]
+}
+
+// upgradeRoom takes the room from the query ("/ws?room=r7"); a request
+// without one is refused with 400, so a client that forgot its room hears
+// about it instead of waiting for frames that never come.
+func (r *roomSet) upgradeRoom(req *server.Request) (any, int) {
+	q, err := url.ParseQuery(string(req.Query()))
+	room := q.Get("room")
+	if err != nil || room == "" {
+		return nil, 400
+	}
+	r.add(room)
+	return room, 0
+}
+
 // fanout broadcasts "F" and the unix-nanosecond send time, taken just
 // before the broadcast starts, every interval until ctx ends. LatestOnly:
 // a client still holding the previous broadcast in its queue skips this one.
-func fanout(ctx context.Context, srv *server.Server, interval time.Duration) {
+// With rooms, the same frame (one send time per tick) is published to
+// every room in turn instead.
+func fanout(ctx context.Context, srv *server.Server, interval time.Duration, rooms *roomSet) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var b []byte
@@ -72,7 +124,14 @@ func fanout(ctx context.Context, srv *server.Server, interval time.Duration) {
 		case <-t.C:
 		}
 		b = strconv.AppendInt(append(b[:0], 'F'), time.Now().UnixNano(), 10)
-		srv.Broadcast(server.NewFrame(server.OpText, b), server.LatestOnly)
+		f := server.NewFrame(server.OpText, b)
+		if rooms == nil {
+			srv.Broadcast(f, server.LatestOnly)
+			continue
+		}
+		for _, room := range rooms.list() {
+			srv.Publish(room, f, server.LatestOnly)
+		}
 	}
 }
 
@@ -80,10 +139,21 @@ func main() {
 	addr := flag.String("addr", ":8080", "listen address")
 	push := flag.Duration("push-interval", 5*time.Second, "time push period")
 	fan := flag.Duration("fanout-interval", 0, "broadcast \"F\"+unix ns to every connection this often (0: never)")
+	withRooms := flag.Bool("fanout-rooms", false, "with -fanout-interval: publish to every room (joined with /ws?room=NAME) instead of broadcasting")
 	flag.Parse()
 	if *push <= 0 {
 		fmt.Fprintln(os.Stderr, "-push-interval must be > 0")
 		os.Exit(2)
+	}
+	if *withRooms && *fan <= 0 {
+		fmt.Fprintln(os.Stderr, "-fanout-rooms needs -fanout-interval > 0")
+		os.Exit(2)
+	}
+	var rooms *roomSet
+	var onUpgrade func(*server.Request) (any, int)
+	if *withRooms {
+		rooms = &roomSet{seen: map[string]bool{}}
+		onUpgrade = rooms.upgradeRoom
 	}
 
 	server.SetProcs(0) // one spare P per worker, as the wsmill command does
@@ -91,7 +161,8 @@ func main() {
 	srv, err := server.New(server.Config{
 		PushInterval: *push,
 		IdleTimeout:  -1, // no peer has an idle timeout
-		App:          app{},
+		App:          app{rooms},
+		OnUpgrade:    onUpgrade,
 		Pushes:       []server.Push{{Frame: k.frameAt, Policy: server.LatestOnly}},
 	})
 	if err != nil {
@@ -110,7 +181,7 @@ func main() {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 	if *fan > 0 {
-		go fanout(ctx, srv, *fan)
+		go fanout(ctx, srv, *fan, rooms)
 	}
 	select {
 	case <-ctx.Done():

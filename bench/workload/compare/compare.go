@@ -123,7 +123,7 @@ func Command(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Workload, "workload", cfg.Workload, names())
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each round runs every server once, in the same order")
 	fs.StringVar(&cfg.Servers, "servers", "wsmill,gorilla,gws,nbio,rawecho",
-		"servers to compare: wsmill (the repository root; for fanout bench/peers/wsmill), a directory name under bench/peers, or bin:PATH (a prebuilt binary with wsmill's flags, labelled by its base name)")
+		"servers to compare: wsmill (the repository root; for fanout bench/peers/wsmill), a directory name under bench/peers, or bin:PATH (a prebuilt binary with wsmill's flags, labelled by its base name); NAME+FLAG adds -FLAG to that server's command line (wsmill+deflate,wsmill,gws+deflate); in fanout NAME@broadcast or NAME@rooms sets that server's mode (default: rooms when -rooms ≥ 1), after any +FLAG (wsmill+deflate@rooms)")
 	fs.StringVar(&cfg.Root, "root", "", "wsmill repository root (default: found from the working directory)")
 	fs.StringVar(&cfg.Out, "out", "", "directory for the JSON, Markdown and PNG results (default: ROOT/bench/results)")
 	fs.DurationVar(&cfg.PushInterval, "push-interval", 5*time.Second, "the servers' -push-interval (the push workload uses -interval instead; fanout defaults to 1h)")
@@ -153,9 +153,19 @@ func Command(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	specs, err := resolveServers(fleet.ParseSrc(cfg.Servers), cfg.w.Needs())
+	var modes []string
+	modal, isModal := cfg.w.(Modal)
+	if isModal {
+		modes = modal.Modes()
+	}
+	specs, err := resolveServers(fleet.ParseSrc(cfg.Servers), cfg.w.Needs(), modes)
 	if err != nil {
 		return err
+	}
+	if isModal {
+		if err := setModes(specs, modal); err != nil {
+			return err
+		}
 	}
 	var servers []string
 	for _, sp := range specs {
@@ -177,14 +187,20 @@ func Command(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	// Build every server once.
+	// Build every server once (wsmill and wsmill+deflate share a binary).
+	built := map[string]string{}
 	for i := range specs {
 		if specs[i].Skip != "" || specs[i].Bin != "" {
+			continue
+		}
+		if bin, ok := built[specs[i].Peer]; ok {
+			specs[i].Bin = bin
 			continue
 		}
 		if specs[i].Bin, err = target.Build(ctx, target.Spec{Label: specs[i].Label, Peer: specs[i].Peer}, root, benchDir, tmp); err != nil {
 			return err
 		}
+		built[specs[i].Peer] = specs[i].Bin
 	}
 
 	rep := &report.Compare{Workload: cfg.Workload, Rounds: cfg.Rounds, Servers: servers, Baseline: baseline, Args: args,
@@ -236,11 +252,14 @@ func Command(ctx context.Context, args []string) error {
 
 // serverSpec says where one compared server comes from and how it is run.
 type serverSpec struct {
-	Label       string // its name in tables and files
-	Bin         string // the binary: given (bin:PATH) or, once built, in the temporary directory
-	Peer        string // bench/peers/NAME to build; "" (and no Bin) is the repository root
-	WsmillFlags bool   // takes -wsmill-flags: the repository-root wsmill, or a bin: build of it
-	Skip        string // why this server sits this workload out
+	Label       string   // its name in tables and files
+	Bin         string   // the binary: given (bin:PATH) or, once built, in the temporary directory
+	Peer        string   // bench/peers/NAME to build; "" (and no Bin) is the repository root
+	WsmillFlags bool     // takes -wsmill-flags: the repository-root wsmill, or a bin: build of it
+	Skip        string   // why this server sits this workload out
+	Args        []string // flags from the entry's +FLAG parts (compareargs.go)
+	Mode        string   // "@MODE" of -servers, "" for none (modes.go)
+	ModeArgs    []string // the workload's flags for that mode (Modal)
 }
 
 // resolveServers turns -servers into specs. "wsmill" is the repository
@@ -249,13 +268,21 @@ type serverSpec struct {
 // written on wsmill's API.
 // "bin:PATH" is a prebuilt binary with the root wsmill's flags (an A/B of
 // two builds), labelled by its base name.
-func resolveServers(names []string, needs Needs) ([]serverSpec, error) {
+func resolveServers(names []string, needs Needs, modes []string) ([]serverSpec, error) {
 	if len(names) == 0 {
 		return nil, errors.New("-servers is empty")
 	}
 	var specs []serverSpec
 	seen := map[string]bool{}
-	for _, n := range names {
+	for _, entry := range names {
+		base, mode, err := splitServerMode(entry, modes)
+		if err != nil {
+			return nil, err
+		}
+		n, args, err := splitServerArgs(base)
+		if err != nil {
+			return nil, err
+		}
 		var sp serverSpec
 		switch {
 		case strings.HasPrefix(n, "bin:"):
@@ -287,6 +314,9 @@ func resolveServers(names []string, needs Needs) ([]serverSpec, error) {
 				sp.Skip = "rawecho does not push"
 			}
 		}
+		if len(args) > 0 || mode != "" {
+			sp.Label, sp.Args, sp.Mode = sp.Label+strings.TrimPrefix(entry, n), args, mode
+		}
 		if seen[sp.Label] {
 			return nil, fmt.Errorf("server %q appears twice in -servers (bin: servers are labelled by their file's base name)", sp.Label)
 		}
@@ -315,9 +345,11 @@ func pickBaseline(want string, servers []string) (string, error) {
 func compareOne(ctx context.Context, cfg *config, sp serverSpec, logPath string) (any, error) {
 	name := sp.Label
 	interval, extra := cfg.w.Server(cfg.PushInterval, cfg.pushGiven)
+	extra = append(extra, sp.ModeArgs...)
 	if sp.WsmillFlags {
 		extra = append(extra, strings.Fields(cfg.WsmillFlags)...)
 	}
+	extra = append(extra, sp.Args...)
 	srv, err := target.Start(ctx, name, sp.Bin, interval, extra, logPath)
 	if err != nil {
 		return nil, err
