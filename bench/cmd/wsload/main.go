@@ -30,6 +30,7 @@ import (
 	"github.com/wsmill/wsmill/bench/internal/report"
 	"github.com/wsmill/wsmill/bench/workload/compare"
 	"github.com/wsmill/wsmill/bench/workload/connections"
+	"github.com/wsmill/wsmill/bench/workload/echo"
 	"github.com/wsmill/wsmill/bench/workload/push"
 	"github.com/wsmill/wsmill/bench/workload/scale"
 	"github.com/wsmill/wsmill/bench/workload/soak"
@@ -62,11 +63,11 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connections.Worker, "echo": echoWorker, "push": push.Worker, "fanout": fanoutWorker, "soak": soak.Worker} {
+	for mode, fn := range map[string]fleet.WorkerFunc{"connections": connections.Worker, "echo": echo.Worker, "push": push.Worker, "fanout": fanoutWorker, "soak": soak.Worker} {
 		fleet.RegisterWorker(mode, fn)
 	}
 	compare.Register("connections", connections.Compared)
-	compare.Register("echo", func() compare.Workload { return &echoCompared{} })
+	compare.Register("echo", echo.Compared)
 	compare.Register("push", push.Compared)
 	compare.Register("fanout", func() compare.Workload { return &fanoutCompared{} })
 	sub, args := os.Args[1], os.Args[2:]
@@ -91,7 +92,7 @@ func main() {
 	case "connections":
 		err = connections.Command(ctx, args)
 	case "echo":
-		err = cmdEcho(ctx, args)
+		err = echo.Command(ctx, args)
 	case "push":
 		err = push.Command(ctx, args)
 	case "fanout":
@@ -121,21 +122,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "wsload %s: %v\n", sub, err)
 		os.Exit(1)
 	}
-}
-
-func cmdEcho(ctx context.Context, args []string) error {
-	var cfg echoConfig
-	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
-	cfg.register(fs, true)
-	if err := cli.ParseFlags(fs, args); err != nil {
-		return err
-	}
-	res, err := runEcho(ctx, cfg)
-	if res != nil {
-		printEcho(cli.Stdout, res)
-		report.Result(cli.Stdout, res)
-	}
-	return err
 }
 
 func cmdFanout(ctx context.Context, args []string) error {

@@ -16,7 +16,7 @@ import (
 // TestMain lets the test binary serve as the worker process: the pool
 // re-executes os.Executable() with "__worker".
 func TestMain(m *testing.M) {
-	for mode, fn := range map[string]fleet.WorkerFunc{"echo": echoWorker, "fanout": fanoutWorker} {
+	for mode, fn := range map[string]fleet.WorkerFunc{"fanout": fanoutWorker} {
 		fleet.RegisterWorker(mode, fn)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "__worker" {
@@ -27,34 +27,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-func TestEchoPayloadIsNotAPush(t *testing.T) {
-	p := make([]byte, len(wsclient.TimeLayout))
-	for seq := uint64(0); seq < 1000; seq++ {
-		echoPayload(p, seq)
-		if wsclient.IsPush(wsclient.OpText, p) {
-			t.Fatalf("payload %q looks like a push", p)
-		}
-	}
-	if !wsclient.IsPush(wsclient.OpText, []byte(time.Now().Format(wsclient.TimeLayout))) {
-		t.Fatal("a time push is not recognised")
-	}
-}
-
-func TestEchoEndToEnd(t *testing.T) {
-	addr := testpeer.Server(t, 50*time.Millisecond)
-	for _, procs := range []int{1, 2} {
-		res, err := runEcho(context.Background(), echoConfig{Addr: addr, PID: os.Getpid(), C: 4, Size: 200, K: 3,
-			Duration: 500 * time.Millisecond, Warmup: 200 * time.Millisecond, Greeting: true, Procs: procs,
-			DialConc: 4, DialTimeout: 5 * time.Second, Text: procs == 2, Quiet: true})
-		if err != nil {
-			t.Fatalf("procs %d: %v", procs, err)
-		}
-		if res.Msgs == 0 || res.Mismatch != 0 || res.Lost != 0 || res.P50us <= 0 || res.Pushes == 0 {
-			t.Fatalf("procs %d: %+v", procs, res)
-		}
-	}
 }
 
 func TestParseFanout(t *testing.T) {

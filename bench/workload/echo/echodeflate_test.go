@@ -1,4 +1,4 @@
-package main
+package echo
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsmill/wsmill/bench/internal/cli"
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
@@ -45,9 +47,9 @@ func TestEchoDeflateEndToEnd(t *testing.T) {
 	for _, compress := range []bool{true, false} {
 		t.Run(fmt.Sprintf("server compression %v", compress), func(t *testing.T) {
 			addr := gorillaDeflateServer(t, compress)
-			res, err := runEcho(context.Background(), echoConfig{Addr: addr, PID: os.Getpid(), C: 4, Size: size, K: 2,
-				Duration: 500 * time.Millisecond, Warmup: 200 * time.Millisecond, Greeting: true, Procs: 1,
-				DialConc: 4, DialTimeout: 5 * time.Second, Quiet: true, Deflate: true, Payload: "json"})
+			res, err := Run(context.Background(), Config{Target: cli.Target{Addr: addr, PID: os.Getpid()}, C: 4, Size: size, K: 2,
+				Duration: 500 * time.Millisecond, Warmup: 200 * time.Millisecond, Greeting: true, Dialing: fleet.Dialing{Procs: 1, DialConc: 4, DialTimeout: 5 * time.Second},
+				Quiet: true, Deflate: true, Payload: "json"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +76,7 @@ func TestEchoPayloadFlag(t *testing.T) {
 		size    int
 		ok      bool
 	}{{"seq", 1, true}, {"", 1, true}, {"json", 1024, true}, {"json", 10, false}, {"random", 1024, false}} {
-		c := echoConfig{Payload: tt.payload, Size: tt.size}
+		c := Config{Payload: tt.payload, Size: tt.size}
 		if err := c.checkPayload(); (err == nil) != tt.ok {
 			t.Errorf("-payload %q -size %d: got %v; want ok %v", tt.payload, tt.size, err, tt.ok)
 		}

@@ -1,4 +1,4 @@
-package main
+package echo
 
 // echo with permessage-deflate: the -deflate and -payload flags, and the
 // bytes each echoed message takes on the wire in each direction (frame
@@ -17,13 +17,13 @@ import (
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
-func (c *echoConfig) registerDeflate(fs *flag.FlagSet) {
+func (c *Config) registerDeflate(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Deflate, "deflate", false, "offer permessage-deflate (no context takeover) and compress every message sent; a server that declines gets plain messages")
 	fs.StringVar(&c.Payload, "payload", "seq", "message content: seq (sequence number and a cycling pattern) or json (a price list, sent as text; compresses like real feeds)")
 }
 
 // checkPayload checks -payload (and makes a JSON echo a text one).
-func (c *echoConfig) checkPayload() error {
+func (c *Config) checkPayload() error {
 	switch c.Payload {
 	case "", "seq":
 		return nil
@@ -42,7 +42,7 @@ func (c *echoConfig) checkPayload() error {
 func echoFill(spec fleet.Spec) (func(p []byte, seq uint64), error) {
 	switch spec.Payload {
 	case "", "seq":
-		return echoPayload, nil
+		return wsclient.EchoPayload, nil
 	case "json":
 		j, err := payload.NewJSON(spec.Size)
 		if err != nil {
@@ -73,14 +73,14 @@ type echoWire struct {
 	wireOut, wireOutMsgs, wireIn int64
 }
 
-func (r *echoResult) addWire(p echoWirePart) {
+func (r *Result) addWire(p echoWirePart) {
 	r.DeflateConns += p.DeflateConns
 	r.wireOut += p.WireOut
 	r.wireOutMsgs += p.WireOutMsgs
 	r.wireIn += p.WireIn
 }
 
-func (r *echoResult) endWire(cfg echoConfig, msgs int64) {
+func (r *Result) endWire(cfg Config, msgs int64) {
 	r.Deflate, r.Payload = cfg.Deflate, cfg.Payload
 	if r.Payload == "" {
 		r.Payload = "seq"
@@ -93,7 +93,7 @@ func (r *echoResult) endWire(cfg echoConfig, msgs int64) {
 	}
 }
 
-func printWire(t *report.Table, r *echoResult) {
+func printWire(t *report.Table, r *Result) {
 	d := "not offered"
 	if r.Deflate {
 		d = fmt.Sprintf("offered, accepted on %d of %d connections", r.DeflateConns, r.Connected)

@@ -1,4 +1,4 @@
-package main
+package echo
 
 // echo: throughput, round-trip latency and CPU cost of echoing messages.
 
@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/report"
@@ -23,30 +24,23 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-type echoConfig struct {
-	Addr        string
-	PID         int
-	C           int
-	Size        int
-	K           int
-	Duration    time.Duration
-	Warmup      time.Duration
-	Text        bool
-	Greeting    bool
-	Procs       int
-	Src         string
-	DialConc    int
-	DialTimeout time.Duration
-	Quiet       bool
-	Deflate     bool
-	Payload     string
+// Config is one echo run.
+type Config struct {
+	cli.Target
+	fleet.Dialing
+	C        int
+	Size     int
+	K        int
+	Duration time.Duration
+	Warmup   time.Duration
+	Text     bool
+	Greeting bool
+	Quiet    bool
+	Deflate  bool
+	Payload  string
 }
 
-func (c *echoConfig) register(fs *flag.FlagSet, target bool) {
-	if target {
-		fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "server host:port")
-		fs.IntVar(&c.PID, "pid", 0, "server process id, for its CPU time (0: not measured)")
-	}
+func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.C, "c", 10, "connections")
 	fs.IntVar(&c.Size, "size", 128, "message payload bytes")
 	fs.IntVar(&c.K, "k", 1, "messages outstanding per connection")
@@ -54,11 +48,25 @@ func (c *echoConfig) register(fs *flag.FlagSet, target bool) {
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "warm-up before measuring (excluded from every figure)")
 	fs.BoolVar(&c.Text, "text", false, "send text messages instead of binary")
 	fs.BoolVar(&c.Greeting, "greeting", true, "require the \"Hi Client!\" greeting on each connection")
-	fs.IntVar(&c.Procs, "procs", 1, "client processes (1: in this process)")
-	fs.StringVar(&c.Src, "src", "", "comma-separated source addresses, used round-robin")
-	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
-	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
+	c.Dialing.Register(fs, 1, "1: in this process", false)
 	c.registerDeflate(fs)
+}
+
+// Command runs "wsload echo".
+func Command(ctx context.Context, args []string) error {
+	var cfg Config
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	cfg.Target.Register(fs, "its CPU time")
+	cfg.register(fs)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := Run(ctx, cfg)
+	if res != nil {
+		Print(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
+	}
+	return err
 }
 
 // echoWorkerPart is one worker's share of the echo result.
@@ -75,7 +83,8 @@ type echoWorkerPart struct {
 	echoWirePart
 }
 
-type echoResult struct {
+// Result is the RESULT of an echo run.
+type Result struct {
 	Workload       string         `json:"workload"`
 	Server         string         `json:"server,omitempty"`
 	Conns          int            `json:"conns"`
@@ -103,8 +112,8 @@ type echoResult struct {
 	echoWire
 }
 
-// runEcho drives cfg.C connections echoing for warm-up + duration.
-func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
+// Run drives cfg.C connections echoing for warm-up + duration.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.C < 1 || cfg.K < 1 || cfg.Size < 1 {
 		return nil, fmt.Errorf("-c, -k and -size must be at least 1")
 	}
@@ -116,15 +125,15 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	}
 	cpu0 := proc.SelfCPU()
 	procs := max(cfg.Procs, 1)
-	spec := fleet.Spec{Mode: "echo", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: cfg.Greeting,
-		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 32 << 10,
-		Size: cfg.Size, K: cfg.K, Text: cfg.Text, Deflate: cfg.Deflate, Payload: cfg.Payload}
+	spec := cfg.Dialing.Spec("echo", cfg.Addr)
+	spec.Greeting, spec.ReadBuf = cfg.Greeting, 32<<10
+	spec.Size, spec.K, spec.Text, spec.Deflate, spec.Payload = cfg.Size, cfg.K, cfg.Text, cfg.Deflate, cfg.Payload
 	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.C, Procs: procs, InProc: true}, !cfg.Quiet && cfg.C >= 500)
 	if err != nil {
 		return nil, err
 	}
 	defer p.Shutdown(3 * time.Second)
-	res := &echoResult{Workload: "echo", Conns: cfg.C, Connected: sum.OK, Size: cfg.Size, K: cfg.K,
+	res := &Result{Workload: "echo", Conns: cfg.C, Connected: sum.OK, Size: cfg.Size, K: cfg.K,
 		Text: cfg.Text, Procs: len(p.Workers), Seconds: cfg.Duration.Seconds(), Errors: map[string]int{}}
 	fleet.AddDialErrors(res.Errors, sum)
 	if err := p.Broadcast(fleet.Command{Cmd: "start", Warmup: cfg.Warmup, Duration: cfg.Duration}); err != nil {
@@ -205,7 +214,8 @@ func runEcho(ctx context.Context, cfg echoConfig) (*echoResult, error) {
 	return res, nil
 }
 
-func printEcho(w io.Writer, r *echoResult) {
+// Print writes r as a table.
+func Print(w io.Writer, r *Result) {
 	t := report.NewTable(w)
 	kind := "binary"
 	if r.Text {
@@ -232,20 +242,6 @@ func printEcho(w io.Writer, r *echoResult) {
 	t.Flush()
 }
 
-// echoPayload fills p with message seq of a connection: 16 hex digits of
-// seq, then letters that depend on seq and position. It is ASCII, so valid
-// as text, and it cannot be mistaken for a time push.
-func echoPayload(p []byte, seq uint64) {
-	const hexd = "0123456789abcdef"
-	for i := range p {
-		if i < 16 {
-			p[i] = hexd[(seq>>(60-4*uint(i)))&0xF]
-		} else {
-			p[i] = 'a' + byte((seq+uint64(i))%26)
-		}
-	}
-}
-
 // echoConn is one connection's state during the echo run.
 type echoConn struct {
 	c      *wsclient.Conn
@@ -256,7 +252,8 @@ type echoConn struct {
 	ended  atomic.Bool    // the reader has returned
 }
 
-func echoWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
+// Worker runs one client process's echo connections.
+func Worker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	conns := fleet.DialAll(ctx, spec, fleet.DialPlan{Opts: spec.DefaultOpts}, emit)
 	defer fleet.CloseConns(conns)
 	cmd, ok := fleet.WaitCmd(ctx, cmds, "start")
