@@ -1,4 +1,4 @@
-package main
+package fanout
 
 // fanout with rooms: the same measurement, but the server publishes each
 // "F" frame to every room instead of broadcasting it. Connection i (over

@@ -1,4 +1,4 @@
-package main
+package fanout
 
 // fanout: how long one server-wide broadcast takes to reach N connections.
 //
@@ -31,37 +31,42 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-type fanoutConfig struct {
-	Addr        string
-	PID         int
-	N           int
-	Interval    time.Duration
-	Duration    time.Duration
-	Grace       time.Duration
-	Procs       int
-	Src         string
-	DialConc    int
-	Rate        float64
-	DialTimeout time.Duration
-	Rooms       int // > 0: connection i joins room i%Rooms (fanoutrooms.go)
-	Quiet       bool
+// Config is one fan-out run.
+type Config struct {
+	cli.Target
+	fleet.Dialing
+	N        int
+	Interval time.Duration
+	Duration time.Duration
+	Grace    time.Duration
+	Rooms    int // > 0: connection i joins room i%Rooms (fanoutrooms.go)
+	Quiet    bool
 }
 
-func (c *fanoutConfig) register(fs *flag.FlagSet, target bool) {
-	if target {
-		fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "server host:port")
-		fs.IntVar(&c.PID, "pid", 0, "server process id, for RSS and CPU (0: not measured)")
-	}
+func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.N, "n", 2000, "connections")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "the server's -fanout-interval")
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "measured window: the broadcasts sent in it are counted")
 	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "how long after the window a broadcast sent in it may still arrive (later is missing)")
-	fs.IntVar(&c.Procs, "procs", 0, "client processes (0: one per 9,000 connections)")
-	fs.StringVar(&c.Src, "src", "", "comma-separated source addresses, used round-robin")
-	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "dials in flight per client process")
-	fs.Float64Var(&c.Rate, "rate", 0, "total dial rate limit in connections/s (0: unlimited)")
-	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "timeout for one connection's dial, upgrade and greeting")
+	c.Dialing.Register(fs, 0, "0: one per 9,000 connections", true)
 	fs.IntVar(&c.Rooms, "rooms", 0, "rooms: connection i upgrades at /ws?room=r(i%R), for a server started with -fanout-rooms (0: plain /ws, for a broadcast)")
+}
+
+// Command runs "wsload fanout".
+func Command(ctx context.Context, args []string) error {
+	var cfg Config
+	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
+	cfg.Target.Register(fs, "RSS and CPU")
+	cfg.register(fs)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := Run(ctx, cfg)
+	if res != nil {
+		Print(cli.Stdout, res)
+		report.Result(cli.Stdout, res)
+	}
+	return err
 }
 
 // fanoutBcast is one broadcast as seen by some connections.
@@ -88,7 +93,8 @@ type fanoutWorkerPart struct {
 	Errors     map[string]int `json:"errors,omitempty"`
 }
 
-type fanoutResult struct {
+// Result is the RESULT of a fan-out run.
+type Result struct {
 	Workload      string         `json:"workload"`
 	Server        string         `json:"server,omitempty"`
 	N             int            `json:"n"`
@@ -201,7 +207,8 @@ func lastQuantiles(bcasts []fanoutBcast, read bool) (p50, p99, mx float64) {
 	return stats.Quantile(v, 0.50), stats.Quantile(v, 0.99), stats.Quantile(v, 1)
 }
 
-func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
+// Run opens cfg.N connections and times the broadcasts they get.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.N < 1 || cfg.Interval <= 0 || cfg.Duration < cfg.Interval || cfg.Grace < 0 {
 		return nil, fmt.Errorf("need -n ≥ 1, -interval > 0, -duration ≥ -interval and -grace ≥ 0")
 	}
@@ -209,7 +216,7 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		return nil, err
 	}
 	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
-	res := &fanoutResult{Workload: "fanout", N: cfg.N, Rooms: cfg.Rooms, Procs: procs, IntervalMs: stats.Ms(cfg.Interval),
+	res := &Result{Workload: "fanout", N: cfg.N, Rooms: cfg.Rooms, Procs: procs, IntervalMs: stats.Ms(cfg.Interval),
 		Seconds: cfg.Duration.Seconds(), Expected: int(cfg.Duration / cfg.Interval), Errors: map[string]int{}}
 	if cfg.PID > 0 {
 		ps, err := proc.ReadStat(cfg.PID)
@@ -218,9 +225,9 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 		}
 		res.RSSBefore = ps.RSS
 	}
-	spec := fleet.Spec{Mode: "fanout", Addr: cfg.Addr, Src: fleet.ParseSrc(cfg.Src), Greeting: true,
-		DialConcurrency: cfg.DialConc, DialTimeout: cfg.DialTimeout, ReadBuf: 1024,
-		Interval: cfg.Interval, Grace: cfg.Grace, Stamps: true, Rooms: cfg.Rooms}
+	spec := cfg.Dialing.Spec("fanout", cfg.Addr)
+	spec.Greeting, spec.ReadBuf, spec.Stamps = true, 1024, true
+	spec.Interval, spec.Grace, spec.Rooms = cfg.Interval, cfg.Grace, cfg.Rooms
 	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
@@ -332,7 +339,8 @@ func runFanout(ctx context.Context, cfg fanoutConfig) (*fanoutResult, error) {
 	return res, nil
 }
 
-func printFanout(w io.Writer, r *fanoutResult) {
+// Print writes r as a table.
+func Print(w io.Writer, r *Result) {
 	t := report.NewTable(w)
 	t.Row("connections requested / connected / failed", fmt.Sprintf("%d / %d / %d (%d client processes)", r.N, r.Connected, r.Failed, r.Procs))
 	if r.Rooms > 0 {
@@ -363,7 +371,9 @@ type fanoutConn struct {
 	ended atomic.Bool
 }
 
-func fanoutWorker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
+// Worker runs one client process's connections, each timing every
+// broadcast frame by its kernel receive stamp.
+func Worker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
 	var w0, w1 atomic.Int64 // window, unix ns; 0 = not open yet
 	grace := int64(spec.Grace)
 	var (

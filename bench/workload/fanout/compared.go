@@ -1,6 +1,4 @@
-package main
-
-// The workloads compare runs, until each moves into its package.
+package fanout
 
 import (
 	"context"
@@ -12,17 +10,21 @@ import (
 	"github.com/wsmill/wsmill/bench/workload/compare"
 )
 
-type fanoutCompared struct{ cfg fanoutConfig }
+// Compared is the fan-out workload as compare runs it; its servers run in
+// two modes, @broadcast and @rooms (compare.Modal).
+func Compared() compare.Workload { return &compared{} }
 
-func (w *fanoutCompared) Register(fs *flag.FlagSet) { w.cfg.register(fs, false) }
-func (w *fanoutCompared) Needs() compare.Needs      { return compare.Needs{Broadcast: true} }
-func (w *fanoutCompared) Server(iv time.Duration, given bool) (time.Duration, []string) {
+type compared struct{ cfg Config }
+
+func (w *compared) Register(fs *flag.FlagSet) { w.cfg.register(fs) }
+func (w *compared) Needs() compare.Needs      { return compare.Needs{Broadcast: true} }
+func (w *compared) Server(iv time.Duration, given bool) (time.Duration, []string) {
 	if !given {
 		iv = time.Hour // time pushes out of the way of the broadcasts
 	}
 	return iv, []string{"-fanout-interval", w.cfg.Interval.String()}
 }
-func (w *fanoutCompared) Metrics() []report.Metric {
+func (w *compared) Metrics() []report.Metric {
 	return []report.Metric{
 		report.NewMetric("last_p50_ms", "to last p50 (ms)", "%.2f", "lower", 0),
 		report.NewMetric("last_p99_ms", "to last p99 (ms)", "%.2f", "lower", 0),
@@ -36,10 +38,10 @@ func (w *fanoutCompared) Metrics() []report.Metric {
 		report.NewMetric("rss_connected", "RSS connected (MiB)", "%.1f", "lower", 1.0/(1<<20)),
 	}
 }
-func (w *fanoutCompared) Run(ctx context.Context, t compare.Target) (any, error) {
+func (w *compared) Run(ctx context.Context, t compare.Target) (any, error) {
 	c := w.cfg
 	c.Addr, c.PID, c.Quiet = t.Addr, t.PID, true
-	r, err := runFanout(ctx, c)
+	r, err := Run(ctx, c)
 	if r == nil {
 		return nil, err
 	}
@@ -47,11 +49,11 @@ func (w *fanoutCompared) Run(ctx context.Context, t compare.Target) (any, error)
 	return r, err
 }
 
-func (w *fanoutCompared) Modes() []string { return []string{fanoutBroadcast, fanoutRooms} }
+func (w *compared) Modes() []string { return []string{fanoutBroadcast, fanoutRooms} }
 
 // ModeFlags: @rooms (which needs -rooms ≥ 1) and, with -rooms ≥ 1, no
 // mode, publish to rooms (-fanout-rooms); @broadcast broadcasts.
-func (w *fanoutCompared) ModeFlags(label, mode string) ([]string, error) {
+func (w *compared) ModeFlags(label, mode string) ([]string, error) {
 	switch mode {
 	case fanoutRooms:
 		if w.cfg.Rooms < 1 {

@@ -1,4 +1,4 @@
-package main
+package fanout
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/target"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
@@ -60,7 +61,7 @@ func TestFanoutModeFlags(t *testing.T) {
 		{"topics", 1, "", true},
 	}
 	for _, tt := range tests {
-		w := &fanoutCompared{}
+		w := &compared{}
 		w.cfg.Rooms = tt.rooms
 		got, err := w.ModeFlags("s", tt.mode)
 		if (err != nil) != tt.wantErr || err == nil && fmt.Sprint(got) != tt.want {
@@ -103,9 +104,9 @@ func TestFanoutRoomsPeers(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Stop()
-			res, err := runFanout(context.Background(), fanoutConfig{Addr: srv.Addr, PID: srv.Cmd.Process.Pid, N: 40, Rooms: 4,
-				Interval: interval, Duration: 500 * time.Millisecond, Grace: 300 * time.Millisecond, Procs: 1, DialConc: 8,
-				DialTimeout: 5 * time.Second, Quiet: true})
+			res, err := Run(context.Background(), Config{Target: cli.Target{Addr: srv.Addr, PID: srv.Cmd.Process.Pid}, N: 40, Rooms: 4,
+				Interval: interval, Duration: 500 * time.Millisecond, Grace: 300 * time.Millisecond, Dialing: fleet.Dialing{Procs: 1, DialConc: 8,
+					DialTimeout: 5 * time.Second}, Quiet: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,33 +1,19 @@
-package main
+package fanout
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/testpeer"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
-
-// TestMain lets the test binary serve as the worker process: the pool
-// re-executes os.Executable() with "__worker".
-func TestMain(m *testing.M) {
-	for mode, fn := range map[string]fleet.WorkerFunc{"fanout": fanoutWorker} {
-		fleet.RegisterWorker(mode, fn)
-	}
-	if len(os.Args) > 1 && os.Args[1] == "__worker" {
-		if err := fleet.Main(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
 
 func TestParseFanout(t *testing.T) {
 	tests := []struct {
@@ -103,13 +89,40 @@ func TestFanoutStats(t *testing.T) {
 
 func TestFanoutEndToEnd(t *testing.T) {
 	addr := testpeer.Fanout(t, 50*time.Millisecond)
-	res, err := runFanout(context.Background(), fanoutConfig{Addr: addr, PID: os.Getpid(), N: 20, Interval: 50 * time.Millisecond,
-		Duration: 500 * time.Millisecond, Grace: 300 * time.Millisecond, Procs: 2, DialConc: 8, DialTimeout: 5 * time.Second, Quiet: true})
+	res, err := Run(context.Background(), Config{Target: cli.Target{Addr: addr, PID: os.Getpid()}, N: 20, Interval: 50 * time.Millisecond,
+		Duration: 500 * time.Millisecond, Grace: 300 * time.Millisecond, Dialing: fleet.Dialing{Procs: 2, DialConc: 8, DialTimeout: 5 * time.Second}, Quiet: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Open != 20 || res.Broadcasts < 8 || res.Missing != 0 || res.Deliveries != int64(20*res.Broadcasts) ||
 		res.StampedPct != 100 || res.LastP50ms <= 0 || res.LastP50ms > res.MaxMs || res.P50ms > res.ReadP50ms {
 		t.Fatalf("%+v", res)
+	}
+}
+
+func TestMain(m *testing.M) { testpeer.Main(m, map[string]fleet.WorkerFunc{"fanout": Worker}) }
+
+// TestCommandFlags: a bad command line ends with a clear error before any
+// connection is dialed (the address is one nothing listens on).
+func TestCommandFlags(t *testing.T) {
+	cli.Stderr = io.Discard
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no connections", []string{"-n", "0"}, "need -n ≥ 1, -interval > 0, -duration ≥ -interval and -grace ≥ 0"},
+		{"window under the interval", []string{"-interval", "2s", "-duration", "1s"}, "-duration ≥ -interval"},
+		{"negative grace", []string{"-grace", "-1s"}, "-grace ≥ 0"},
+		{"more rooms than connections", []string{"-n", "10", "-rooms", "11"}, "rooms"},
+		{"stray argument", []string{"x"}, "unexpected arguments: x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Command(context.Background(), append([]string{"-addr", "127.0.0.1:1"}, tt.args...))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v; want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }
