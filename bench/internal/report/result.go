@@ -1,7 +1,9 @@
 package report
 
 import (
+	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -35,3 +37,19 @@ func (t *Table) Row(cols ...string) { fmt.Fprintln(t.tw, strings.Join(cols, "\t"
 
 // Flush writes the rows, aligned.
 func (t *Table) Flush() { t.tw.Flush() }
+
+// Command is the body every workload's command shares: parse args into fs
+// (flags only), run, then print the result as a table and the RESULT line.
+// A result that comes with an error (a run that measured something, then
+// failed) is printed all the same, and the error returned.
+func Command[R any](ctx context.Context, fs *flag.FlagSet, args []string, run func(context.Context) (*R, error), table func(io.Writer, *R)) (*R, error) {
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	res, err := run(ctx)
+	if res != nil {
+		table(cli.Stdout, res)
+		Result(cli.Stdout, res)
+	}
+	return res, err
+}

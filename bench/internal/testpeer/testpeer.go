@@ -5,7 +5,9 @@
 package testpeer
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
@@ -146,4 +149,29 @@ func Main(m *testing.M, workers map[string]fleet.WorkerFunc) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// FlagCase is a command line that must fail, and a part of its error
+// (an alias of a plain struct, so that the tables stay one line a case).
+type FlagCase = struct {
+	Name string
+	Args []string
+	Want string
+}
+
+// FlagErrors runs command with each case's args after base (an -addr
+// nothing listens on, for a workload that dials) and checks that it fails
+// with an error naming the problem: a bad command line ends with a clear
+// error before anything is dialed, built or started.
+func FlagErrors(t *testing.T, command func(context.Context, []string) error, base []string, cases []FlagCase) {
+	t.Helper()
+	cli.Stderr = io.Discard
+	for _, tt := range cases {
+		t.Run(tt.Name, func(t *testing.T) {
+			err := command(context.Background(), append(append([]string(nil), base...), tt.Args...))
+			if err == nil || !strings.Contains(err.Error(), tt.Want) {
+				t.Fatalf("got %v; want an error containing %q", err, tt.Want)
+			}
+		})
+	}
 }

@@ -43,14 +43,7 @@ func Command(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("connections", flag.ContinueOnError)
 	cfg.Target.Register(fs, "RSS/threads/fds")
 	cfg.register(fs)
-	if err := cli.ParseFlags(fs, args); err != nil {
-		return err
-	}
-	res, err := Run(ctx, cfg)
-	if res != nil {
-		Print(cli.Stdout, res)
-		report.Result(cli.Stdout, res)
-	}
+	_, err := report.Command(ctx, fs, args, func(ctx context.Context) (*Result, error) { return Run(ctx, cfg) }, Print)
 	return err
 }
 

@@ -2,9 +2,7 @@ package connections
 
 import (
 	"context"
-	"io"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,23 +34,10 @@ func TestConnectionsEndToEnd(t *testing.T) {
 // TestCommandFlags: a bad command line ends with a clear error before any
 // connection is dialed (the address is one nothing listens on).
 func TestCommandFlags(t *testing.T) {
-	cli.Stderr = io.Discard
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
+	testpeer.FlagErrors(t, Command, []string{"-addr", "127.0.0.1:1"}, []testpeer.FlagCase{
 		{"no connections", []string{"-n", "0"}, "-n must be at least 1"},
 		{"stray argument", []string{"-n", "5", "now"}, "unexpected arguments: now"},
 		{"unknown flag", []string{"-conns", "5"}, "flag provided but not defined: -conns"},
 		{"bad duration", []string{"-hold", "5"}, "invalid value \"5\" for flag -hold"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := Command(context.Background(), append([]string{"-addr", "127.0.0.1:1"}, tt.args...))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v; want an error containing %q", err, tt.want)
-			}
-		})
-	}
+	})
 }

@@ -2,9 +2,7 @@ package echo
 
 import (
 	"context"
-	"io"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,12 +31,7 @@ func TestMain(m *testing.M) { testpeer.Main(m, map[string]fleet.WorkerFunc{"echo
 // TestCommandFlags: a bad command line ends with a clear error before any
 // connection is dialed (the address is one nothing listens on).
 func TestCommandFlags(t *testing.T) {
-	cli.Stderr = io.Discard
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
+	testpeer.FlagErrors(t, Command, []string{"-addr", "127.0.0.1:1"}, []testpeer.FlagCase{
 		{"no connections", []string{"-c", "0"}, "-c, -k and -size must be at least 1"},
 		{"nothing outstanding", []string{"-k", "0"}, "-c, -k and -size must be at least 1"},
 		{"empty message", []string{"-size", "0"}, "-c, -k and -size must be at least 1"},
@@ -46,13 +39,5 @@ func TestCommandFlags(t *testing.T) {
 		{"unknown payload", []string{"-payload", "random"}, "random"},
 		{"json too small", []string{"-payload", "json", "-size", "10"}, "-payload json needs -size 53 or more"},
 		{"stray argument", []string{"x"}, "unexpected arguments: x"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := Command(context.Background(), append([]string{"-addr", "127.0.0.1:1"}, tt.args...))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v; want an error containing %q", err, tt.want)
-			}
-		})
-	}
+	})
 }

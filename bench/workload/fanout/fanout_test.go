@@ -2,9 +2,7 @@ package fanout
 
 import (
 	"context"
-	"io"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -105,24 +103,11 @@ func TestMain(m *testing.M) { testpeer.Main(m, map[string]fleet.WorkerFunc{"fano
 // TestCommandFlags: a bad command line ends with a clear error before any
 // connection is dialed (the address is one nothing listens on).
 func TestCommandFlags(t *testing.T) {
-	cli.Stderr = io.Discard
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
+	testpeer.FlagErrors(t, Command, []string{"-addr", "127.0.0.1:1"}, []testpeer.FlagCase{
 		{"no connections", []string{"-n", "0"}, "need -n ≥ 1, -interval > 0, -duration ≥ -interval and -grace ≥ 0"},
 		{"window under the interval", []string{"-interval", "2s", "-duration", "1s"}, "-duration ≥ -interval"},
 		{"negative grace", []string{"-grace", "-1s"}, "-grace ≥ 0"},
 		{"more rooms than connections", []string{"-n", "10", "-rooms", "11"}, "rooms"},
 		{"stray argument", []string{"x"}, "unexpected arguments: x"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := Command(context.Background(), append([]string{"-addr", "127.0.0.1:1"}, tt.args...))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v; want an error containing %q", err, tt.want)
-			}
-		})
-	}
+	})
 }

@@ -2,9 +2,7 @@ package push
 
 import (
 	"context"
-	"io"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -46,24 +44,11 @@ func TestMain(m *testing.M) { testpeer.Main(m, map[string]fleet.WorkerFunc{"push
 // TestCommandFlags: a bad command line ends with a clear error before any
 // connection is dialed (the address is one nothing listens on).
 func TestCommandFlags(t *testing.T) {
-	cli.Stderr = io.Discard
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
+	testpeer.FlagErrors(t, Command, []string{"-addr", "127.0.0.1:1"}, []testpeer.FlagCase{
 		{"no connections", []string{"-n", "0"}, "need -n ≥ 1, -interval > 0 and -duration ≥ -interval"},
 		{"window under the interval", []string{"-interval", "2s", "-duration", "1s"}, "-duration ≥ -interval"},
 		{"slow 100%", []string{"-slow-pct", "100"}, "-slow-pct must be in [0, 100)"},
 		{"slow negative", []string{"-slow-pct", "-1"}, "-slow-pct must be in [0, 100)"},
 		{"stray argument", []string{"x"}, "unexpected arguments: x"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := Command(context.Background(), append([]string{"-addr", "127.0.0.1:1"}, tt.args...))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v; want an error containing %q", err, tt.want)
-			}
-		})
-	}
+	})
 }

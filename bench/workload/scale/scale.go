@@ -199,14 +199,7 @@ func Command(ctx context.Context, args []string) error {
 	var cfg scaleConfig
 	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
 	cfg.register(fs)
-	if err := cli.ParseFlags(fs, args); err != nil {
-		return err
-	}
-	res, err := runScale(ctx, cfg)
-	if res != nil {
-		printScale(cli.Stdout, res)
-		report.Result(cli.Stdout, res)
-	}
+	_, err := report.Command(ctx, fs, args, func(ctx context.Context) (*scaleResult, error) { return runScale(ctx, cfg) }, printScale)
 	return err
 }
 

@@ -3,15 +3,14 @@ package scale
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/testpeer"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
@@ -158,23 +157,10 @@ func TestMain(m *testing.M) {
 // TestCommandFlags: a bad command line ends with a clear error before any
 // server is built or started.
 func TestCommandFlags(t *testing.T) {
-	cli.Stderr = io.Discard
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
+	testpeer.FlagErrors(t, Command, nil, []testpeer.FlagCase{
 		{"no connections", []string{"-n", "0"}, "need -n, -interval, -per-client, -per-src and -per-server above 0"},
 		{"zero interval", []string{"-interval", "0"}, "above 0"},
 		{"hold under interval", []string{"-interval", "2s", "-hold", "1s"}, "-hold must be at least one -interval"},
 		{"stray argument", []string{"x"}, "unexpected arguments: x"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := Command(context.Background(), tt.args)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v; want an error containing %q", err, tt.want)
-			}
-		})
-	}
+	})
 }

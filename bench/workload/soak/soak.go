@@ -214,14 +214,7 @@ func Command(ctx context.Context, args []string) error {
 	var cfg soakConfig
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	cfg.register(fs)
-	if err := cli.ParseFlags(fs, args); err != nil {
-		return err
-	}
-	res, err := runSoak(ctx, cfg)
-	if res != nil {
-		printSoak(cli.Stdout, res)
-		report.Result(cli.Stdout, res)
-	}
+	res, err := report.Command(ctx, fs, args, func(ctx context.Context) (*soakResult, error) { return runSoak(ctx, cfg) }, printSoak)
 	if err == nil && res.Verdict != "PASS" {
 		err = fmt.Errorf("FAIL: %s", strings.Join(res.Reasons, "; "))
 	}

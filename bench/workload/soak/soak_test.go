@@ -1,16 +1,13 @@
 package soak
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/wsmill/wsmill/bench/internal/cli"
 	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/testpeer"
@@ -306,12 +303,7 @@ func TestMain(m *testing.M) { testpeer.Main(m, map[string]fleet.WorkerFunc{"soak
 // TestCommandFlags: a bad command line ends with a clear error before any
 // connection is dialed (the address is one nothing listens on).
 func TestCommandFlags(t *testing.T) {
-	cli.Stderr = io.Discard
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
+	testpeer.FlagErrors(t, Command, []string{"-addr", "127.0.0.1:1"}, []testpeer.FlagCase{
 		{"not loopback", []string{"-addr", "10.0.0.1:80"}, "loopback"},
 		{"no good client", []string{"-good", "0"}, "need at least one good client (-good)"},
 		{"short", []string{"-duration", "1s"}, "-duration (≥ 5s)"},
@@ -319,13 +311,5 @@ func TestCommandFlags(t *testing.T) {
 		{"stop without pid", []string{"-stop"}, "-stop needs the server's -pid"},
 		{"unknown behaviour", []string{"-mix", "nosuch=3"}, "nosuch"},
 		{"stray argument", []string{"x"}, "unexpected arguments: x"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := Command(context.Background(), append([]string{"-addr", "127.0.0.1:1"}, tt.args...))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v; want an error containing %q", err, tt.want)
-			}
-		})
-	}
+	})
 }
