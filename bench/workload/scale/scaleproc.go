@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsmill/wsmill/bench/internal/fleet"
 	"github.com/wsmill/wsmill/bench/internal/target"
 )
 
@@ -104,26 +105,13 @@ func (c *scaleClient) send(m scaleCmd) error {
 // startScaleClient starts one client process with GOMAXPROCS=procs (0:
 // unset); its events go to events (an "exit" event when it has ended).
 func startScaleClient(spec scaleSpec, procs int, events chan<- scaleEvent) (*scaleClient, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
-	}
-	cmd := exec.Command(exe, "__scale")
-	cmd.Stderr = os.Stderr
+	var env []string
 	if procs > 0 {
-		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+		env = []string{"GOMAXPROCS=" + strconv.Itoa(procs)}
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := fleet.StartSelf("__scale", env)
 	if err != nil {
 		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start client process: %w", err)
 	}
 	c := &scaleClient{idx: spec.Index, Pid: cmd.Process.Pid, cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), exited: make(chan struct{})}
 	if err := c.enc.Encode(spec); err != nil {
