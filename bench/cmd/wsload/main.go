@@ -29,6 +29,7 @@ import (
 	"github.com/wsmill/wsmill/bench/workload/echo"
 	"github.com/wsmill/wsmill/bench/workload/fanout"
 	"github.com/wsmill/wsmill/bench/workload/push"
+	"github.com/wsmill/wsmill/bench/workload/roomfan"
 	"github.com/wsmill/wsmill/bench/workload/scale"
 	"github.com/wsmill/wsmill/bench/workload/soak"
 )
@@ -57,6 +58,9 @@ var subcommands = []subcommand{
 		"starts K wsmill processes with -reuseport and epoll client processes, holds N\n" +
 		"connections in steps, checks every greeting and every push of every connection"},
 	{"compare", compare.Command, nil, nil, "-workload echo|connections|push|fanout [-rounds 3] [-servers wsmill,gorilla,gws,nbio,rawecho,bin:PATH] [-out DIR] [workload flags]"},
+	{"roomfan", roomfan.Command, nil, nil, "[-n 18000] [-layouts 1,2] [-rounds 2] [-interval 1s] [-duration 15s] [-out DIR]\n" +
+		"one chat room across wsmill instances: 1 × N alone against 2 × N/2 over NATS\n" +
+		"(nats-server embedded), time to the last subscriber and CPU per message"},
 	{"plot", func(_ context.Context, args []string) error { return compare.PlotCommand(args) }, nil, nil, "-in DIR/compare-WORKLOAD.json [-out FILE.png]"},
 }
 

@@ -67,6 +67,7 @@ type Spec struct {
 	// fanout (and Interval)
 	Grace time.Duration `json:"grace,omitempty"`
 	Rooms int           `json:"rooms,omitempty"` // > 0: connection Offset+i upgrades at /ws?room=r((Offset+i)%Rooms)
+	Chat  string        `json:"chat,omitempty"`  // non-empty: connection Offset+i upgrades at /chat?room=Chat&name=s(Offset+i)
 
 	// Params is the workload's own part of the spec (soak's), as JSON:
 	// the workload encodes and decodes it (DecodeParams).

@@ -39,7 +39,9 @@ type Config struct {
 	Interval time.Duration
 	Duration time.Duration
 	Grace    time.Duration
-	Rooms    int // > 0: connection i joins room i%Rooms (fanoutrooms.go)
+	Rooms    int    // > 0: connection i joins room i%Rooms (fanoutrooms.go)
+	Chat     string // non-empty: every connection joins this /chat room (fanoutchat.go)
+	At       int64  // unix ns: open the window then (several fanouts over one room, wsload roomfan); 0: when connected
 	Quiet    bool
 }
 
@@ -49,6 +51,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "measured window: the broadcasts sent in it are counted")
 	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "how long after the window a broadcast sent in it may still arrive (later is missing)")
 	c.Dialing.Register(fs, 0, "0: one per 9,000 connections", true)
+	fs.StringVar(&c.Chat, "chat", "", "room: connections upgrade at /chat?room=ROOM&name=sI (wsmill's room chat, no greeting) and read the chat's JSON messages whose text is \"F\"+unix ns, sent by a publisher (wsload roomfan)")
+	fs.Int64Var(&c.At, "at", 0, "unix ns at which the measured window opens, shared by several fanout processes measuring one room (0: once connected); being connected later is an error")
 	fs.IntVar(&c.Rooms, "rooms", 0, "rooms: connection i upgrades at /ws?room=r(i%R), for a server started with -fanout-rooms (0: plain /ws, for a broadcast)")
 }
 
@@ -119,6 +123,7 @@ type Result struct {
 	ReadLastP50ms float64        `json:"read_last_p50_ms"`
 	Errors        map[string]int `json:"errors,omitempty"`
 	Warning       string         `json:"warning,omitempty"`
+	Bcasts        []fanoutBcast  `json:"bcasts,omitempty"` // with -at: each broadcast, to merge with other processes' (roomfan)
 	RSSBefore     int64          `json:"rss_before"`
 	RSSConnected  int64          `json:"rss_connected"`
 	RSSAfter      int64          `json:"rss_after"`
@@ -208,6 +213,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := checkRooms(cfg.Rooms, cfg.N); err != nil {
 		return nil, err
 	}
+	if err := checkChat(cfg.Chat, cfg.Rooms); err != nil {
+		return nil, err
+	}
 	procs := fleet.SplitProcs(cfg.N, cfg.Procs)
 	res := &Result{Workload: "fanout", N: cfg.N, Rooms: cfg.Rooms, Procs: procs, IntervalMs: stats.Ms(cfg.Interval),
 		Seconds: cfg.Duration.Seconds(), Expected: int(cfg.Duration / cfg.Interval), Errors: map[string]int{}}
@@ -219,8 +227,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.RSSBefore = ps.RSS
 	}
 	spec := cfg.Dialing.Spec("fanout", cfg.Addr)
-	spec.Greeting, spec.ReadBuf, spec.Stamps = true, 1024, true
-	spec.Interval, spec.Grace, spec.Rooms = cfg.Interval, cfg.Grace, cfg.Rooms
+	spec.Greeting, spec.ReadBuf, spec.Stamps = cfg.Chat == "", 1024, true
+	spec.Interval, spec.Grace, spec.Rooms, spec.Chat = cfg.Interval, cfg.Grace, cfg.Rooms, cfg.Chat
 	p, sum, err := fleet.OpenPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate}, !cfg.Quiet)
 	if err != nil {
 		return nil, err
@@ -235,6 +243,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// The window is in absolute time (the clock the payloads carry), a
 	// little ahead so that every worker has it before it opens.
 	at := time.Now().Add(200 * time.Millisecond)
+	if cfg.At != 0 {
+		if at = time.Unix(0, cfg.At); time.Until(at) < 100*time.Millisecond {
+			return nil, fmt.Errorf("-at: connected %v after the window opened (give the dials more time)", -time.Until(at).Round(time.Millisecond))
+		}
+	}
 	if err := p.Broadcast(fleet.Command{Cmd: "start", At: at.UnixNano(), Duration: cfg.Duration}); err != nil {
 		return nil, err
 	}
@@ -307,6 +320,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	bcasts := mergeBcasts(lists...)
 	res.Broadcasts = len(bcasts)
+	if cfg.At != 0 {
+		res.Bcasts = bcasts
+	}
 	res.Missing, res.Complete = missingDeliveries(bcasts, res.Open)
 	res.P50ms = float64(h.ValueAtQuantile(50)) / 1000
 	res.P99ms = float64(h.ValueAtQuantile(99)) / 1000
@@ -395,6 +411,9 @@ func Worker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emi
 				return
 			}
 			send, ok := parseFanout(op, p)
+			if !ok && spec.Chat != "" {
+				send, ok = parseChatFanout(op, p)
+			}
 			ws, we := w0.Load(), w1.Load()
 			if !ok || ws == 0 || send < ws || send >= we {
 				continue

@@ -32,6 +32,9 @@ func roomTarget(g, rooms int) string {
 func roomOpts(spec fleet.Spec, i int) wsclient.Options {
 	o := spec.DefaultOpts(i)
 	o.Target = roomTarget(spec.Offset+i, spec.Rooms)
+	if spec.Chat != "" {
+		o.Target = chatTarget(spec.Chat, spec.Offset+i)
+	}
 	return o
 }
 
