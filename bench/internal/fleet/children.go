@@ -23,12 +23,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
@@ -143,23 +141,9 @@ func startInProc(ctx context.Context, spec Spec) *Worker {
 
 // startChild runs a worker as a child process of this binary.
 func startChild(spec Spec) (*Worker, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
-	}
-	cmd := exec.Command(exe, "__worker")
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := StartSelf("__worker", nil)
 	if err != nil {
 		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start worker process: %w", err)
 	}
 	w := &Worker{idx: spec.Index, Events: make(chan Event, 256), Pid: cmd.Process.Pid}
 	var mu sync.Mutex

@@ -18,6 +18,13 @@
 // set of clients per room (the room from /ws?room=NAME) and each broadcast
 // is offered to the members of every room in turn, as a chat with rooms
 // built on the chat example's hub does.
+//
+// This peer stays a single file on purpose and shares no code with the
+// other peers or with wsload: each peer is written in its own library's
+// idiom, the way that library's docs show, so that it measures the library
+// and not our helpers. The greeting, push loop and broadcast look alike
+// across peers (duplicates lists them) because the contract is the same;
+// they are not to be merged.
 package main
 
 import (

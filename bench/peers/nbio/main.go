@@ -19,6 +19,13 @@
 // http.Handler once Upgrade has returned the conn (nbio's examples set
 // per-connection state there) and left in OnClose; a publish walks every
 // room with the same non-blocking WriteMessage.
+//
+// This peer stays a single file on purpose and shares no code with the
+// other peers or with wsload: each peer is written in its own library's
+// idiom, the way that library's docs show, so that it measures the library
+// and not our helpers. The greeting, push loop and broadcast look alike
+// across peers (duplicates lists them) because the contract is the same;
+// they are not to be merged.
 package main
 
 import (

@@ -20,6 +20,13 @@
 // the rest on the connection and switches its interest from EPOLLIN to
 // EPOLLOUT, so the loop stops reading that client until the rest is out:
 // nothing ever blocks and per-connection memory stays bounded by one read.
+//
+// This peer stays a single file on purpose and shares no code with the
+// other peers or with wsload: each peer is written in its own library's
+// idiom, the way that library's docs show, so that it measures the library
+// and not our helpers. The greeting, push loop and broadcast look alike
+// across peers (duplicates lists them) because the contract is the same;
+// they are not to be merged.
 package main
 
 import (

@@ -13,6 +13,13 @@
 // -fanout-interval D it also broadcasts "F" + its unix-nanosecond send time
 // every D; it prints "listening on ADDR" to stderr once ready and exits 0
 // on SIGINT/SIGTERM.
+//
+// This peer stays a single file on purpose and shares no code with the
+// other peers or with wsload: each peer is written in its own library's
+// idiom, the way that library's docs show, so that it measures the library
+// and not our helpers. The greeting, push loop and broadcast look alike
+// across peers (duplicates lists them) because the contract is the same;
+// they are not to be merged.
 package main
 
 import (
