@@ -22,6 +22,7 @@ import (
 
 	"github.com/wsmill/wsmill/bench/internal/proc"
 	"github.com/wsmill/wsmill/bench/internal/stats"
+	"github.com/wsmill/wsmill/bench/internal/target"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
 )
 
@@ -288,12 +289,9 @@ func (c *Config) binaries(ctx context.Context, tmp string) error {
 	if c.WsmillBin != "" && c.NatsdBin != "" {
 		return nil
 	}
-	root := c.Root
-	if root == "" {
-		var err error
-		if root, err = findRoot(); err != nil {
-			return err
-		}
+	root, _, err := target.FindRoot(c.Root)
+	if err != nil {
+		return err
 	}
 	for _, b := range []struct {
 		into *string
@@ -314,25 +312,6 @@ func (c *Config) binaries(ctx context.Context, tmp string) error {
 		*b.into = out
 	}
 	return nil
-}
-
-// findRoot walks up from the working directory to wsmill's go.mod.
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(b, []byte("module github.com/wsmill/wsmill\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("wsmill's go.mod not found above the working directory: give -root")
-		}
-		dir = parent
-	}
 }
 
 // child is a process of a layout.
@@ -365,13 +344,7 @@ func (c *Config) start(ctx context.Context, tmp, name, bin string, args ...strin
 }
 
 // tail is the end of a child's log, for an error message.
-func (ch *child) tail() string {
-	b, _ := os.ReadFile(ch.log.Name())
-	if len(b) > 1500 {
-		b = b[len(b)-1500:]
-	}
-	return string(b)
-}
+func (ch *child) tail() string { return target.Tail(ch.log.Name(), 1500) }
 
 // stop ends a server process: SIGTERM, then its exit.
 func (ch *child) stop() {
