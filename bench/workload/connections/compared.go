@@ -27,6 +27,7 @@ func (w *compared) Metrics() []report.Metric {
 		report.NewMetric("dial_rate", "dial rate (conn/s)", "%.0f", "higher", 0),
 		report.NewMetric("server_after.rss_bytes", "RSS after (MiB)", "%.1f", "lower", 1.0/(1<<20)),
 		report.NewMetric("connected", "connected", "%.0f", "higher", 0),
+		report.NewMetric("deflate_conns", "deflate conns", "%.0f", "higher", 0),
 		report.NewMetric("failed", "failed", "%.0f", "lower", 0),
 		report.NewMetric("lost_during_hold", "lost", "%.0f", "lower", 0),
 	}

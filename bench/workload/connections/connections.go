@@ -27,6 +27,7 @@ type Config struct {
 	N        int
 	Greeting bool
 	Hold     time.Duration
+	Deflate  bool // offer permessage-deflate on every connection
 	Quiet    bool // no progress bar
 }
 
@@ -35,6 +36,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	c.Dialing.Register(fs, 0, "0: one per 9,000 connections", true)
 	fs.BoolVar(&c.Greeting, "greeting", true, "require the \"Hi Client!\" greeting on each connection")
 	fs.DurationVar(&c.Hold, "hold", 5*time.Second, "idle time after the last connection before the server is measured")
+	fs.BoolVar(&c.Deflate, "deflate", false, "offer permessage-deflate on every connection: the memory of idle connections that negotiated it (deflate_conns says how many did)")
 }
 
 // Command runs "wsload connections".
@@ -60,6 +62,7 @@ type Result struct {
 	DialSeconds    float64        `json:"dial_s"`
 	DialRate       float64        `json:"dial_rate"`
 	LostDuringHold int            `json:"lost_during_hold"`
+	DeflateConns   int            `json:"deflate_conns"` // connections that negotiated permessage-deflate (-deflate)
 	Before         *proc.Stat     `json:"server_before,omitempty"`
 	After          *proc.Stat     `json:"server_after,omitempty"`
 	AfterClose     *proc.Stat     `json:"server_after_close,omitempty"`
@@ -85,7 +88,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Before = &ps
 	}
 	spec := cfg.Dialing.Spec("connections", cfg.Addr)
-	spec.Greeting, spec.ReadBuf = cfg.Greeting, 1024
+	spec.Greeting, spec.ReadBuf, spec.Deflate = cfg.Greeting, 1024, cfg.Deflate
 	p, err := fleet.StartPool(ctx, spec, fleet.PoolOptions{Total: cfg.N, Procs: procs, Rate: cfg.Rate})
 	if err != nil {
 		return nil, err
@@ -120,6 +123,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	alive := 0
 	for _, e := range done {
 		alive += e.Alive
+		if len(e.Part) > 0 {
+			d, err := fleet.DecodePart[donePart](e)
+			if err != nil {
+				return nil, err
+			}
+			res.DeflateConns += d.Deflate
+		}
 		for k, v := range e.Errors {
 			res.Errors["lost: "+k] += v
 		}
@@ -168,12 +178,15 @@ func Print(w io.Writer, r *Result) {
 // Worker holds its connections, reading (and discarding) what
 // the server sends so that a connection the server drops is noticed.
 func Worker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emit func(fleet.Event)) error {
-	var alive atomic.Int64
+	var alive, deflated atomic.Int64
 	var closing atomic.Bool
 	var lmu sync.Mutex
 	lost := map[string]int{}
 	plan := fleet.DialPlan{Opts: spec.DefaultOpts, Connected: func(i int, c *wsclient.Conn) {
 		alive.Add(1)
+		if c.Deflate() {
+			deflated.Add(1)
+		}
 		go func() {
 			for {
 				if _, _, err := c.ReadMessage(); err != nil {
@@ -199,6 +212,13 @@ func Worker(ctx context.Context, spec fleet.Spec, cmds <-chan fleet.Command, emi
 	}
 	lmu.Unlock()
 	fleet.CloseConns(conns)
-	emit(fleet.Event{Type: "done", Alive: n, Errors: lostCopy})
+	ev := fleet.ResultEvent(donePart{Deflate: int(deflated.Load())})
+	ev.Type, ev.Alive, ev.Errors = "done", n, lostCopy
+	emit(ev)
 	return nil
+}
+
+// donePart is what a worker adds to its "done" event.
+type donePart struct {
+	Deflate int `json:"deflate"` // its connections that negotiated permessage-deflate
 }
