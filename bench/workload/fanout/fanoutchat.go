@@ -19,24 +19,31 @@ func chatTarget(room string, g int) string {
 	return "/chat?room=" + room + "&name=s" + strconv.Itoa(g)
 }
 
-// checkChat validates -chat: the chat's own name rule
-// ([A-Za-z0-9_-]{1,64}, anything else is a 400), and not with -rooms.
-func checkChat(room string, rooms int) error {
-	if room == "" {
-		return nil
-	}
-	if rooms != 0 {
-		return fmt.Errorf("-chat and -rooms are two ways to choose a room: give one")
-	}
-	if len(room) > 64 {
-		return fmt.Errorf("-chat %q: a room name is at most 64 bytes", room)
+// ValidChatRoom is the chat's own rule for a room name,
+// [A-Za-z0-9_-]{1,64}: the chat answers 400 to anything else.
+func ValidChatRoom(room string) bool {
+	if len(room) < 1 || len(room) > 64 {
+		return false
 	}
 	for i := 0; i < len(room); i++ {
 		switch c := room[i]; {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
 		default:
-			return fmt.Errorf("-chat %q: a room name is [A-Za-z0-9_-]{1,64} (the chat answers 400 to anything else)", room)
+			return false
 		}
+	}
+	return true
+}
+
+// checkChat validates -chat: a valid room name, and not with -rooms.
+func checkChat(room string, rooms int) error {
+	switch {
+	case room == "":
+		return nil
+	case rooms != 0:
+		return fmt.Errorf("-chat and -rooms are two ways to choose a room: give one")
+	case !ValidChatRoom(room):
+		return fmt.Errorf("-chat %q: a room name is [A-Za-z0-9_-]{1,64} (the chat answers 400 to anything else)", room)
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/wsmill/wsmill/bench/internal/stats"
 	"github.com/wsmill/wsmill/bench/internal/target"
 	"github.com/wsmill/wsmill/bench/internal/wsclient"
+	"github.com/wsmill/wsmill/bench/workload/fanout"
 )
 
 // Config is the command line of wsload roomfan.
@@ -37,7 +38,6 @@ type Config struct {
 	Settle    time.Duration
 	Room      string
 	Src       string
-	PortBase  int
 	WsmillBin string
 	NatsdBin  string
 	Root      string
@@ -55,7 +55,6 @@ func (c *Config) flags(fs *flag.FlagSet) *string {
 	fs.DurationVar(&c.Settle, "settle", 40*time.Second, "from starting a layout's subscribers to opening the window: every one must be connected by then")
 	fs.StringVar(&c.Room, "room", "fan", "the chat room")
 	fs.StringVar(&c.Src, "src", "127.0.0.2,127.0.0.3,127.0.0.4", "source addresses of the subscribers, used round-robin")
-	fs.IntVar(&c.PortBase, "port-base", 18400, "NATS listens on this port, the instances on the next ones")
 	fs.StringVar(&c.WsmillBin, "wsmill-bin", "", "wsmill binary (default: built from -root)")
 	fs.StringVar(&c.NatsdBin, "natsd-bin", "", "cmd/natsd binary (default: built from -root)")
 	fs.StringVar(&c.Root, "root", "", "wsmill repository root (default: found from the working directory)")
@@ -86,9 +85,7 @@ func (c *Config) validate() error {
 		return errors.New("need -interval > 0 and -duration ≥ -interval")
 	case c.Grace < 0 || c.Settle <= 0:
 		return errors.New("need -grace ≥ 0 and -settle > 0")
-	case c.PortBase < 1024 || c.PortBase > 65000:
-		return fmt.Errorf("-port-base %d: want 1024..65000", c.PortBase)
-	case !validRoom(c.Room):
+	case !fanout.ValidChatRoom(c.Room):
 		return fmt.Errorf("-room %q: the chat takes [A-Za-z0-9_-]{1,64}", c.Room)
 	case len(c.Layouts) == 0:
 		return errors.New("-layouts: none given")
@@ -99,20 +96,6 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
-}
-
-func validRoom(s string) bool {
-	if len(s) < 1 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // shares splits n subscribers over k instances, the first ones taking the
@@ -289,27 +272,22 @@ func (c *Config) binaries(ctx context.Context, tmp string) error {
 	if c.WsmillBin != "" && c.NatsdBin != "" {
 		return nil
 	}
-	root, _, err := target.FindRoot(c.Root)
+	root, benchDir, err := target.FindRoot(c.Root)
 	if err != nil {
 		return err
 	}
-	for _, b := range []struct {
-		into *string
-		pkg  string
-	}{{&c.WsmillBin, "."}, {&c.NatsdBin, "./cmd/natsd"}} {
-		if *b.into != "" {
-			continue
+	if c.WsmillBin == "" {
+		if c.WsmillBin, err = target.Build(ctx, target.Spec{Label: "wsmill"}, root, benchDir, tmp); err != nil {
+			return err
 		}
-		out := filepath.Join(tmp, filepath.Base(filepath.Clean(b.pkg)))
-		if b.pkg == "." {
-			out = filepath.Join(tmp, "wsmill")
-		}
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, b.pkg)
+	}
+	if c.NatsdBin == "" {
+		c.NatsdBin = filepath.Join(tmp, "natsd")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", c.NatsdBin, "./cmd/natsd")
 		cmd.Dir = root
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", b.pkg, err, msg)
+			return fmt.Errorf("go build ./cmd/natsd: %v\n%s", err, msg)
 		}
-		*b.into = out
 	}
 	return nil
 }
@@ -346,7 +324,7 @@ func (c *Config) start(ctx context.Context, tmp, name, bin string, args ...strin
 // tail is the end of a child's log, for an error message.
 func (ch *child) tail() string { return target.Tail(ch.log.Name(), 1500) }
 
-// stop ends a server process: SIGTERM, then its exit.
+// stop ends nats-server: SIGINT, then its exit.
 func (ch *child) stop() {
 	if ch.cmd.ProcessState == nil {
 		_ = ch.cmd.Process.Signal(os.Interrupt)
@@ -376,20 +354,18 @@ func waitListening(ctx context.Context, addr string, ch *child) error {
 // runLayout runs k instances (over NATS when k > 1) for one round.
 func (c *Config) runLayout(ctx context.Context, self, tmp string, round, k int) (*Run, error) {
 	run := &Run{Round: round, Instances: k, Bus: k > 1}
-	var servers []*child
-	defer func() {
-		for i := len(servers) - 1; i >= 0; i-- {
-			servers[i].stop()
-		}
-	}()
 	natsURL, natsPID := "", 0
 	if k > 1 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.PortBase))
-		ns, err := c.start(ctx, tmp, fmt.Sprintf("natsd-r%d", round), c.NatsdBin, "-host", "127.0.0.1", "-port", strconv.Itoa(c.PortBase))
+		port, err := target.FreePort()
 		if err != nil {
 			return nil, err
 		}
-		servers = append(servers, ns)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ns, err := c.start(ctx, tmp, fmt.Sprintf("natsd-r%d", round), c.NatsdBin, "-host", "127.0.0.1", "-port", strconv.Itoa(port))
+		if err != nil {
+			return nil, err
+		}
+		defer ns.stop()
 		if err := waitListening(ctx, addr, ns); err != nil {
 			return nil, err
 		}
@@ -397,21 +373,18 @@ func (c *Config) runLayout(ctx context.Context, self, tmp string, round, k int) 
 	}
 	addrs := make([]string, k)
 	pids := make([]int, k)
+	extra := []string{"-metrics-addr", "127.0.0.1:0", "-idle-timeout", "0"}
+	if natsURL != "" {
+		extra = append(extra, "-nats", natsURL)
+	}
 	for i := range addrs {
-		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.PortBase+1+i))
-		args := []string{"-addr", addrs[i], "-metrics-addr", "127.0.0.1:0", "-push-interval", "1h", "-idle-timeout", "0"}
-		if natsURL != "" {
-			args = append(args, "-nats", natsURL)
-		}
-		srv, err := c.start(ctx, tmp, fmt.Sprintf("wsmill-r%d-k%d-%d", round, k, i), c.WsmillBin, args...)
+		name := fmt.Sprintf("wsmill-r%d-k%d-%d", round, k, i)
+		srv, err := target.Start(ctx, name, c.WsmillBin, time.Hour, extra, filepath.Join(tmp, name+".log"))
 		if err != nil {
 			return nil, err
 		}
-		servers = append(servers, srv)
-		if err := waitListening(ctx, addrs[i], srv); err != nil {
-			return nil, err
-		}
-		pids[i] = srv.cmd.Process.Pid
+		defer srv.Stop()
+		addrs[i], pids[i] = srv.Addr, srv.Cmd.Process.Pid
 	}
 
 	at := time.Now().Add(c.Settle)

@@ -31,7 +31,7 @@ func TestFlags(t *testing.T) {
 		{"-layouts", "0"}, {"-layouts", "1,x"}, {"-layouts", "9"}, {"-layouts", ""},
 		{"-n", "1", "-layouts", "1,2"}, {"-rounds", "0"}, {"-interval", "0s"},
 		{"-duration", "1s", "-interval", "2s"}, {"-settle", "0s"}, {"-grace", "-1s"},
-		{"-room", "a.b"}, {"-room", "a>"}, {"-room", ""}, {"-port-base", "80"},
+		{"-room", "a.b"}, {"-room", "a>"}, {"-room", ""},
 	} {
 		if err := parse(bad...); err == nil {
 			t.Errorf("%q: no error", bad)
