@@ -128,7 +128,7 @@ func Command(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Out, "out", "", "directory for the JSON, Markdown and PNG results (default: ROOT/bench/results)")
 	fs.DurationVar(&cfg.PushInterval, "push-interval", 5*time.Second, "the servers' -push-interval (the push workload uses -interval instead; fanout defaults to 1h)")
 	fs.DurationVar(&cfg.Pause, "pause", 2*time.Second, "pause between runs, for the machine to settle")
-	fs.StringVar(&cfg.WsmillFlags, "wsmill-flags", "-idle-timeout 0", "extra flags for the repository-root wsmill and for bin: servers (space-separated)")
+	fs.StringVar(&cfg.WsmillFlags, "wsmill-flags", "-idle-timeout 0", "extra flags for the repository-root wsmill and bin: builds of it (space-separated)")
 	fs.StringVar(&cfg.Baseline, "baseline", "", "server whose medians the ratios divide by (default: wsmill if compared, else the first server)")
 	if cfg.Workload == "" {
 		if err := fs.Parse(args); err != nil {
@@ -266,8 +266,10 @@ type serverSpec struct {
 // root's binary, except for a workload that needs broadcasts (fanout): the
 // root binary has none, so there it is bench/peers/wsmill, the peer
 // written on wsmill's API.
-// "bin:PATH" is a prebuilt binary with the root wsmill's flags (an A/B of
-// two builds), labelled by its base name.
+// "bin:PATH" is a prebuilt binary (an A/B of two builds), labelled by its
+// base name: a build of the root wsmill, taking its flags, or for a
+// workload that needs broadcasts a build of bench/peers/wsmill (go build
+// -o PATH ./peers/wsmill), taking the peer's.
 func resolveServers(names []string, needs Needs, modes []string) ([]serverSpec, error) {
 	if len(names) == 0 {
 		return nil, errors.New("-servers is empty")
@@ -298,7 +300,7 @@ func resolveServers(names []string, needs Needs, modes []string) ([]serverSpec, 
 			if st.IsDir() || st.Mode()&0o111 == 0 {
 				return nil, fmt.Errorf("server %s: not an executable file", n)
 			}
-			sp = serverSpec{Label: filepath.Base(abs), Bin: abs, WsmillFlags: true}
+			sp = serverSpec{Label: filepath.Base(abs), Bin: abs, WsmillFlags: !needs.Broadcast}
 		case n == "wsmill" && needs.Broadcast:
 			sp = serverSpec{Label: n, Peer: "wsmill"}
 		case n == "wsmill":

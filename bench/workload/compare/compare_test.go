@@ -36,6 +36,8 @@ func TestResolveServers(t *testing.T) {
 			[]serverSpec{{Label: "rawecho", Peer: "rawecho", Skip: "rawecho does not push"}}, false},
 		{"prebuilt", []string{"bin:" + bin}, Needs{},
 			[]serverSpec{{Label: "wsmill-after", Bin: bin, WsmillFlags: true}}, false},
+		{"prebuilt peer for fanout", []string{"bin:" + bin}, Needs{Broadcast: true},
+			[]serverSpec{{Label: "wsmill-after", Bin: bin}}, false},
 		{"missing binary", []string{"bin:" + bin + "-nope"}, Needs{}, nil, true},
 		{"twice", []string{"bin:" + bin, "bin:" + bin}, Needs{}, nil, true},
 		{"empty", nil, Needs{}, nil, true},
