@@ -52,7 +52,13 @@ func TestBrowserDeflate(t *testing.T) {
 	if !strings.HasPrefix(res.Ext, "permessage-deflate") || !strings.Contains(res.Ext, "client_no_context_takeover") {
 		t.Errorf("ws.extensions = %q; want permessage-deflate with client_no_context_takeover", res.Ext)
 	}
+	// The server counts a message sent once its write returns, which may
+	// be after Chromium has read the echo: wait a little for the count.
 	after := bs.srv.Stats()
+	for deadline := time.Now().Add(2 * time.Second); after.DeflateOut <= before.DeflateOut && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		after = bs.srv.Stats()
+	}
 	if after.DeflateIn <= before.DeflateIn {
 		t.Errorf("DeflateIn %d -> %d: Chromium's message did not arrive compressed", before.DeflateIn, after.DeflateIn)
 	}
