@@ -206,13 +206,20 @@ func topicSeq(p []byte) (pub, seq int, ok bool) {
 }
 
 // TestTopicRace: publishers, subscribers churning on one topic and
-// clients dropping, all at once (run it with -race). Each client gets each
-// publisher's frames at most once and in increasing order; at the end the
-// table is empty.
+// clients dropping, all at once (run it with -race), with the topic under
+// broadcastSerial (the publisher writes every share) and past it (shares
+// go to the fan-out goroutines too). Each client gets each publisher's
+// frames at most once and in increasing order; at the end the table is
+// empty.
 func TestTopicRace(t *testing.T) {
+	t.Run("serial", func(t *testing.T) { topicRace(t, 24) })
+	t.Run("parallel", func(t *testing.T) { topicRace(t, 3*broadcastSerial) }) // about half subscribed at a time
+}
+
+func topicRace(t *testing.T, clients int) {
 	app := &topicApp{}
 	s, addr := startServer(t, Config{App: app, Workers: 2})
-	const clients, pubs, frames = 24, 3, 300
+	const pubs, frames = 3, 300
 	var conns []libConn
 	for i := range clients {
 		conns = append(conns, libDial(t, libClients[i%2], addr))
